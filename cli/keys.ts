@@ -1,0 +1,36 @@
+/**
+ * `phase keygen`: creates an Ed25519 key file (a node key, or a release key
+ * for signing boot manifests) and prints its peer id.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { writeKeyFile } from "../runner/mod.ts";
+import { generateKey, toBase64 } from "../schemas/mod.ts";
+import { dataDir, dataPaths } from "./paths.ts";
+
+/** `phase keygen [--output FILE] [--json]` */
+export async function keygenCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      output: { type: "string", short: "o" },
+      "data-dir": { type: "string" },
+      json: { type: "boolean" },
+    },
+  });
+  const path = values.output ?? dataPaths(dataDir(values["data-dir"])).key;
+  const key = await generateKey();
+  await writeKeyFile(path, key);
+  if (values.json) {
+    console.log(JSON.stringify({
+      path,
+      peer_id: key.peerId,
+      public_key: toBase64(key.publicKey),
+    }));
+  } else {
+    console.log(`wrote ${path}`);
+    console.log(`peer id:    ${key.peerId}`);
+    console.log(`public key: ${toBase64(key.publicKey)}`);
+  }
+  return 0;
+}

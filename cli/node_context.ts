@@ -1,0 +1,75 @@
+/**
+ * What every job-running command needs: the node key, where receipts go,
+ * and a sandbox pool; with Private mode enforced.
+ * @module
+ */
+import { loadIdentity, SandboxPool } from "../runner/mod.ts";
+import type { NodeKey } from "../schemas/mod.ts";
+import { CliError } from "./errors.ts";
+import { dataDir, dataPaths } from "./paths.ts";
+
+/** Options shared by commands that run jobs. */
+export interface NodeOptions {
+  /** Data directory override. */
+  "data-dir"?: string;
+  /** Key file override. */
+  key?: string;
+  /** Receipts directory override. */
+  receipts?: string;
+  /** Use a throwaway key. */
+  ephemeral?: boolean;
+  /** Private mode: throwaway key, nothing logged, writes denied. */
+  private?: boolean;
+}
+
+/** parseArgs definitions for {@link NodeOptions}. */
+export const NODE_OPTIONS = {
+  "data-dir": { type: "string" },
+  key: { type: "string" },
+  receipts: { type: "string" },
+  ephemeral: { type: "boolean" },
+  private: { type: "boolean" },
+} as const;
+
+/** A ready node. */
+export interface NodeContext {
+  /** Signing key. */
+  key: NodeKey;
+  /** Where receipts are logged, or null (Private mode). */
+  receiptsDir: string | null;
+  /** Sandbox processes. */
+  sandbox: SandboxPool;
+}
+
+/**
+ * Refuses Private mode unless this process cannot write files: Private mode
+ * is enforced by the permission system, not by good intentions.
+ */
+export function assertPrivateMode(): void {
+  if (Deno.permissions.querySync({ name: "write" }).state === "granted") {
+    throw new CliError(
+      "private mode needs write permission denied: run without --allow-write (and without -A)",
+    );
+  }
+}
+
+/** Opens the node for the given options. */
+export async function openNode(
+  options: NodeOptions,
+  sandboxSize = 1,
+): Promise<NodeContext> {
+  if (options.private) assertPrivateMode();
+  const ephemeral = options.private || options.ephemeral;
+  const paths = ephemeral && options.private
+    ? null
+    : dataPaths(dataDir(options["data-dir"]));
+  const key = await loadIdentity({
+    path: options.key ?? paths?.key ?? "",
+    ephemeral,
+  });
+  return {
+    key,
+    receiptsDir: options.private ? null : options.receipts ?? paths!.receipts,
+    sandbox: new SandboxPool({ size: sandboxSize }),
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * `phase run` and `phase execute-job`: run a module locally in the sandbox
+ * and produce a signed receipt.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  JobRefused,
+  type JobResult,
+  logReceipt,
+  type Preopen,
+  runJob,
+} from "../runner/mod.ts";
+import {
+  type JobManifest,
+  type Receipt,
+  validateJobManifest,
+  verifyReceipt,
+} from "../schemas/mod.ts";
+import { CliError, UsageError } from "./errors.ts";
+import { NODE_OPTIONS, type NodeOptions, openNode } from "./node_context.ts";
+import { receiptLines, renderLines } from "./render.ts";
+
+/** Exit statuses for runs that did not end by the guest's own exit. */
+export const EXIT_STATUS = {
+  timeout: 124,
+  memory_limit: 125,
+  fuel_exhausted: 124,
+  trap: 134,
+} as const;
+
+const MAX_STDIN = 256 * 1024 * 1024;
+
+/** Reads a file for a command, with a one-line error. */
+export async function readInput(
+  path: string,
+  what: string,
+): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    const reason = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : (error as Error).message;
+    throw new CliError(`cannot read ${what} ${path}: ${reason}`);
+  }
+}
+
+/** Reads a job manifest file and validates it. */
+export async function readManifest(path: string): Promise<JobManifest> {
+  const text = new TextDecoder().decode(await readInput(path, "job manifest"));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new CliError(`job manifest ${path} is not JSON`);
+  }
+  return validateJobManifest(parsed);
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  if (Deno.stdin.isTerminal()) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    size += chunk.length;
+    if (size > MAX_STDIN) {
+      throw new CliError(`standard input is larger than ${MAX_STDIN} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+function parsePreopen(text: string): Preopen {
+  const colon = text.indexOf(":");
+  const host = colon === -1 ? text : text.slice(0, colon);
+  const guest = colon === -1 ? text : text.slice(colon + 1);
+  if (!host || !guest) {
+    throw new UsageError(`--dir wants HOST:GUEST, got ${text}`);
+  }
+  try {
+    if (!Deno.statSync(host).isDirectory) {
+      throw new CliError(`--dir ${host} is not a directory`);
+    }
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`--dir ${host}: ${(error as Error).message}`);
+  }
+  return { host, guest };
+}
+
+function parseEnv(items: string[]): Record<string, string> | undefined {
+  if (items.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--env wants K=V, got ${item}`);
+    env[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return env;
+}
+
+function positiveNumber(
+  value: string | undefined,
+  flag: string,
+  integer = false,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(
+      `--${flag} wants a positive ${
+        integer ? "integer" : "number"
+      }, got ${value}`,
+    );
+  }
+  return n;
+}
+
+/** Splits argv at the first `--`: options before, guest args after. */
+export function splitGuestArgs(
+  argv: string[],
+): [string[], string[] | undefined] {
+  const at = argv.indexOf("--");
+  return at === -1
+    ? [argv, undefined]
+    : [argv.slice(0, at), argv.slice(at + 1)];
+}
+
+async function runAndLog(
+  options: NodeOptions,
+  spec: Parameters<typeof runJob>[0],
+): Promise<JobResult> {
+  const node = await openNode(options);
+  try {
+    const result = await runJob(spec, node);
+    if (node.receiptsDir) await logReceipt(node.receiptsDir, result.receipt);
+    return result;
+  } catch (error) {
+    if (error instanceof JobRefused) throw new CliError(error.message);
+    throw error;
+  } finally {
+    await node.sandbox.close();
+  }
+}
+
+/** `phase run <module.wasm> [options] [-- args…]` */
+export async function runCommand(argv: string[]): Promise<number> {
+  const [own, guestArgs] = splitGuestArgs(argv);
+  const { values, positionals } = parseArgs({
+    args: own,
+    allowPositionals: true,
+    options: {
+      ...NODE_OPTIONS,
+      dir: { type: "string", multiple: true, default: [] },
+      env: { type: "string", multiple: true, default: [] },
+      memory: { type: "string" },
+      timeout: { type: "string" },
+      "output-limit": { type: "string" },
+      scratch: { type: "string" },
+      manifest: { type: "string" },
+      receipt: { type: "string" },
+      json: { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
+    },
+  });
+  const [modulePath, ...extra] = positionals;
+  if (!modulePath) {
+    throw new UsageError("usage: phase run <module.wasm> [options] [-- args…]");
+  }
+  const args = guestArgs ?? (extra.length ? extra : undefined);
+  const manifest = values.manifest
+    ? await readManifest(values.manifest)
+    : undefined;
+  const module = await readInput(modulePath, "module");
+  const { receipt, outcome } = await runAndLog(values, {
+    module,
+    programName: modulePath.split("/").pop(),
+    args,
+    env: parseEnv(values.env),
+    stdin: await readStdin(),
+    memoryMb: positiveNumber(values.memory, "memory", true),
+    timeoutSeconds: positiveNumber(values.timeout, "timeout"),
+    outputBytes: positiveNumber(values["output-limit"], "output-limit", true),
+    preopens: values.dir.map(parsePreopen),
+    scratch: values.scratch,
+    manifest,
+  });
+  if (values.receipt) {
+    await Deno.writeTextFile(
+      values.receipt,
+      JSON.stringify(receipt, null, 2) + "\n",
+    );
+  }
+  if (values.json) {
+    console.log(JSON.stringify(receipt, null, 2));
+  } else {
+    await Deno.stdout.write(outcome.stdout);
+    await Deno.stderr.write(outcome.stderr);
+  }
+  const { error } = receipt.execution;
+  if (!values.quiet && !values.json) {
+    if (error) console.error(`phase: ${error}`);
+    if (receipt.stdout_truncated || receipt.stderr_truncated) {
+      console.error(
+        `phase: output cut at ${receipt.limits.output_bytes} bytes per stream`,
+      );
+    }
+  }
+  return exitStatusOf(receipt);
+}
+
+/** The process exit status for a receipt: the guest's, or EXIT_STATUS. */
+export function exitStatusOf(receipt: Receipt): number {
+  const { status, exit_code } = receipt.execution;
+  return status === "exited" ? exit_code ?? 0 : EXIT_STATUS[status];
+}
+
+/** `phase execute-job --wasm FILE [--args ARG]…` (the original Phase's form). */
+export async function executeJobCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...NODE_OPTIONS,
+      wasm: { type: "string" },
+      args: { type: "string", multiple: true, default: [] },
+      manifest: { type: "string" },
+      memory: { type: "string" },
+      timeout: { type: "string" },
+      receipt: { type: "string" },
+      json: { type: "boolean" },
+    },
+  });
+  const modulePath = values.wasm ?? positionals[0];
+  if (!modulePath) {
+    throw new UsageError("usage: phase execute-job --wasm FILE [--args ARG]…");
+  }
+  const manifest = values.manifest
+    ? await readManifest(values.manifest)
+    : undefined;
+  const module = await readInput(modulePath, "module");
+  const { receipt } = await runAndLog(values, {
+    module,
+    programName: modulePath.split("/").pop(),
+    args: values.args.length ? values.args : undefined,
+    memoryMb: positiveNumber(values.memory, "memory", true),
+    timeoutSeconds: positiveNumber(values.timeout, "timeout"),
+    manifest,
+  });
+  if (values.receipt) {
+    await Deno.writeTextFile(
+      values.receipt,
+      JSON.stringify(receipt, null, 2) + "\n",
+    );
+  }
+  const verdict = await verifyReceipt(receipt);
+  if (values.json) {
+    console.log(JSON.stringify(receipt, null, 2));
+  } else {
+    const reason = verdict.valid ? undefined : verdict.reason;
+    await Deno.stdout.write(new TextEncoder().encode(renderLines(
+      receiptLines(receipt, { valid: verdict.valid, reason }),
+      Deno.stdout.isTerminal(),
+    )));
+  }
+  return verdict.valid ? exitStatusOf(receipt) : 1;
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the example and test guests into examples/wasm/ (committed, so tests
+# need no compiler). Needs Debian's clang-14 lld-14 wasi-libc
+# libclang-rt-14-dev-wasm32 and wabt; installs them when run as root.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+need=(clang-14 wat2wasm)
+for tool in "${need[@]}"; do
+  if ! command -v "$tool" >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends clang-14 lld-14 wasi-libc \
+        libclang-rt-14-dev-wasm32 wabt >/dev/null
+      break
+    fi
+    echo "build.sh: $tool is missing (apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt)" >&2
+    exit 1
+  fi
+done
+mkdir -p "$here/wasm"
+for src in "$here"/src/*.c; do
+  name=$(basename "$src" .c)
+  clang-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-all \
+    -o "$here/wasm/$name.wasm" "$src"
+done
+for src in "$here"/src/*.wat; do
+  name=$(basename "$src" .wat)
+  wat2wasm -o "$here/wasm/$name.wasm" "$src"
+done
+ls -l "$here/wasm"

@@ -1,0 +1,178 @@
+/**
+ * A job from request to signed receipt: checks the module against its
+ * manifest, runs it in the sandbox and signs what happened.
+ * @module
+ */
+import {
+  type AppliedLimits,
+  inputHash,
+  type JobManifest,
+  type NodeKey,
+  randomHex,
+  type Receipt,
+  sha256Ref,
+  signReceipt,
+  toBase64,
+} from "../schemas/mod.ts";
+import type { ExecuteOutcome } from "./execute.ts";
+import type { SandboxPool } from "./sandbox.ts";
+import type { Preopen } from "./wasi_env.ts";
+import { MIB } from "./wasm_binary.ts";
+
+/** Version of this runtime, written into receipts. */
+export const RUNTIME_VERSION = "0.1.0";
+
+/** Defaults applied when neither the caller nor a manifest sets a limit. */
+export const DEFAULT_LIMITS = {
+  memoryMb: 128,
+  timeoutSeconds: 30,
+  outputBytes: 1024 * 1024,
+} as const;
+
+/** A job refused before it ran; the message is one line. */
+export class JobRefused extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "JobRefused";
+  }
+}
+
+/** A job to run. */
+export interface JobSpec {
+  /** Module bytes. */
+  module: Uint8Array;
+  /** argv[0] for the guest (default `main.wasm`). */
+  programName?: string;
+  /** Arguments after argv[0]; default the manifest's, else none. */
+  args?: string[];
+  /** Environment; default the manifest's, else empty. */
+  env?: Record<string, string>;
+  /** Standard input (default empty). */
+  stdin?: Uint8Array;
+  /** Memory cap in MiB (default the manifest's, else 128). */
+  memoryMb?: number;
+  /** Wall-clock limit in seconds (default the manifest's, else 30). */
+  timeoutSeconds?: number;
+  /** Cap on kept bytes per output stream (default 1 MiB). */
+  outputBytes?: number;
+  /** Read-only host directories. */
+  preopens?: Preopen[];
+  /** Guest path of a writable in-memory scratch directory. */
+  scratch?: string;
+  /** The job's manifest; its module_hash must match the module. */
+  manifest?: JobManifest;
+  /** Nonce to bind the receipt to (default the manifest's, else random). */
+  nonce?: string;
+  /** Job id (default a random UUID). */
+  jobId?: string;
+}
+
+/** A finished job. */
+export interface JobResult {
+  /** The signed receipt. */
+  receipt: Receipt;
+  /** The raw outcome, with output bytes. */
+  outcome: ExecuteOutcome;
+}
+
+/** What runs jobs and signs receipts. */
+export interface JobContext {
+  /** Sandbox processes. */
+  sandbox: SandboxPool;
+  /** The node key that signs receipts. */
+  key: NodeKey;
+}
+
+const round = (value: number, digits = 3) =>
+  Math.round(value * 10 ** digits) / 10 ** digits;
+
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a job in the sandbox and returns its signed receipt. */
+export async function runJob(
+  spec: JobSpec,
+  context: JobContext,
+): Promise<JobResult> {
+  const moduleHash = await sha256Ref(spec.module);
+  const manifest = spec.manifest;
+  if (manifest && manifest.module_hash !== moduleHash) {
+    throw new JobRefused(
+      `module hash mismatch: the manifest wants ${manifest.module_hash}, the module is ${moduleHash}`,
+    );
+  }
+  const args = spec.args ?? manifest?.args ?? [];
+  const env = spec.env ?? manifest?.env ?? {};
+  const stdin = spec.stdin ?? new Uint8Array();
+  const limits: AppliedLimits = {
+    memory_mb: spec.memoryMb ?? manifest?.memory_mb ?? DEFAULT_LIMITS.memoryMb,
+    timeout_seconds: spec.timeoutSeconds ?? manifest?.timeout_seconds ??
+      DEFAULT_LIMITS.timeoutSeconds,
+    fuel: null,
+    output_bytes: spec.outputBytes ?? DEFAULT_LIMITS.outputBytes,
+  };
+  const outcome = await context.sandbox.run({
+    module: spec.module,
+    moduleHash,
+    programName: spec.programName ?? "main.wasm",
+    args,
+    env,
+    stdin,
+    memoryBytes: limits.memory_mb * MIB,
+    outputLimit: limits.output_bytes,
+    timeoutMs: limits.timeout_seconds * 1000,
+    preopens: spec.preopens,
+    scratch: spec.scratch,
+  });
+  const utf8 = isUtf8(outcome.stdout) && isUtf8(outcome.stderr);
+  const text = (bytes: Uint8Array) =>
+    utf8 ? new TextDecoder().decode(bytes) : toBase64(bytes);
+  const receipt = await signReceipt({
+    version: 1,
+    job_id: spec.jobId ?? crypto.randomUUID(),
+    nonce: spec.nonce ?? manifest?.nonce ?? randomHex(16),
+    timestamp: new Date().toISOString(),
+    module_hash: moduleHash,
+    input_hash: await inputHash({ args, env, stdin }),
+    limits,
+    execution: {
+      status: outcome.status,
+      exit_code: outcome.exitCode,
+      wall_time_ms: round(outcome.wallTimeMs),
+      cpu_time_ms: outcome.status === "timeout"
+        ? null
+        : round(outcome.cpuTimeMs),
+      memory_peak_mb: round(outcome.memoryPeakBytes / MIB),
+      fuel_consumed: null,
+      error: outcome.error,
+    },
+    stdout: text(outcome.stdout),
+    stderr: text(outcome.stderr),
+    stdout_truncated: outcome.stdoutTruncated,
+    stderr_truncated: outcome.stderrTruncated,
+    output_encoding: utf8 ? "utf-8" : "base64",
+    runtime: { name: "phase-deno", version: RUNTIME_VERSION, wasi: "preview1" },
+    node_peer_id: context.key.peerId,
+  }, context.key);
+  return { receipt, outcome };
+}
+
+/** Writes a receipt as `<dir>/<job_id>.json` without ever leaving a partial file. */
+export async function logReceipt(
+  dir: string,
+  receipt: Receipt,
+): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  const path = `${dir}/${receipt.job_id}.json`;
+  const temporary = `${path}.tmp-${randomHex(4)}`;
+  await Deno.writeTextFile(temporary, JSON.stringify(receipt, null, 2) + "\n");
+  await Deno.rename(temporary, path);
+  return path;
+}

@@ -1,0 +1,34 @@
+/**
+ * Phase runner: runs WASI preview1 modules in permission-less sandbox
+ * processes with memory, output and wall-clock limits, and signs receipts.
+ * @module
+ */
+export { capMemory, MIB, ModuleError } from "./wasm_binary.ts";
+export type { Preopen, StreamName } from "./wasi_env.ts";
+export type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
+export {
+  defaultSandboxCommand,
+  QueueFullError,
+  SandboxError,
+  type SandboxJob,
+  type SandboxOptions,
+  SandboxPool,
+} from "./sandbox.ts";
+export {
+  decodeKeyFile,
+  encodeKeyFile,
+  IdentityError,
+  type IdentityOptions,
+  loadIdentity,
+  writeKeyFile,
+} from "./identity.ts";
+export {
+  DEFAULT_LIMITS,
+  type JobContext,
+  JobRefused,
+  type JobResult,
+  type JobSpec,
+  logReceipt,
+  runJob,
+  RUNTIME_VERSION,
+} from "./job.ts";

@@ -1,0 +1,406 @@
+/**
+ * Sandboxed execution: guests run in separate Deno processes that hold no
+ * write, net, env, run, ffi or sys permission (read only for a job's
+ * preopened directories). A pool keeps warm processes for back-to-back jobs;
+ * a guest that overruns its wall-clock limit is stopped by killing its
+ * process, which frees its CPU at once, and the pool starts a replacement.
+ * @module
+ */
+import type { ExecuteOutcome } from "./execute.ts";
+import { encodeFrame, type Frame, readFrames } from "./frames.ts";
+import { FORBIDDEN_PERMISSIONS } from "./sandbox_worker.ts";
+import type { Preopen } from "./wasi_env.ts";
+import { ModuleError } from "./wasm_binary.ts";
+
+/** A job for the sandbox. */
+export interface SandboxJob {
+  /** Module bytes. */
+  module: Uint8Array;
+  /** sha256 reference of the module. */
+  moduleHash: string;
+  /** argv[0] for the guest. */
+  programName: string;
+  /** Arguments after argv[0]. */
+  args: string[];
+  /** Environment variables. */
+  env: Record<string, string>;
+  /** Bytes on standard input. */
+  stdin: Uint8Array;
+  /** Linear memory cap in bytes. */
+  memoryBytes: number;
+  /** Cap on kept bytes per output stream. */
+  outputLimit: number;
+  /** Wall-clock limit in milliseconds. */
+  timeoutMs: number;
+  /** Read-only host directories (the job gets a process of its own). */
+  preopens?: Preopen[];
+  /** Guest path of a writable in-memory scratch directory. */
+  scratch?: string;
+}
+
+/** Thrown when the pool's queue is full. */
+export class QueueFullError extends Error {
+  /** Creates the error. */
+  constructor(limit: number) {
+    super(`queue full: ${limit} jobs are already waiting`);
+    this.name = "QueueFullError";
+  }
+}
+
+/** Thrown when a sandbox process cannot be started or misbehaves. */
+export class SandboxError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "SandboxError";
+  }
+}
+
+/** How to start sandbox processes. */
+export interface SandboxOptions {
+  /** Warm processes kept for jobs without preopens (default 2). */
+  size?: number;
+  /** Jobs that may wait for a process before `queue full` (default 64). */
+  queueLimit?: number;
+  /**
+   * Command that starts a sandbox process, given the directories it may
+   * read. Defaults to `deno run` of runner/sandbox_worker.ts.
+   */
+  command?: (readDirs: string[]) => { program: string; args: string[] };
+}
+
+/** The default command: this Deno binary running sandbox_worker.ts. */
+export function defaultSandboxCommand(
+  readDirs: string[],
+): { program: string; args: string[] } {
+  const worker = new URL("./sandbox_worker.ts", import.meta.url);
+  const args = ["run", "--no-prompt", "--quiet"];
+  if (worker.protocol === "file:") {
+    args.push(`--config=${new URL("../deno.json", import.meta.url).pathname}`);
+  }
+  if (readDirs.length > 0) {
+    args.push(`--allow-read=${readDirs.join(",")}`);
+  }
+  args.push(worker.href);
+  return { program: denoProgram(), args };
+}
+
+/**
+ * This Deno binary, as a path the run permission allows: the real path when
+ * granted, else `deno` from PATH (what `--allow-run=deno` grants).
+ */
+function denoProgram(): string {
+  const exec = Deno.execPath();
+  const state = Deno.permissions.querySync({ name: "run", command: exec });
+  return state.state === "granted" ? exec : "deno";
+}
+
+type Listener = (frame: Frame) => void;
+
+/** One sandbox process. */
+class SandboxProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #listener: Listener | null = null;
+  #onExit: (() => void) | null = null;
+  #stderrTail = "";
+  readonly ready: Promise<void>;
+  readonly exited: Promise<void>;
+  #nextId = 1;
+  dead = false;
+
+  constructor(command: { program: string; args: string[] }) {
+    try {
+      this.#child = new Deno.Command(command.program, {
+        args: command.args,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+    } catch (error) {
+      throw new SandboxError(
+        `cannot start a sandbox process: ${(error as Error).message}`,
+      );
+    }
+    this.#writer = this.#child.stdin.getWriter();
+    this.exited = this.#child.status.then(() => {
+      this.dead = true;
+      this.#onExit?.();
+    });
+    this.#drainStderr();
+    const frames = readFrames(this.#child.stdout);
+    this.ready = this.#handshake(frames);
+    this.ready.then(() => this.#pump(frames), () => {});
+  }
+
+  async #drainStderr(): Promise<void> {
+    const decoder = new TextDecoder();
+    for await (const chunk of this.#child.stderr) {
+      this.#stderrTail = (this.#stderrTail + decoder.decode(chunk)).slice(
+        -2000,
+      );
+    }
+  }
+
+  /** Last line the process wrote to its stderr, for error messages. */
+  lastError(): string {
+    const lines = this.#stderrTail.trim().split("\n");
+    return lines[lines.length - 1] || "no message";
+  }
+
+  async #handshake(frames: AsyncGenerator<Frame>): Promise<void> {
+    const first = await frames.next();
+    if (first.done || first.value.header.type !== "ready") {
+      await this.exited;
+      throw new SandboxError(
+        `sandbox process did not start: ${this.lastError()}`,
+      );
+    }
+    const states = first.value.header.permissions as Record<string, string>;
+    const granted = FORBIDDEN_PERMISSIONS.filter((p) =>
+      states[p] === "granted"
+    );
+    if (granted.length > 0) {
+      this.kill();
+      throw new SandboxError(
+        `sandbox process holds forbidden permissions: ${granted.join(", ")}`,
+      );
+    }
+  }
+
+  async #pump(frames: AsyncGenerator<Frame>): Promise<void> {
+    try {
+      for await (const frame of frames) this.#listener?.(frame);
+    } catch {
+      // A killed process can leave a partial frame; exit handling covers it.
+    }
+  }
+
+  /** Runs one job; resolves with its outcome, never with a thrown trap. */
+  async run(job: SandboxJob): Promise<ExecuteOutcome> {
+    const id = this.#nextId++;
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    const started = performance.now();
+    const done = Promise.withResolvers<ExecuteOutcome>();
+    this.#listener = ({ header, blobs }) => {
+      if (header.id !== id) return;
+      if (header.type === "output") {
+        (header.stream === "stdout" ? stdout : stderr).push(blobs[0]);
+      } else if (header.type === "result") {
+        const outcome = header.outcome as Omit<
+          ExecuteOutcome,
+          "stdout" | "stderr"
+        >;
+        done.resolve({
+          ...outcome,
+          stdout: concat(stdout),
+          stderr: concat(stderr),
+        });
+      } else if (header.type === "error") {
+        const message = header.message as string;
+        done.reject(
+          header.module_error
+            ? new ModuleError(message)
+            : new SandboxError(message),
+        );
+      }
+    };
+    const partial = (
+      status: ExecuteOutcome["status"],
+      error: string,
+    ): ExecuteOutcome => ({
+      status,
+      exitCode: null,
+      error,
+      wallTimeMs: performance.now() - started,
+      cpuTimeMs: 0,
+      memoryPeakBytes: 0,
+      stdout: concat(stdout),
+      stderr: concat(stderr),
+      stdoutTruncated: false,
+      stderrTruncated: false,
+    });
+    this.#onExit = () =>
+      done.resolve(
+        partial("trap", `trap: sandbox process died (${this.lastError()})`),
+      );
+    const timer = setTimeout(() => {
+      this.kill();
+      done.resolve(
+        partial(
+          "timeout",
+          `timeout: the guest ran longer than ${job.timeoutMs / 1000} s`,
+        ),
+      );
+    }, job.timeoutMs);
+    try {
+      await this.#writer.write(encodeFrame({
+        type: "job",
+        id,
+        module_hash: job.moduleHash,
+        program_name: job.programName,
+        args: job.args,
+        env: job.env,
+        memory_bytes: job.memoryBytes,
+        output_limit: job.outputLimit,
+        preopens: job.preopens ?? [],
+        scratch: job.scratch,
+      }, [job.module, job.stdin]));
+      return await done.promise;
+    } finally {
+      clearTimeout(timer);
+      this.#listener = null;
+      this.#onExit = null;
+    }
+  }
+
+  /** Ends the process at once. */
+  kill(): void {
+    if (this.dead) return;
+    this.dead = true;
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Closes stdin so the process ends by itself, then waits for it. */
+  async close(): Promise<void> {
+    if (!this.dead) {
+      await this.#writer.close().catch(() => {});
+    }
+    await this.exited;
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * A pool of warm sandbox processes with a bounded queue. Jobs with preopened
+ * directories get a fresh process allowed to read only those directories.
+ */
+export class SandboxPool {
+  readonly #size: number;
+  readonly #queueLimit: number;
+  readonly #command: NonNullable<SandboxOptions["command"]>;
+  readonly #idle: SandboxProcess[] = [];
+  /** Waiters get an idle process, or null to try again (one died). */
+  readonly #waiting: ((p: SandboxProcess | null) => void)[] = [];
+  #live = 0;
+  #closed = false;
+
+  /** Creates the pool; processes start on first use. */
+  constructor(options: SandboxOptions = {}) {
+    this.#size = options.size ?? 2;
+    this.#queueLimit = options.queueLimit ?? 64;
+    this.#command = options.command ?? defaultSandboxCommand;
+  }
+
+  /** Starts the warm processes now instead of on first use. */
+  async warm(): Promise<void> {
+    const starting: SandboxProcess[] = [];
+    while (this.#live < this.#size) {
+      const p = new SandboxProcess(this.#command([]));
+      this.#live++;
+      starting.push(p);
+    }
+    for (const p of starting) {
+      try {
+        await p.ready;
+      } catch (error) {
+        this.#live--;
+        throw error;
+      }
+      this.#release(p);
+    }
+  }
+
+  /** Jobs waiting for a process. */
+  get queued(): number {
+    return this.#waiting.length;
+  }
+
+  /** Runs a job in a sandbox process. */
+  async run(job: SandboxJob): Promise<ExecuteOutcome> {
+    if (this.#closed) throw new SandboxError("the sandbox pool is closed");
+    if (job.preopens && job.preopens.length > 0) {
+      const own = new SandboxProcess(
+        this.#command(job.preopens.map((p) => p.host)),
+      );
+      try {
+        await own.ready;
+        return await own.run(job);
+      } finally {
+        own.kill();
+      }
+    }
+    const process = await this.#acquire();
+    try {
+      return await process.run(job);
+    } finally {
+      this.#release(process);
+    }
+  }
+
+  async #acquire(): Promise<SandboxProcess> {
+    for (;;) {
+      const idle = this.#idle.pop();
+      if (idle && !idle.dead) return idle;
+      if (idle) {
+        this.#live--;
+        continue;
+      }
+      if (this.#live < this.#size) {
+        this.#live++;
+        const p = new SandboxProcess(this.#command([]));
+        try {
+          await p.ready;
+        } catch (error) {
+          this.#live--;
+          throw error;
+        }
+        return p;
+      }
+      if (this.#waiting.length >= this.#queueLimit) {
+        throw new QueueFullError(this.#queueLimit);
+      }
+      const next = await new Promise<SandboxProcess | null>((resolve) =>
+        this.#waiting.push(resolve)
+      );
+      if (next) return next;
+    }
+  }
+
+  #release(process: SandboxProcess): void {
+    if (this.#closed) {
+      process.kill();
+      return;
+    }
+    if (process.dead) {
+      this.#live--;
+      this.#waiting.shift()?.(null);
+      return;
+    }
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(process);
+    else this.#idle.push(process);
+  }
+
+  /** Stops every process. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const idle = this.#idle.splice(0);
+    await Promise.all(idle.map((p) => p.close()));
+  }
+}

@@ -1,0 +1,402 @@
+/**
+ * The WASI preview1 environment a guest sees: @bjorn3/browser_wasi_shim with
+ * the gaps listed in shared/notes/wasi.md closed (UTF-8 args, errno for
+ * sockets, CSPRNG randomness, real CPU clocks, poll_oneoff without busy
+ * waiting, lowest-free fd numbers, capped output capture).
+ * @module
+ */
+import process from "node:process";
+import {
+  Fd,
+  type File,
+  PreopenDirectory,
+  WASI,
+  wasi,
+  WASIProcExit,
+} from "@bjorn3/browser_wasi_shim";
+import { HostDirFd } from "./host_fs.ts";
+
+export { WASIProcExit };
+
+/** Which captured stream a chunk belongs to. */
+export type StreamName = "stdout" | "stderr";
+
+/** Standard input served from bytes held in memory. */
+class StdinFd extends Fd {
+  #data: Uint8Array;
+  #position = 0;
+
+  constructor(data: Uint8Array) {
+    super();
+    this.#data = data;
+  }
+
+  override fd_fdstat_get() {
+    const fdstat = new wasi.Fdstat(wasi.FILETYPE_CHARACTER_DEVICE, 0);
+    fdstat.fs_rights_base = BigInt(
+      wasi.RIGHTS_FD_READ | wasi.RIGHTS_POLL_FD_READWRITE,
+    );
+    return { ret: wasi.ERRNO_SUCCESS, fdstat };
+  }
+
+  override fd_filestat_get() {
+    return {
+      ret: wasi.ERRNO_SUCCESS,
+      filestat: new wasi.Filestat(0n, wasi.FILETYPE_CHARACTER_DEVICE, 0n),
+    };
+  }
+
+  override fd_read(size: number) {
+    const data = this.#data.subarray(this.#position, this.#position + size);
+    this.#position += data.length;
+    return { ret: wasi.ERRNO_SUCCESS, data };
+  }
+
+  override fd_seek() {
+    return { ret: wasi.ERRNO_SPIPE, offset: 0n };
+  }
+
+  override fd_write() {
+    return { ret: wasi.ERRNO_BADF, nwritten: 0 };
+  }
+}
+
+/**
+ * A captured output stream. Bytes past the cap are dropped and the stream is
+ * marked truncated; the guest still sees its writes succeed so it runs on.
+ */
+export class OutputCapture extends Fd {
+  #chunks: Uint8Array[] = [];
+  #kept = 0;
+  /** True once a write went past the cap. */
+  truncated = false;
+
+  /**
+   * `onChunk` sees each kept chunk as it is written (for streaming output
+   * out of the sandbox before a possible kill).
+   */
+  constructor(
+    readonly limit: number,
+    readonly onChunk?: (chunk: Uint8Array) => void,
+  ) {
+    super();
+  }
+
+  override fd_fdstat_get() {
+    const fdstat = new wasi.Fdstat(wasi.FILETYPE_CHARACTER_DEVICE, 0);
+    fdstat.fs_rights_base = BigInt(
+      wasi.RIGHTS_FD_WRITE | wasi.RIGHTS_POLL_FD_READWRITE,
+    );
+    return { ret: wasi.ERRNO_SUCCESS, fdstat };
+  }
+
+  override fd_filestat_get() {
+    return {
+      ret: wasi.ERRNO_SUCCESS,
+      filestat: new wasi.Filestat(0n, wasi.FILETYPE_CHARACTER_DEVICE, 0n),
+    };
+  }
+
+  override fd_write(data: Uint8Array) {
+    const room = this.limit - this.#kept;
+    const kept = data.length <= room ? data : data.subarray(0, room);
+    if (kept.length < data.length) this.truncated = true;
+    if (kept.length > 0) {
+      const copy = kept.slice();
+      this.#chunks.push(copy);
+      this.#kept += copy.length;
+      this.onChunk?.(copy);
+    }
+    return { ret: wasi.ERRNO_SUCCESS, nwritten: data.length };
+  }
+
+  override fd_seek() {
+    return { ret: wasi.ERRNO_SPIPE, offset: 0n };
+  }
+
+  override fd_read() {
+    return { ret: wasi.ERRNO_BADF, data: new Uint8Array() };
+  }
+
+  /** All kept bytes. */
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.#kept);
+    let at = 0;
+    for (const chunk of this.#chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
+  }
+}
+
+/** A host directory shown read-only to the guest. */
+export interface Preopen {
+  /** Directory on the host. */
+  host: string;
+  /** Path the guest sees, e.g. `/data`. */
+  guest: string;
+}
+
+/** How to build a guest's WASI environment. */
+export interface WasiEnvOptions {
+  /** argv, including argv[0]. */
+  argv: string[];
+  /** Environment variables. */
+  env: Record<string, string>;
+  /** Bytes on standard input. */
+  stdin: Uint8Array;
+  /** Cap on kept bytes per output stream. */
+  outputLimit: number;
+  /** Read-only host directories. */
+  preopens?: Preopen[];
+  /** Guest path of a writable in-memory directory discarded after the run. */
+  scratch?: string;
+  /** Sees output chunks as they are written. */
+  onOutput?: (stream: StreamName, chunk: Uint8Array) => void;
+}
+
+/** A guest's WASI environment, ready for instantiation. */
+export interface WasiEnv {
+  /** The shim instance (call `start` with the instance). */
+  wasi: WASI;
+  /** Import object for `wasi_snapshot_preview1`. */
+  imports: Record<string, (...args: never[]) => unknown>;
+  /** Captured standard output. */
+  stdout: OutputCapture;
+  /** Captured standard error. */
+  stderr: OutputCapture;
+}
+
+const encoder = new TextEncoder();
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+function cpuTimeNs(): bigint {
+  const { user, system } = process.cpuUsage();
+  return BigInt(user + system) * 1000n;
+}
+
+function nowNs(clock: number): bigint | null {
+  switch (clock) {
+    case wasi.CLOCKID_REALTIME:
+      return BigInt(Date.now()) * 1_000_000n;
+    case wasi.CLOCKID_MONOTONIC:
+      return BigInt(Math.round(performance.now() * 1e6));
+    case wasi.CLOCKID_PROCESS_CPUTIME_ID:
+    case wasi.CLOCKID_THREAD_CPUTIME_ID:
+      return cpuTimeNs();
+    default:
+      return null;
+  }
+}
+
+/** Writes a string list the way args_get/environ_get expect (UTF-8, NUL). */
+function writeStrings(
+  memory: WebAssembly.Memory,
+  items: Uint8Array[],
+  pointers: number,
+  buffer: number,
+): number {
+  const view = new DataView(memory.buffer);
+  const bytes = new Uint8Array(memory.buffer);
+  for (const item of items) {
+    view.setUint32(pointers, buffer, true);
+    pointers += 4;
+    bytes.set(item, buffer);
+    bytes[buffer + item.length] = 0;
+    buffer += item.length + 1;
+  }
+  return wasi.ERRNO_SUCCESS;
+}
+
+function writeSizes(
+  memory: WebAssembly.Memory,
+  items: Uint8Array[],
+  countPtr: number,
+  sizePtr: number,
+): number {
+  const view = new DataView(memory.buffer);
+  view.setUint32(countPtr, items.length, true);
+  view.setUint32(sizePtr, items.reduce((n, i) => n + i.length + 1, 0), true);
+  return wasi.ERRNO_SUCCESS;
+}
+
+/** Builds the WASI environment for one guest run. */
+export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
+  const stdout = new OutputCapture(
+    options.outputLimit,
+    options.onOutput && ((c) => options.onOutput!("stdout", c)),
+  );
+  const stderr = new OutputCapture(
+    options.outputLimit,
+    options.onOutput && ((c) => options.onOutput!("stderr", c)),
+  );
+  const fds: Fd[] = [new StdinFd(options.stdin), stdout, stderr];
+  for (const preopen of options.preopens ?? []) {
+    fds.push(HostDirFd.preopen(preopen.host, preopen.guest));
+  }
+  if (options.scratch) {
+    fds.push(new PreopenDirectory(options.scratch, new Map<string, File>()));
+  }
+  const envList = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
+  const shim = new WASI(options.argv, envList, fds, { debug: false });
+  const argvBytes = options.argv.map((a) => encoder.encode(a));
+  const envBytes = envList.map((e) => encoder.encode(e));
+  const memory = () => shim.inst.exports.memory;
+  const table = shim.fds as (Fd | undefined)[];
+  const notSocket = (fd: number) =>
+    table[fd] === undefined ? wasi.ERRNO_BADF : wasi.ERRNO_NOTSOCK;
+
+  const overrides = {
+    args_sizes_get: (countPtr: number, sizePtr: number) =>
+      writeSizes(memory(), argvBytes, countPtr, sizePtr),
+    args_get: (pointers: number, buffer: number) =>
+      writeStrings(memory(), argvBytes, pointers, buffer),
+    environ_sizes_get: (countPtr: number, sizePtr: number) =>
+      writeSizes(memory(), envBytes, countPtr, sizePtr),
+    environ_get: (pointers: number, buffer: number) =>
+      writeStrings(memory(), envBytes, pointers, buffer),
+    clock_res_get(clock: number, resultPtr: number) {
+      if (nowNs(clock) === null) return wasi.ERRNO_INVAL;
+      const resolution = clock === wasi.CLOCKID_REALTIME ? 1_000_000n : 1000n;
+      new DataView(memory().buffer).setBigUint64(resultPtr, resolution, true);
+      return wasi.ERRNO_SUCCESS;
+    },
+    clock_time_get(clock: number, _precision: bigint, resultPtr: number) {
+      const now = nowNs(clock);
+      if (now === null) return wasi.ERRNO_INVAL;
+      new DataView(memory().buffer).setBigUint64(resultPtr, now, true);
+      return wasi.ERRNO_SUCCESS;
+    },
+    random_get(pointer: number, length: number) {
+      const target = new Uint8Array(memory().buffer, pointer, length);
+      for (let i = 0; i < length; i += 65536) {
+        crypto.getRandomValues(target.subarray(i, i + 65536));
+      }
+      return wasi.ERRNO_SUCCESS;
+    },
+    path_open(
+      dirFd: number,
+      dirflags: number,
+      pathPtr: number,
+      pathLen: number,
+      oflags: number,
+      rightsBase: bigint,
+      rightsInheriting: bigint,
+      fdFlags: number,
+      openedPtr: number,
+    ) {
+      const dir = table[dirFd];
+      if (dir === undefined) return wasi.ERRNO_BADF;
+      const path = new TextDecoder().decode(
+        new Uint8Array(memory().buffer, pathPtr, pathLen),
+      );
+      const { ret, fd_obj } = dir.path_open(
+        dirflags,
+        path,
+        oflags,
+        rightsBase,
+        rightsInheriting,
+        fdFlags,
+      );
+      if (ret !== wasi.ERRNO_SUCCESS || fd_obj === null) return ret;
+      let slot = table.indexOf(undefined);
+      if (slot === -1) slot = table.length;
+      table[slot] = fd_obj;
+      new DataView(memory().buffer).setUint32(openedPtr, slot, true);
+      return wasi.ERRNO_SUCCESS;
+    },
+    poll_oneoff(inPtr: number, outPtr: number, count: number, nPtr: number) {
+      return pollOneoff(memory(), table, inPtr, outPtr, count, nPtr);
+    },
+    proc_raise: () => wasi.ERRNO_NOSYS,
+    sched_yield: () => wasi.ERRNO_SUCCESS,
+    sock_accept: (fd: number) => notSocket(fd),
+    sock_recv: (fd: number) => notSocket(fd),
+    sock_send: (fd: number) => notSocket(fd),
+    sock_shutdown: (fd: number) => notSocket(fd),
+  };
+  const imports = { ...shim.wasiImport, ...overrides } as WasiEnv["imports"];
+  return { wasi: shim, imports, stdout, stderr };
+}
+
+const SUBSCRIPTION_SIZE = 48;
+const EVENT_SIZE = 32;
+
+/**
+ * poll_oneoff: descriptors are all in memory and always ready; clocks sleep
+ * with Atomics.wait (no busy loop) until the earliest deadline.
+ */
+function pollOneoff(
+  memory: WebAssembly.Memory,
+  table: (Fd | undefined)[],
+  inPtr: number,
+  outPtr: number,
+  count: number,
+  neventsPtr: number,
+): number {
+  if (count === 0) return wasi.ERRNO_INVAL;
+  let view = new DataView(memory.buffer);
+  type Clock = { userdata: bigint; deadline: bigint; clock: number };
+  const clocks: Clock[] = [];
+  const ready: { userdata: bigint; error: number; type: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = inPtr + i * SUBSCRIPTION_SIZE;
+    const userdata = view.getBigUint64(at, true);
+    const type = view.getUint8(at + 8);
+    if (type === wasi.EVENTTYPE_CLOCK) {
+      const clock = view.getUint32(at + 16, true);
+      const timeout = view.getBigUint64(at + 24, true);
+      const flags = view.getUint16(at + 40, true);
+      const now = nowNs(clock);
+      if (now === null) {
+        ready.push({ userdata, error: wasi.ERRNO_INVAL, type });
+        continue;
+      }
+      const absolute =
+        (flags & wasi.SUBCLOCKFLAGS_SUBSCRIPTION_CLOCK_ABSTIME) !==
+          0;
+      clocks.push({
+        userdata,
+        clock,
+        deadline: absolute ? timeout : now + timeout,
+      });
+    } else if (
+      type === wasi.EVENTTYPE_FD_READ || type === wasi.EVENTTYPE_FD_WRITE
+    ) {
+      const fd = view.getUint32(at + 16, true);
+      const error = table[fd] === undefined
+        ? wasi.ERRNO_BADF
+        : wasi.ERRNO_SUCCESS;
+      ready.push({ userdata, error, type });
+    } else {
+      ready.push({ userdata, error: wasi.ERRNO_INVAL, type });
+    }
+  }
+  while (ready.length === 0 && clocks.length > 0) {
+    const wait = clocks
+      .map((c) => c.deadline - nowNs(c.clock)!)
+      .reduce((min, left) => left < min ? left : min);
+    if (wait <= 0n) break;
+    Atomics.wait(sleepCell, 0, 0, Math.max(Number(wait) / 1e6, 0.001));
+  }
+  for (const c of clocks) {
+    if (nowNs(c.clock)! >= c.deadline) {
+      ready.push({
+        userdata: c.userdata,
+        error: 0,
+        type: wasi.EVENTTYPE_CLOCK,
+      });
+    }
+  }
+  view = new DataView(memory.buffer);
+  ready.forEach((event, i) => {
+    const at = outPtr + i * EVENT_SIZE;
+    new Uint8Array(memory.buffer, at, EVENT_SIZE).fill(0);
+    view.setBigUint64(at, event.userdata, true);
+    view.setUint16(at + 8, event.error, true);
+    view.setUint8(at + 10, event.type);
+  });
+  view.setUint32(neventsPtr, ready.length, true);
+  return wasi.ERRNO_SUCCESS;
+}

@@ -1,0 +1,230 @@
+/**
+ * Just enough of the WebAssembly binary format to inspect and rewrite a
+ * module's memory limits before it is compiled.
+ * @module
+ */
+
+/** A module that cannot be run; the message is one line. */
+export class ModuleError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ModuleError";
+  }
+}
+
+const MAGIC = [0x00, 0x61, 0x73, 0x6d];
+const SECTION_IMPORT = 2;
+const SECTION_MEMORY = 5;
+const WASM_PAGE = 65536;
+
+/** Bytes per MiB, for converting memory sizes. */
+export const MIB = 1024 * 1024;
+
+/** A byte reader over one module. */
+class Reader {
+  offset = 0;
+  constructor(readonly bytes: Uint8Array) {}
+
+  byte(): number {
+    if (this.offset >= this.bytes.length) {
+      throw new ModuleError("not a valid WebAssembly module: unexpected end");
+    }
+    return this.bytes[this.offset++];
+  }
+
+  /** Unsigned LEB128, up to 64 bits, as a bigint. */
+  uleb(): bigint {
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      const b = this.byte();
+      result |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result;
+      shift += 7n;
+      if (shift > 63n) {
+        throw new ModuleError("not a valid WebAssembly module: bad LEB128");
+      }
+    }
+  }
+
+  u32(): number {
+    const value = this.uleb();
+    if (value > 0xffffffffn) {
+      throw new ModuleError("not a valid WebAssembly module: u32 overflow");
+    }
+    return Number(value);
+  }
+
+  skip(count: number): void {
+    if (this.offset + count > this.bytes.length) {
+      throw new ModuleError("not a valid WebAssembly module: unexpected end");
+    }
+    this.offset += count;
+  }
+
+  name(): void {
+    this.skip(this.u32());
+  }
+}
+
+function uleb(value: bigint | number): number[] {
+  let v = BigInt(value);
+  const out: number[] = [];
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v !== 0n) b |= 0x80;
+    out.push(b);
+  } while (v !== 0n);
+  return out;
+}
+
+/** Memory limits as declared in a module. */
+interface MemoryLimits {
+  flags: number;
+  min: bigint;
+  max: bigint | null;
+}
+
+function readLimits(r: Reader): MemoryLimits {
+  const flags = r.byte();
+  if (flags & ~0x07) {
+    throw new ModuleError(
+      `not a valid WebAssembly module: memory flags ${flags}`,
+    );
+  }
+  const min = r.uleb();
+  const max = flags & 0x01 ? r.uleb() : null;
+  return { flags, min, max };
+}
+
+function writeLimits(limits: MemoryLimits): number[] {
+  const flags = limits.max === null ? limits.flags & ~0x01 : limits.flags | 1;
+  const out = [flags, ...uleb(limits.min)];
+  if (limits.max !== null) out.push(...uleb(limits.max));
+  return out;
+}
+
+/** What {@link capMemory} found and did. */
+export interface CappedModule {
+  /** The rewritten module bytes. */
+  bytes: Uint8Array;
+  /** Pages the guest's memory starts with (0 when it has no memory). */
+  initialPages: number;
+  /** The maximum in pages now written into the module. */
+  maxPages: number;
+}
+
+function capLimits(limits: MemoryLimits, capPages: bigint): MemoryLimits {
+  if (limits.flags & 0x04) {
+    throw new ModuleError("64-bit memories (memory64) are not supported");
+  }
+  if (limits.min > capPages) {
+    throw new ModuleError(
+      `memory limit: the module needs ${
+        Number(limits.min) * WASM_PAGE / MIB
+      } MiB at start, the cap is ${Number(capPages) * WASM_PAGE / MIB} MiB`,
+    );
+  }
+  const max = limits.max === null || limits.max > capPages
+    ? capPages
+    : limits.max;
+  return { ...limits, max };
+}
+
+/**
+ * Rewrites every memory the module defines or imports so its maximum is at
+ * most `capBytes`; `memory.grow` past it then fails inside the guest instead
+ * of taking host memory. Other sections are copied unchanged.
+ */
+export function capMemory(module: Uint8Array, capBytes: number): CappedModule {
+  if (
+    module.length < 8 || MAGIC.some((b, i) => module[i] !== b) ||
+    module[4] !== 1 || module[5] !== 0 || module[6] !== 0 || module[7] !== 0
+  ) {
+    throw new ModuleError(
+      "not a WebAssembly module (bad magic number or version)",
+    );
+  }
+  const capPages = BigInt(Math.floor(capBytes / WASM_PAGE));
+  const r = new Reader(module);
+  r.offset = 8;
+  const parts: Uint8Array[] = [module.subarray(0, 8)];
+  let initialPages = 0;
+  let maxPages = 0;
+  const note = (limits: MemoryLimits) => {
+    initialPages = Number(limits.min);
+    maxPages = Number(limits.max);
+  };
+  while (r.offset < module.length) {
+    const start = r.offset;
+    const id = r.byte();
+    const size = r.u32();
+    const bodyStart = r.offset;
+    r.skip(size);
+    if (id !== SECTION_IMPORT && id !== SECTION_MEMORY) {
+      parts.push(module.subarray(start, r.offset));
+      continue;
+    }
+    const body = new Reader(module.subarray(bodyStart, bodyStart + size));
+    const out: number[] = [];
+    const count = body.u32();
+    out.push(...uleb(count));
+    for (let i = 0; i < count; i++) {
+      if (id === SECTION_MEMORY) {
+        const limits = capLimits(readLimits(body), capPages);
+        note(limits);
+        out.push(...writeLimits(limits));
+        continue;
+      }
+      const entryStart = body.offset;
+      body.name();
+      body.name();
+      const kind = body.byte();
+      out.push(...body.bytes.subarray(entryStart, body.offset));
+      const descStart = body.offset;
+      switch (kind) {
+        case 0: // function: type index
+          body.u32();
+          break;
+        case 1: // table: reftype, limits
+          body.byte();
+          readLimits(body);
+          break;
+        case 2: { // memory
+          const limits = capLimits(readLimits(body), capPages);
+          note(limits);
+          out.push(...writeLimits(limits));
+          continue;
+        }
+        case 3: // global: valtype, mutability
+          body.skip(2);
+          break;
+        case 4: // tag: attribute, type index
+          body.byte();
+          body.u32();
+          break;
+        default:
+          throw new ModuleError(
+            `not a valid WebAssembly module: import kind ${kind}`,
+          );
+      }
+      out.push(...body.bytes.subarray(descStart, body.offset));
+    }
+    if (body.offset !== size) {
+      throw new ModuleError(
+        "not a valid WebAssembly module: section size mismatch",
+      );
+    }
+    parts.push(Uint8Array.of(id, ...uleb(out.length), ...out));
+  }
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return { bytes, initialPages, maxPages };
+}

@@ -1,0 +1,17 @@
+import canonicalize from "canonicalize";
+
+/**
+ * RFC 8785 (JCS) bytes of a JSON value. Refuses values JCS cannot represent
+ * (non-finite numbers, undefined at the top level).
+ */
+export function canonicalBytes(value: unknown): Uint8Array {
+  const text = canonicalize(value);
+  if (text === undefined) throw new Error("value has no JSON form");
+  return new TextEncoder().encode(text);
+}
+
+/** JCS bytes of a signed document without its `signature` member. */
+export function signingBytes(document: { signature?: unknown }): Uint8Array {
+  const { signature: _omitted, ...rest } = document;
+  return canonicalBytes(rest);
+}

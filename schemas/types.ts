@@ -1,0 +1,113 @@
+/** A content hash written as `sha256:<64 lowercase hex digits>`. */
+export type Sha256Ref = `sha256:${string}`;
+
+/** How a guest run ended. */
+export type ExecutionStatus =
+  | "exited"
+  | "timeout"
+  | "memory_limit"
+  | "trap"
+  | "fuel_exhausted";
+
+/** Limits a node applied to one job; recorded in its receipt. */
+export interface AppliedLimits {
+  /** Linear memory cap in MiB. */
+  memory_mb: number;
+  /** Wall-clock limit in seconds. */
+  timeout_seconds: number;
+  /** Fuel budget, or null when the job ran unmetered. */
+  fuel: number | null;
+  /** Cap on captured bytes per output stream. */
+  output_bytes: number;
+}
+
+/** Measured facts of one guest run. */
+export interface Execution {
+  /** How the run ended. */
+  status: ExecutionStatus;
+  /** The guest's exit code, or null when it did not exit by itself. */
+  exit_code: number | null;
+  /** Wall time from instantiation to the end of the run. */
+  wall_time_ms: number;
+  /** CPU time the sandbox process spent on the run, when measurable. */
+  cpu_time_ms: number | null;
+  /** Largest size the guest's linear memory reached. */
+  memory_peak_mb: number;
+  /** Fuel spent, or null when the job ran unmetered. */
+  fuel_consumed: number | null;
+  /** Human-readable reason for a status other than `exited`. */
+  error: string | null;
+}
+
+/** The name and version of the runtime that executed a job. */
+export interface RuntimeInfo {
+  /** Implementation name, e.g. `phase-deno`. */
+  name: string;
+  /** Implementation version. */
+  version: string;
+  /** WASI version offered to the guest. */
+  wasi: "preview1";
+}
+
+/** A signed receipt (schemas/receipt.schema.json, version 1). */
+export interface Receipt {
+  /** Format version. */
+  version: 1;
+  /** Identifier of the job. */
+  job_id: string;
+  /** Client- or node-chosen nonce, lowercase hex. */
+  nonce: string;
+  /** RFC 3339 time the receipt was made. */
+  timestamp: string;
+  /** sha256 of the module bytes as submitted. */
+  module_hash: Sha256Ref;
+  /** sha256 of the JCS bytes of {args, env, stdin_sha256}. */
+  input_hash: Sha256Ref;
+  /** Limits the node applied. */
+  limits: AppliedLimits;
+  /** What happened. */
+  execution: Execution;
+  /** Captured standard output (see output_encoding). */
+  stdout: string;
+  /** Captured standard error (see output_encoding). */
+  stderr: string;
+  /** True when stdout exceeded limits.output_bytes and was cut. */
+  stdout_truncated: boolean;
+  /** True when stderr exceeded limits.output_bytes and was cut. */
+  stderr_truncated: boolean;
+  /** `utf-8` when both streams are valid UTF-8, otherwise `base64`. */
+  output_encoding: "utf-8" | "base64";
+  /** Runtime that executed the job. */
+  runtime: RuntimeInfo;
+  /** libp2p peer id of the signing node; carries its Ed25519 public key. */
+  node_peer_id: string;
+  /** Base64 Ed25519 signature over the JCS bytes of all other members. */
+  signature: string;
+}
+
+/** A receipt before it is signed. */
+export type UnsignedReceipt = Omit<Receipt, "signature">;
+
+/** A job manifest (schemas/job_manifest.schema.json, version 1). */
+export interface JobManifest {
+  /** Format version. */
+  version: 1;
+  /** Optional short name, e.g. `hello`. */
+  name?: string;
+  /** sha256 the module must have. */
+  module_hash: Sha256Ref;
+  /** CPU cores the job expects (a scheduling hint; guests are single-threaded). */
+  cpu_cores?: number;
+  /** Memory cap in MiB. */
+  memory_mb?: number;
+  /** Wall-clock limit in seconds. */
+  timeout_seconds?: number;
+  /** Fuel budget. */
+  fuel?: number;
+  /** Guest arguments (after argv[0]). */
+  args?: string[];
+  /** Guest environment. */
+  env?: Record<string, string>;
+  /** Nonce to bind the receipt to this request. */
+  nonce?: string;
+}
