@@ -261,7 +261,9 @@ export class HostDirFd extends Fd {
   override fd_fdstat_get() {
     const fdstat = new wasi.Fdstat(wasi.FILETYPE_DIRECTORY, 0);
     fdstat.fs_rights_base = DIR_RIGHTS;
-    fdstat.fs_rights_inherited = DIR_RIGHTS | READ_RIGHTS;
+    // Write rights are advertised as inheritable so that wasi-libc asks for
+    // them on O_WRONLY/O_RDWR, and path_open can answer EROFS, not a later EBADF.
+    fdstat.fs_rights_inherited = DIR_RIGHTS | READ_RIGHTS | WRITE_RIGHTS;
     return { ret: wasi.ERRNO_SUCCESS, fdstat };
   }
 

@@ -108,6 +108,8 @@ class SandboxProcess {
   readonly exited: Promise<void>;
   #nextId = 1;
   dead = false;
+  /** Operating-system process id. */
+  readonly pid: number;
 
   constructor(command: { program: string; args: string[] }) {
     try {
@@ -123,6 +125,7 @@ class SandboxProcess {
         `cannot start a sandbox process: ${(error as Error).message}`,
       );
     }
+    this.pid = this.#child.pid;
     this.#writer = this.#child.stdin.getWriter();
     this.exited = this.#child.status.then(() => {
       this.dead = true;
@@ -295,6 +298,7 @@ export class SandboxPool {
   readonly #queueLimit: number;
   readonly #command: NonNullable<SandboxOptions["command"]>;
   readonly #idle: SandboxProcess[] = [];
+  readonly #all = new Set<SandboxProcess>();
   /** Waiters get an idle process, or null to try again (one died). */
   readonly #waiting: ((p: SandboxProcess | null) => void)[] = [];
   #live = 0;
@@ -311,7 +315,7 @@ export class SandboxPool {
   async warm(): Promise<void> {
     const starting: SandboxProcess[] = [];
     while (this.#live < this.#size) {
-      const p = new SandboxProcess(this.#command([]));
+      const p = this.#spawn([]);
       this.#live++;
       starting.push(p);
     }
@@ -326,6 +330,11 @@ export class SandboxPool {
     }
   }
 
+  /** Process ids of the live sandbox processes (for monitoring). */
+  get pids(): number[] {
+    return [...this.#all].filter((p) => !p.dead).map((p) => p.pid);
+  }
+
   /** Jobs waiting for a process. */
   get queued(): number {
     return this.#waiting.length;
@@ -335,9 +344,7 @@ export class SandboxPool {
   async run(job: SandboxJob): Promise<ExecuteOutcome> {
     if (this.#closed) throw new SandboxError("the sandbox pool is closed");
     if (job.preopens && job.preopens.length > 0) {
-      const own = new SandboxProcess(
-        this.#command(job.preopens.map((p) => p.host)),
-      );
+      const own = this.#spawn(job.preopens.map((p) => p.host));
       try {
         await own.ready;
         return await own.run(job);
@@ -353,6 +360,13 @@ export class SandboxPool {
     }
   }
 
+  #spawn(readDirs: string[]): SandboxProcess {
+    const process = new SandboxProcess(this.#command(readDirs));
+    this.#all.add(process);
+    process.exited.then(() => this.#all.delete(process));
+    return process;
+  }
+
   async #acquire(): Promise<SandboxProcess> {
     for (;;) {
       const idle = this.#idle.pop();
@@ -363,7 +377,7 @@ export class SandboxPool {
       }
       if (this.#live < this.#size) {
         this.#live++;
-        const p = new SandboxProcess(this.#command([]));
+        const p = this.#spawn([]);
         try {
           await p.ready;
         } catch (error) {

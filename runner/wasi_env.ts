@@ -306,6 +306,29 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
       new DataView(memory().buffer).setUint32(openedPtr, slot, true);
       return wasi.ERRNO_SUCCESS;
     },
+    fd_filestat_get(fd: number, statPtr: number) {
+      const file = table[fd];
+      if (file === undefined) return wasi.ERRNO_BADF;
+      const { ret, filestat } = file.fd_filestat_get();
+      if (filestat) writeFilestat(memory(), statPtr, filestat);
+      return ret;
+    },
+    path_filestat_get(
+      fd: number,
+      flags: number,
+      pathPtr: number,
+      pathLen: number,
+      statPtr: number,
+    ) {
+      const dir = table[fd];
+      if (dir === undefined) return wasi.ERRNO_BADF;
+      const path = new TextDecoder().decode(
+        new Uint8Array(memory().buffer, pathPtr, pathLen),
+      );
+      const { ret, filestat } = dir.path_filestat_get(flags, path);
+      if (filestat) writeFilestat(memory(), statPtr, filestat);
+      return ret;
+    },
     poll_oneoff(inPtr: number, outPtr: number, count: number, nPtr: number) {
       return pollOneoff(memory(), table, inPtr, outPtr, count, nPtr);
     },
@@ -318,6 +341,27 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
   };
   const imports = { ...shim.wasiImport, ...overrides } as WasiEnv["imports"];
   return { wasi: shim, imports, stdout, stderr };
+}
+
+/**
+ * Writes a filestat with the preview1 layout (the shim's own writer puts the
+ * three timestamps at wrong offsets, over the top bytes of `size`).
+ */
+function writeFilestat(
+  memory: WebAssembly.Memory,
+  at: number,
+  stat: wasi.Filestat,
+): void {
+  const view = new DataView(memory.buffer);
+  new Uint8Array(memory.buffer, at, 64).fill(0);
+  view.setBigUint64(at, stat.dev, true);
+  view.setBigUint64(at + 8, stat.ino, true);
+  view.setUint8(at + 16, stat.filetype);
+  view.setBigUint64(at + 24, stat.nlink, true);
+  view.setBigUint64(at + 32, stat.size, true);
+  view.setBigUint64(at + 40, stat.atim, true);
+  view.setBigUint64(at + 48, stat.mtim, true);
+  view.setBigUint64(at + 56, stat.ctim, true);
 }
 
 const SUBSCRIPTION_SIZE = 48;

@@ -1,0 +1,222 @@
+import assert from "node:assert/strict";
+import {
+  defaultSandboxCommand,
+  JobRefused,
+  MIB,
+  QueueFullError,
+  runJob,
+  SandboxError,
+  type SandboxJob,
+  SandboxPool,
+} from "../runner/mod.ts";
+import { generateKey, sha256Ref, verifyReceipt } from "../schemas/mod.ts";
+import { example, ROOT, tempDir, text } from "./helpers.ts";
+
+async function job(
+  name: string,
+  options: Partial<SandboxJob> = {},
+): Promise<SandboxJob> {
+  const module = example(name);
+  return {
+    module,
+    moduleHash: await sha256Ref(module),
+    programName: name,
+    args: [],
+    env: {},
+    stdin: new Uint8Array(),
+    memoryBytes: 64 * MIB,
+    outputLimit: MIB,
+    timeoutMs: 10_000,
+    ...options,
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("sandbox process holds no write, net, env, run, ffi or sys permission", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    await Deno.mkdir(`${dir}/in`);
+    await Deno.writeTextFile(`${dir}/in/file.txt`, "x");
+    await Deno.writeTextFile(`${dir}/secret.txt`, "y");
+    const { program, args } = defaultSandboxCommand([`${dir}/in`]);
+    args[args.length - 1] = `${ROOT}/tests/fixtures/permission_probe.ts`;
+    const out = await new Deno.Command(program, {
+      args: [...args, `${dir}/in`, `${dir}/secret.txt`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, text(out.stderr));
+    assert.deepEqual(text(out.stdout).trim().split("\n"), [
+      "read-inside: allowed",
+      "read-outside: NotCapable",
+      "write-inside: NotCapable",
+      "write-tmp: NotCapable",
+      "listen: NotCapable",
+      "connect: NotCapable",
+      "env: NotCapable",
+      "run: NotCapable",
+      "ffi: NotCapable",
+      "sys: NotCapable",
+    ]);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("a sandbox started with forbidden permissions is refused", async () => {
+  const pool = new SandboxPool({
+    size: 1,
+    command: (dirs) => {
+      const command = defaultSandboxCommand(dirs);
+      command.args.splice(1, 0, "--allow-write");
+      return command;
+    },
+  });
+  try {
+    await assert.rejects(pool.run(await job("hello")), (error: Error) => {
+      assert.ok(error instanceof SandboxError);
+      assert.match(error.message, /forbidden permissions: write/);
+      return true;
+    });
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("a runaway guest is killed at its timeout and the pool goes on", async () => {
+  const pool = new SandboxPool({ size: 1 });
+  try {
+    await pool.warm();
+    const [before] = pool.pids;
+    assert.ok(alive(before));
+    const started = performance.now();
+    const outcome = await pool.run(
+      await job("infinite_loop", { timeoutMs: 300 }),
+    );
+    const elapsed = performance.now() - started;
+    assert.equal(outcome.status, "timeout");
+    assert.equal(outcome.exitCode, null);
+    assert.match(outcome.error!, /^timeout: the guest ran longer than 0.3 s$/);
+    assert.ok(elapsed < 5000, `took ${elapsed} ms`);
+    // The process that ran the loop is gone, so its CPU is free.
+    for (let i = 0; i < 50 && alive(before); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(
+      alive(before),
+      false,
+      "the runaway sandbox process still runs",
+    );
+    const next = await pool.run(await job("hello", { args: ["ok"] }));
+    assert.equal(text(next.stdout), "ko\n");
+    assert.notEqual(pool.pids[0], before);
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("partial output written before a timeout is kept", async () => {
+  const pool = new SandboxPool({ size: 1 });
+  try {
+    const outcome = await pool.run(
+      await job("print_then_loop", { timeoutMs: 300 }),
+    );
+    assert.equal(outcome.status, "timeout");
+    assert.equal(text(outcome.stdout), "hi\n");
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("a full queue rejects with queue full", async () => {
+  const pool = new SandboxPool({ size: 1, queueLimit: 1 });
+  try {
+    await pool.warm();
+    const running = pool.run(await job("infinite_loop", { timeoutMs: 1500 }));
+    await new Promise((r) => setTimeout(r, 50));
+    const waiting = pool.run(await job("hello"));
+    await assert.rejects(pool.run(await job("hello")), QueueFullError);
+    assert.equal((await running).status, "timeout");
+    assert.equal((await waiting).status, "exited");
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("runJob signs a receipt that binds module, input and node", async () => {
+  const pool = new SandboxPool({ size: 1 });
+  const key = await generateKey();
+  try {
+    const stdin = new TextEncoder().encode("Hello, World!\n");
+    const { receipt } = await runJob(
+      { module: example("hello"), stdin, nonce: "ab".repeat(16) },
+      { sandbox: pool, key },
+    );
+    assert.equal(receipt.stdout, "!dlroW ,olleH\n");
+    assert.equal(receipt.node_peer_id, key.peerId);
+    assert.equal(receipt.execution.status, "exited");
+    assert.equal(receipt.limits.memory_mb, 128);
+    const verdict = await verifyReceipt(receipt, {
+      peerId: key.peerId,
+      moduleHash: await sha256Ref(example("hello")),
+      nonce: "ab".repeat(16),
+    });
+    assert.equal(verdict.valid, true);
+    const tampered = { ...receipt, stdout: "forged\n" };
+    assert.equal((await verifyReceipt(tampered)).valid, false);
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("a module whose hash differs from its manifest is refused before running", async () => {
+  const pool = new SandboxPool({ size: 1 });
+  try {
+    await assert.rejects(
+      runJob({
+        module: example("hello"),
+        manifest: { version: 1, module_hash: `sha256:${"0".repeat(64)}` },
+      }, { sandbox: pool, key: await generateKey() }),
+      (error: Error) => {
+        assert.ok(error instanceof JobRefused);
+        assert.match(
+          error.message,
+          /^module hash mismatch: the manifest wants sha256:0{64}, the module is sha256:[0-9a-f]{64}$/,
+        );
+        return true;
+      },
+    );
+    assert.equal(
+      pool.pids.length,
+      0,
+      "a sandbox was started for a refused job",
+    );
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("binary output is carried as base64", async () => {
+  const pool = new SandboxPool({ size: 1 });
+  try {
+    const { receipt } = await runJob(
+      { module: example("hello"), stdin: new Uint8Array([0xff, 0xfe, 0x41]) },
+      { sandbox: pool, key: await generateKey() },
+    );
+    assert.equal(receipt.output_encoding, "base64");
+    assert.deepEqual(
+      Uint8Array.from(atob(receipt.stdout), (c) => c.charCodeAt(0)),
+      new Uint8Array([0x41, 0xfe, 0xff]),
+    );
+  } finally {
+    await pool.close();
+  }
+});

@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
+import {
+  canonicalBytes,
+  fromBase64,
+  inputHash,
+  keyFromSeed,
+  type Receipt,
+  SchemaError,
+  signingBytes,
+  signReceipt,
+  toHex,
+  validateJobManifest,
+  verifyReceipt,
+} from "../schemas/mod.ts";
+import vector from "./vectors/receipt_v1.json" with { type: "json" };
+
+const seed = Uint8Array.from({ length: 32 }, (_, i) => i);
+
+Deno.test("test vector: key, peer id, canonical bytes and signature", async () => {
+  const key = await keyFromSeed(seed);
+  assert.equal(toHex(seed), vector.seed_hex);
+  assert.equal(toHex(key.publicKey), vector.public_key_hex);
+  assert.equal(key.peerId, vector.peer_id);
+  const receipt = vector.receipt as Receipt;
+  assert.equal(
+    new TextDecoder().decode(signingBytes(receipt)),
+    vector.canonical_signing_bytes,
+  );
+  const { signature: _, ...unsigned } = receipt;
+  const signed = await signReceipt(unsigned, key);
+  assert.equal(signed.signature, vector.signature);
+  assert.deepEqual(await verifyReceipt(receipt), { valid: true, receipt });
+});
+
+Deno.test("noble and libp2p keys from one seed give the same peer id and signatures", async () => {
+  const key = await keyFromSeed(seed);
+  const libp2pKey = await generateKeyPairFromSeed("Ed25519", seed);
+  const message = new TextEncoder().encode("phase");
+  const sig = await libp2pKey.sign(message);
+  const receipt = vector.receipt as Receipt;
+  assert.equal(receipt.node_peer_id, key.peerId);
+  assert.deepEqual(
+    new Uint8Array(libp2pKey.publicKey.raw),
+    key.publicKey,
+  );
+  const { signBytes } = await import("../schemas/keys.ts");
+  assert.deepEqual(
+    fromBase64(await signBytes(key, message)),
+    new Uint8Array(sig),
+  );
+});
+
+Deno.test("flipping any bit of the canonical signed receipt invalidates it", async () => {
+  const compact = JSON.stringify(vector.receipt);
+  const bytes = new TextEncoder().encode(compact);
+  let checked = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const flipped = bytes.slice();
+    flipped[i] ^= 0x01;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(
+        new TextDecoder("utf-8", { fatal: true }).decode(flipped),
+      );
+    } catch {
+      continue; // no longer JSON: a verifier cannot accept it either
+    }
+    const verdict = await verifyReceipt(parsed);
+    assert.equal(verdict.valid, false, `byte ${i} flipped still verifies`);
+    checked++;
+  }
+  assert.ok(checked > bytes.length / 2, `only ${checked} flips parsed`);
+});
+
+Deno.test("a receipt re-signed by another key fails when the peer id is kept", async () => {
+  const other = await keyFromSeed(new Uint8Array(32).fill(9));
+  const receipt = vector.receipt as Receipt;
+  const { signature: _, ...unsigned } = receipt;
+  const forged = await signReceipt(
+    { ...unsigned, node_peer_id: other.peerId },
+    other,
+  );
+  const swapped = { ...forged, node_peer_id: receipt.node_peer_id };
+  const verdict = await verifyReceipt(swapped);
+  assert.deepEqual(verdict, { valid: false, reason: "invalid signature" });
+  const expectPeer = await verifyReceipt(forged, {
+    peerId: receipt.node_peer_id,
+  });
+  assert.equal(expectPeer.valid, false);
+});
+
+Deno.test("verifyReceipt checks expectations", async () => {
+  const receipt = vector.receipt as Receipt;
+  assert.equal(
+    (await verifyReceipt(receipt, { nonce: receipt.nonce })).valid,
+    true,
+  );
+  const wrongNonce = await verifyReceipt(receipt, { nonce: "ff".repeat(16) });
+  assert.equal(wrongNonce.valid, false);
+  const wrongModule = await verifyReceipt(receipt, {
+    moduleHash: "sha256:" + "1".repeat(64),
+  });
+  assert.equal(wrongModule.valid, false);
+});
+
+Deno.test("schema rejects unknown fields and bad hashes", async () => {
+  const receipt = { ...(vector.receipt as Receipt), extra: 1 };
+  const verdict = await verifyReceipt(receipt);
+  assert.equal(verdict.valid, false);
+  assert.match((verdict as { reason: string }).reason, /extra/);
+  assert.throws(
+    () => validateJobManifest({ version: 1, module_hash: "sha256:abc" }),
+    SchemaError,
+  );
+  assert.throws(
+    () =>
+      validateJobManifest({
+        version: 2,
+        module_hash: "sha256:" + "a".repeat(64),
+      }),
+    SchemaError,
+  );
+  const ok = validateJobManifest({
+    version: 1,
+    module_hash: "sha256:" + "a".repeat(64),
+    memory_mb: 64,
+    args: ["x"],
+    env: { A: "b" },
+  });
+  assert.equal(ok.memory_mb, 64);
+});
+
+Deno.test("JCS: RFC 8785 ordering and number forms", () => {
+  const text = (v: unknown) => new TextDecoder().decode(canonicalBytes(v));
+  assert.equal(
+    text({ b: 1, a: 2, "€": 3, "\r": 4 }),
+    '{"\\r":4,"a":2,"b":1,"€":3}',
+  );
+  assert.equal(
+    text([1e21, 1e-7, -0, 0.1 + 0.2, 100]),
+    "[1e+21,1e-7,0,0.30000000000000004,100]",
+  );
+  assert.equal(text({ s: "\u2028\u0007" }), '{"s":"\u2028\\u0007"}');
+  assert.throws(() => canonicalBytes(NaN));
+});
+
+Deno.test("input hash covers args, env and stdin", async () => {
+  const base = { args: ["a"], env: { K: "v" }, stdin: new Uint8Array([1]) };
+  const h = await inputHash(base);
+  assert.match(h, /^sha256:[0-9a-f]{64}$/);
+  assert.notEqual(h, await inputHash({ ...base, args: ["b"] }));
+  assert.notEqual(h, await inputHash({ ...base, env: {} }));
+  assert.notEqual(h, await inputHash({ ...base, stdin: new Uint8Array([2]) }));
+  assert.equal(h, await inputHash({ ...base }));
+});
