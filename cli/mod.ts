@@ -6,6 +6,9 @@
 import { RUNTIME_VERSION } from "../runner/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { keygenCommand } from "./keys.ts";
+import { manifestCommand } from "./manifest.ts";
+import { fetchCommand, providerCommand } from "./provider.ts";
+import { serveCommand } from "./serve.ts";
 import { receiptCommand } from "./receipt.ts";
 import { executeJobCommand, runCommand } from "./run.ts";
 
@@ -34,10 +37,14 @@ common options: --data-dir DIR, --key FILE, --receipts DIR, --ephemeral,
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
+  serve: serveCommand,
   run: runCommand,
   "execute-job": executeJobCommand,
   receipt: receiptCommand,
   keygen: keygenCommand,
+  manifest: manifestCommand,
+  provider: providerCommand,
+  fetch: fetchCommand,
   version: (argv) => {
     const info = {
       name: "phase",
@@ -67,6 +74,7 @@ const PLAIN_ERRORS = new Set([
   "SchemaError",
   "SandboxError",
   "QueueFullError",
+  "DownloadError",
 ]);
 
 /** Runs the CLI; returns the exit status. */

@@ -28,3 +28,4 @@ for src in "$here"/src/*.wat; do
   wat2wasm -o "$here/wasm/$name.wasm" "$src"
 done
 ls -l "$here/wasm"
+deno run --allow-read="$here/.." --allow-write="$here/../provider" "$here/embed.ts"

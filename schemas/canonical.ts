@@ -10,8 +10,17 @@ export function canonicalBytes(value: unknown): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
+/** JCS bytes of a document without one member (its signature or signatures). */
+export function signingBytesWithout<T extends object>(
+  document: T,
+  member: keyof T,
+): Uint8Array {
+  const copy: Partial<T> = { ...document };
+  delete copy[member];
+  return canonicalBytes(copy);
+}
+
 /** JCS bytes of a signed document without its `signature` member. */
 export function signingBytes(document: { signature?: unknown }): Uint8Array {
-  const { signature: _omitted, ...rest } = document;
-  return canonicalBytes(rest);
+  return signingBytesWithout(document, "signature");
 }

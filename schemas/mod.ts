@@ -10,3 +10,4 @@ export * from "./canonical.ts";
 export * from "./encoding.ts";
 export * from "./keys.ts";
 export * from "./receipt.ts";
+export * from "./boot_manifest.ts";

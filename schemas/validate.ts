@@ -4,7 +4,10 @@ import receiptSchema from "./receipt.schema.json" with { type: "json" };
 import jobManifestSchema from "./job_manifest.schema.json" with {
   type: "json",
 };
-import type { JobManifest, Receipt } from "./types.ts";
+import bootManifestSchema from "./boot_manifest.schema.json" with {
+  type: "json",
+};
+import type { BootManifest, JobManifest, Receipt } from "./types.ts";
 
 /** A document that does not match its schema; the message is one line. */
 export class SchemaError extends Error {
@@ -21,6 +24,7 @@ addFormats.default(ajv, ["date-time"]);
 const validators = {
   receipt: ajv.compile(receiptSchema),
   "job manifest": ajv.compile(jobManifestSchema),
+  "boot manifest": ajv.compile(bootManifestSchema),
 };
 
 function describe(errors: ErrorObject[] | null | undefined): string {
@@ -52,4 +56,9 @@ export function validateReceipt(value: unknown): Receipt {
 /** Returns `value` typed as a job manifest, or throws {@link SchemaError}. */
 export function validateJobManifest(value: unknown): JobManifest {
   return check<JobManifest>("job manifest", value);
+}
+
+/** Returns `value` typed as a boot manifest, or throws {@link SchemaError}. */
+export function validateBootManifest(value: unknown): BootManifest {
+  return check<BootManifest>("boot manifest", value);
 }

@@ -1,0 +1,195 @@
+/**
+ * `phase manifest generate|sign|verify`: boot manifests signed offline by a
+ * release key, verified against keys the user pins.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  ArtifactStore,
+  buildManifest,
+  CHANNELS,
+  fetchJson,
+  hostArch,
+} from "../provider/mod.ts";
+import { loadIdentity } from "../runner/mod.ts";
+import {
+  type BootManifest,
+  type Channel,
+  parsePublicKey,
+  signManifest,
+  validateBootManifest,
+  verifyManifest,
+} from "../schemas/mod.ts";
+import { CliError, UsageError } from "./errors.ts";
+import { readInput } from "./run.ts";
+
+async function readManifestFrom(source: string): Promise<unknown> {
+  if (/^https?:\/\//.test(source)) {
+    const { status, body } = await fetchJson(source);
+    if (status !== 200) throw new CliError(`${source} answered HTTP ${status}`);
+    return body;
+  }
+  const text = new TextDecoder().decode(await readInput(source, "manifest"));
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(`manifest ${source} is not JSON`);
+  }
+}
+
+async function write(path: string | undefined, manifest: BootManifest) {
+  const text = JSON.stringify(manifest, null, 2) + "\n";
+  if (!path || path === "-") {
+    await Deno.stdout.write(new TextEncoder().encode(text));
+    return;
+  }
+  const temporary = `${path}.tmp`;
+  await Deno.writeTextFile(temporary, text);
+  await Deno.rename(temporary, path);
+}
+
+async function generate(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      artifacts: { type: "string", short: "a" },
+      channel: { type: "string", default: "stable" },
+      arch: { type: "string", default: hostArch() },
+      version: { type: "string", default: "0.1.0" },
+      "manifest-version": { type: "string" },
+      cmdline: { type: "string", default: "console=ttyS0 panic=-1" },
+      "validity-days": { type: "string", default: "30" },
+      output: { type: "string", short: "o" },
+    },
+  });
+  if (!values.artifacts) {
+    throw new UsageError(
+      "usage: phase manifest generate --artifacts DIR [--channel C] [--arch A] [--output FILE]",
+    );
+  }
+  if (!CHANNELS.includes(values.channel as Channel)) {
+    throw new UsageError(`--channel must be one of ${CHANNELS.join(", ")}`);
+  }
+  const manifestVersion = values["manifest-version"]
+    ? Number(values["manifest-version"])
+    : Math.floor(Date.now() / 1000);
+  if (!Number.isInteger(manifestVersion) || manifestVersion < 1) {
+    throw new UsageError("--manifest-version wants a positive integer");
+  }
+  const store = new ArtifactStore({ root: values.artifacts });
+  if ((await store.list(values.channel, values.arch)).length === 0) {
+    throw new CliError(
+      `no artifacts in ${values.artifacts}/${values.channel}/${values.arch}`,
+    );
+  }
+  const manifest = await buildManifest({
+    store,
+    channel: values.channel as Channel,
+    arch: values.arch,
+    manifestVersion,
+    version: values.version,
+    cmdline: values.cmdline,
+    validityDays: Number(values["validity-days"]),
+  });
+  await write(values.output, manifest);
+  return 0;
+}
+
+async function sign(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      key: { type: "string", short: "k" },
+      output: { type: "string", short: "o" },
+    },
+  });
+  const [path] = positionals;
+  if (!path || !values.key) {
+    throw new UsageError(
+      "usage: phase manifest sign FILE --key KEYFILE [--output FILE]",
+    );
+  }
+  const manifest = validateBootManifest(await readManifestFrom(path));
+  let key;
+  try {
+    await Deno.stat(values.key);
+    key = await loadIdentity({ path: values.key });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new CliError(
+        `key file ${values.key} does not exist (create one with: phase keygen --output ${values.key})`,
+      );
+    }
+    throw error;
+  }
+  const signed = await signManifest(manifest, key);
+  await write(values.output ?? path, signed);
+  if (values.output !== "-") console.error(`signed by ${key.peerId}`);
+  return 0;
+}
+
+async function verify(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      pubkey: { type: "string", multiple: true },
+      "min-version": { type: "string" },
+      channel: { type: "string" },
+      arch: { type: "string" },
+      json: { type: "boolean" },
+    },
+  });
+  const [source] = positionals;
+  if (!source || !values.pubkey?.length) {
+    throw new UsageError(
+      "usage: phase manifest verify FILE|URL --pubkey KEY [--pubkey KEY…]",
+    );
+  }
+  let trustedKeys: Uint8Array[];
+  try {
+    trustedKeys = values.pubkey.flatMap((k) => k.split(",")).map(
+      parsePublicKey,
+    );
+  } catch (error) {
+    throw new UsageError(`--pubkey: ${(error as Error).message}`);
+  }
+  const verdict = await verifyManifest(await readManifestFrom(source), {
+    trustedKeys,
+    minVersion: values["min-version"]
+      ? Number(values["min-version"])
+      : undefined,
+    channel: values.channel,
+    arch: values.arch,
+  });
+  if (values.json) {
+    console.log(
+      JSON.stringify(
+        verdict.valid
+          ? {
+            valid: true,
+            signer: verdict.signer,
+            manifest_version: verdict.manifest.manifest_version,
+          }
+          : { valid: false, reason: verdict.reason },
+      ),
+    );
+  } else if (verdict.valid) {
+    console.log(
+      `valid: ${source} signed by ${verdict.signer} (manifest_version ${verdict.manifest.manifest_version})`,
+    );
+  } else {
+    console.error(`phase: manifest ${source} is invalid: ${verdict.reason}`);
+  }
+  return verdict.valid ? 0 : 1;
+}
+
+/** `phase manifest generate|sign|verify` */
+export function manifestCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "generate") return generate(rest);
+  if (sub === "sign") return sign(rest);
+  if (sub === "verify") return verify(rest);
+  throw new UsageError("usage: phase manifest generate|sign|verify …");
+}

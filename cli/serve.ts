@@ -1,0 +1,116 @@
+/**
+ * `phase serve`: the provider node, with zero configuration by default.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  CHANNELS,
+  hostArch,
+  seedArtifacts,
+  startProvider,
+} from "../provider/mod.ts";
+import { loadIdentity } from "../runner/mod.ts";
+import { canonicalArch, type Channel } from "../schemas/mod.ts";
+import { UsageError } from "./errors.ts";
+import { assertPrivateMode } from "./node_context.ts";
+import { dataDir, dataPaths } from "./paths.ts";
+
+/** `phase serve [options]` */
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      artifacts: { type: "string", short: "a" },
+      channel: { type: "string", short: "c", default: "stable" },
+      arch: { type: "string", short: "A", default: hostArch() },
+      port: { type: "string", short: "p", default: "8080" },
+      bind: { type: "string", short: "b", default: "0.0.0.0" },
+      advertise: { type: "string", multiple: true },
+      cmdline: { type: "string" },
+      "data-dir": { type: "string" },
+      key: { type: "string" },
+      private: { type: "boolean" },
+      "no-jobs": { type: "boolean" },
+      "no-dht": { type: "boolean" },
+      "no-mdns": { type: "boolean" },
+      json: { type: "boolean" },
+    },
+  });
+  if (!CHANNELS.includes(values.channel as Channel)) {
+    throw new UsageError(`--channel must be one of ${CHANNELS.join(", ")}`);
+  }
+  if (!canonicalArch(values.arch)) {
+    throw new UsageError(`--arch must be x86_64, amd64, aarch64 or arm64`);
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--port wants 0-65535, got ${values.port}`);
+  }
+  if (values.private) {
+    assertPrivateMode();
+    if (!values.artifacts) {
+      throw new UsageError(
+        "--private needs --artifacts (nothing can be created)",
+      );
+    }
+  }
+  const data = values.private ? null : dataDir(values["data-dir"]);
+  const artifactsDir = values.artifacts ?? `${data}/artifacts`;
+  if (data) {
+    await Deno.mkdir(data, { recursive: true, mode: 0o700 });
+    if (!values.artifacts) {
+      await seedArtifacts(artifactsDir, values.channel as Channel, values.arch);
+    }
+  }
+  const key = await loadIdentity({
+    path: values.key ?? (data ? dataPaths(data).key : ""),
+    ephemeral: values.private,
+  });
+  const provider = await startProvider({
+    artifactsDir,
+    dataDir: data,
+    key,
+    channel: values.channel as Channel,
+    arch: values.arch,
+    port,
+    hostname: values.bind,
+    advertise: values.advertise,
+    cmdline: values.cmdline,
+    jobs: !values["no-jobs"],
+    receiptsDir: data ? dataPaths(data).receipts : null,
+  });
+  const info = {
+    url: provider.url,
+    port: provider.port,
+    peer_id: key.peerId,
+    artifacts: artifactsDir,
+    channel: values.channel,
+    arch: canonicalArch(values.arch),
+    jobs: !values["no-jobs"],
+    private: Boolean(values.private),
+  };
+  if (values.json) {
+    console.log(JSON.stringify(info));
+  } else {
+    console.log(
+      `phase provider serving ${provider.url}/ (bound to ${values.bind})`,
+    );
+    console.log(`  peer id:   ${key.peerId}`);
+    console.log(`  artifacts: ${artifactsDir}`);
+    console.log(
+      `  manifest:  ${provider.url}/manifest.json (${info.channel}/${info.arch})`,
+    );
+    console.log(
+      `  jobs:      ${info.jobs ? `POST ${provider.url}/jobs` : "off"}`,
+    );
+  }
+  const stop = Promise.withResolvers<void>();
+  const onSignal = () => stop.resolve();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  await stop.promise;
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  await provider.close();
+  return 0;
+}

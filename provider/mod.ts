@@ -1,0 +1,36 @@
+/**
+ * Phase provider: serves signed boot manifests, boot artifacts (with HTTP
+ * ranges and validators) and runs jobs over HTTP.
+ * @module
+ */
+export {
+  ArtifactStore,
+  CHANNELS,
+  MANIFEST_FILE,
+  NAME_PATTERN,
+  sha256File,
+} from "./artifacts.ts";
+export type { ArtifactFile, ArtifactStoreOptions } from "./artifacts.ts";
+export {
+  artifactRole,
+  buildManifest,
+  type BuildManifestOptions,
+  ManifestPublisher,
+} from "./manifest_publisher.ts";
+export { DEFAULT_JOB_LIMITS, type JobLimits } from "./jobs.ts";
+export { Metrics } from "./metrics.ts";
+export {
+  hostArch,
+  type Provider,
+  type ProviderOptions,
+  seedArtifacts,
+  startProvider,
+} from "./server.ts";
+export {
+  download,
+  DownloadError,
+  type DownloadOptions,
+  type DownloadProgress,
+  type DownloadResult,
+  fetchJson,
+} from "./client.ts";

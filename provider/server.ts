@@ -1,0 +1,208 @@
+/**
+ * Starting and stopping a provider: the artifacts store, manifests, the
+ * jobs endpoint and the HTTP listener.
+ * @module
+ */
+import { RUNTIME_VERSION, SandboxPool } from "../runner/mod.ts";
+import {
+  canonicalArch,
+  type Channel,
+  fromBase64,
+  type JobManifest,
+  type NodeKey,
+  sha256Ref,
+} from "../schemas/mod.ts";
+import { ArtifactStore } from "./artifacts.ts";
+import { HELLO_WASM_BASE64 } from "./embedded_hello.ts";
+import { createHandler } from "./http.ts";
+import { DEFAULT_JOB_LIMITS, type JobLimits } from "./jobs.ts";
+import { ManifestPublisher } from "./manifest_publisher.ts";
+import { Metrics } from "./metrics.ts";
+
+/** How to run a provider. */
+export interface ProviderOptions {
+  /** Artifacts directory (`<dir>/<channel>/<arch>/<file>`). */
+  artifactsDir: string;
+  /** Data directory for caches and state, or null to persist nothing. */
+  dataDir: string | null;
+  /** Provider key. */
+  key: NodeKey;
+  /** Default channel. */
+  channel?: Channel;
+  /** Default architecture. */
+  arch?: string;
+  /** TCP port (0 picks a free one). */
+  port?: number;
+  /** Address to bind. */
+  hostname?: string;
+  /** Base URLs other machines reach this provider at (for manifests). */
+  advertise?: string[];
+  /** Kernel command line written into generated manifests. */
+  cmdline?: string;
+  /** Run `POST /jobs` (default true). */
+  jobs?: boolean;
+  /** Limits for HTTP jobs. */
+  jobLimits?: JobLimits;
+  /** Warm sandbox processes for jobs (default 2). */
+  sandboxSize?: number;
+  /** Jobs that may wait before 503 (default 64). */
+  queueLimit?: number;
+  /** Where receipts of HTTP jobs are logged, or null. */
+  receiptsDir?: string | null;
+  /** Free bytes below which /health fails (default 64 MiB). */
+  minFreeBytes?: number;
+}
+
+/** A running provider. */
+export interface Provider {
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  /** Bound port. */
+  port: number;
+  /** Counters. */
+  metrics: Metrics;
+  /** Stops listening and ends sandbox processes. */
+  close(): Promise<void>;
+}
+
+/** The canonical name of the machine's architecture. */
+export function hostArch(): string {
+  return canonicalArch(Deno.build.arch) ?? Deno.build.arch;
+}
+
+/**
+ * Writes the embedded hello job into a new artifacts directory, so that a
+ * provider started with no configuration serves something useful.
+ */
+export async function seedArtifacts(
+  dir: string,
+  channel: Channel,
+  arch: string,
+): Promise<boolean> {
+  try {
+    await Deno.stat(dir);
+    return false;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const target = `${dir}/${channel}/${canonicalArch(arch) ?? arch}`;
+  await Deno.mkdir(target, { recursive: true });
+  const module = fromBase64(HELLO_WASM_BASE64);
+  await Deno.writeFile(`${target}/hello.wasm`, module);
+  const manifest: JobManifest = {
+    version: 1,
+    name: "hello",
+    module_hash: await sha256Ref(module),
+    memory_mb: 16,
+    timeout_seconds: 10,
+    args: ["Hello, World!"],
+  };
+  await Deno.writeTextFile(
+    `${target}/hello.job.json`,
+    JSON.stringify(manifest, null, 2) + "\n",
+  );
+  return true;
+}
+
+/** Starts a provider. */
+export async function startProvider(
+  options: ProviderOptions,
+): Promise<Provider> {
+  const channel = options.channel ?? "stable";
+  const arch = options.arch ?? hostArch();
+  const store = new ArtifactStore({
+    root: options.artifactsDir,
+    hashCachePath: options.dataDir
+      ? `${options.dataDir}/hash-cache.json`
+      : undefined,
+  });
+  const metrics = new Metrics();
+  let port = options.port ?? 8080;
+  const hostname = options.hostname ?? "0.0.0.0";
+  const advertise = () =>
+    options.advertise ??
+      (hostname === "0.0.0.0" || hostname === "::"
+        ? []
+        : [`http://${hostname}:${port}`]);
+  const publisher = new ManifestPublisher({
+    store,
+    key: options.key,
+    version: RUNTIME_VERSION,
+    cmdline: options.cmdline ?? "console=ttyS0 panic=-1",
+    addresses: advertise,
+    statePath: options.dataDir
+      ? `${options.dataDir}/manifest-state.json`
+      : undefined,
+  });
+  const sandbox = options.jobs === false ? null : new SandboxPool({
+    size: options.sandboxSize ?? 2,
+    queueLimit: options.queueLimit ?? 64,
+  });
+  const findModule = async (hash: string): Promise<Uint8Array | null> => {
+    for (const file of await store.list(channel, arch)) {
+      if (
+        file.name.endsWith(".wasm") &&
+        `sha256:${await store.hash(file)}` === hash
+      ) {
+        return await Deno.readFile(file.path);
+      }
+    }
+    return null;
+  };
+  const handler = createHandler({
+    version: RUNTIME_VERSION,
+    channel,
+    arch,
+    key: options.key,
+    store,
+    publisher,
+    metrics,
+    dataDir: options.dataDir ?? options.artifactsDir,
+    minFreeBytes: options.minFreeBytes ?? 64 * 1024 * 1024,
+    jobs: sandbox
+      ? {
+        sandbox,
+        key: options.key,
+        limits: options.jobLimits ?? DEFAULT_JOB_LIMITS,
+        receiptsDir: options.receiptsDir ?? null,
+        findModule,
+      }
+      : null,
+  });
+  const listening = Promise.withResolvers<number>();
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname,
+      port,
+      onListen: (addr) => listening.resolve((addr as Deno.NetAddr).port),
+      onError: () =>
+        new Response(JSON.stringify({ error: "internal error" }), {
+          status: 500,
+        }),
+    }, handler);
+  } catch (error) {
+    await sandbox?.close();
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `port ${port} on ${hostname} is in use; pick another with --port`,
+      );
+    }
+    throw error;
+  }
+  port = await listening.promise;
+  const shown = hostname === "0.0.0.0"
+    ? "127.0.0.1"
+    : hostname.includes(":")
+    ? `[${hostname}]`
+    : hostname;
+  return {
+    url: `http://${shown}:${port}`,
+    port,
+    metrics,
+    async close() {
+      await server.shutdown();
+      await sandbox?.close();
+    },
+  };
+}
