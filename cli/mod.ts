@@ -75,6 +75,7 @@ const PLAIN_ERRORS = new Set([
   "SandboxError",
   "QueueFullError",
   "DownloadError",
+  "ProviderError",
 ]);
 
 /** Runs the CLI; returns the exit status. */

@@ -11,9 +11,28 @@ import {
 } from "../provider/mod.ts";
 import { loadIdentity } from "../runner/mod.ts";
 import { canonicalArch, type Channel } from "../schemas/mod.ts";
-import { UsageError } from "./errors.ts";
+import { CliError, UsageError } from "./errors.ts";
 import { assertPrivateMode } from "./node_context.ts";
 import { dataDir, dataPaths } from "./paths.ts";
+
+/** Refuses to start on an artifacts directory this process cannot list. */
+async function assertReadableDirectory(dir: string): Promise<void> {
+  try {
+    for await (const _ of Deno.readDir(dir)) break;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new CliError(`artifacts directory ${dir} does not exist`);
+    }
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new CliError(
+        `artifacts directory ${dir} is outside what this process may read (grant --allow-read=${dir})`,
+      );
+    }
+    throw new CliError(
+      `cannot read artifacts directory ${dir}: ${(error as Error).message}`,
+    );
+  }
+}
 
 /** `phase serve [options]` */
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -62,6 +81,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       await seedArtifacts(artifactsDir, values.channel as Channel, values.arch);
     }
   }
+  await assertReadableDirectory(artifactsDir);
   const key = await loadIdentity({
     path: values.key ?? (data ? dataPaths(data).key : ""),
     ephemeral: values.private,

@@ -22,6 +22,7 @@ export { Metrics } from "./metrics.ts";
 export {
   hostArch,
   type Provider,
+  ProviderError,
   type ProviderOptions,
   seedArtifacts,
   startProvider,

@@ -19,6 +19,15 @@ import { DEFAULT_JOB_LIMITS, type JobLimits } from "./jobs.ts";
 import { ManifestPublisher } from "./manifest_publisher.ts";
 import { Metrics } from "./metrics.ts";
 
+/** A provider that cannot start; the message is one line. */
+export class ProviderError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ProviderError";
+  }
+}
+
 /** How to run a provider. */
 export interface ProviderOptions {
   /** Artifacts directory (`<dir>/<channel>/<arch>/<file>`). */
@@ -184,11 +193,13 @@ export async function startProvider(
   } catch (error) {
     await sandbox?.close();
     if (error instanceof Deno.errors.AddrInUse) {
-      throw new Error(
+      throw new ProviderError(
         `port ${port} on ${hostname} is in use; pick another with --port`,
       );
     }
-    throw error;
+    throw new ProviderError(
+      `cannot listen on ${hostname}:${port}: ${(error as Error).message}`,
+    );
   }
   port = await listening.promise;
   const shown = hostname === "0.0.0.0"

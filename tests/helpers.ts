@@ -57,3 +57,17 @@ export async function tempDir(): Promise<[string, () => Promise<void>]> {
   const dir = await Deno.makeTempDir({ prefix: "phase-test-" });
   return [dir, () => Deno.remove(dir, { recursive: true })];
 }
+
+let cachedDenoDir: string | undefined;
+
+/** Deno's cache directory, so child processes with another HOME reuse it. */
+export async function denoDir(): Promise<string> {
+  if (!cachedDenoDir) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json"],
+      stdout: "piped",
+    }).output();
+    cachedDenoDir = JSON.parse(text(out.stdout)).denoDir as string;
+  }
+  return cachedDenoDir;
+}

@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { HELLO_WASM_BASE64 } from "../provider/embedded_hello.ts";
+import { fromBase64 } from "../schemas/mod.ts";
+import { denoDir, example, ROOT, tempDir } from "./helpers.ts";
+
+Deno.test("the embedded hello module is examples/wasm/hello.wasm", () => {
+  assert.deepEqual(fromBase64(HELLO_WASM_BASE64), example("hello"));
+});
+
+/** Starts `deno task serve` (the README's main job, least privilege) in HOME. */
+async function serveTask(home: string, extra: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "task",
+      "--quiet",
+      "serve",
+      "--port",
+      "0",
+      "--bind",
+      "127.0.0.1",
+      "--json",
+      ...extra,
+    ],
+    cwd: ROOT,
+    env: {
+      HOME: home,
+      DENO_DIR: await denoDir(),
+      NO_COLOR: "1",
+      PHASE_HOME: "",
+      XDG_DATA_HOME: "",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  while (!buffered.includes("\n")) {
+    const { done, value } = await reader.read();
+    if (done) {
+      const err = await new Response(child.stderr).text();
+      throw new Error(`serve exited early: ${err}`);
+    }
+    buffered += value;
+  }
+  return { child, info: JSON.parse(buffered.split("\n")[0]), reader };
+}
+
+Deno.test("zero-configuration serve: key, seeded artifacts, health, clean stop", async () => {
+  const [home, cleanup] = await tempDir();
+  const { child, info, reader } = await serveTask(home);
+  try {
+    assert.match(info.peer_id, /^12D3KooW/);
+    const health = await fetch(`${info.url}/health`);
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).disk_space_ok, true);
+    const manifest = await (await fetch(`${info.url}/manifest.json`)).json();
+    assert.ok(manifest.artifacts["hello.wasm"]);
+    const job = await fetch(`${info.url}/jobs?arg=zero`, {
+      method: "POST",
+      headers: { "content-type": "application/wasm" },
+      body: example("hello") as Uint8Array<ArrayBuffer>,
+    });
+    assert.equal((await job.json()).stdout, "orez\n");
+    const data = `${home}/.local/share/phase`;
+    assert.equal((await Deno.stat(`${data}/node.key`)).mode! & 0o777, 0o600);
+    assert.equal([...Deno.readDirSync(`${data}/receipts`)].length, 1);
+    assert.deepEqual([...Deno.readDirSync(home)].map((e) => e.name), [
+      ".local",
+    ]);
+  } finally {
+    child.kill("SIGTERM");
+    await reader.cancel();
+    const status = await child.status;
+    await child.stderr.cancel().catch(() => {});
+    await cleanup();
+    assert.ok(
+      status.code === 0 || status.signal === "SIGTERM",
+      JSON.stringify(status),
+    );
+  }
+});
+
+Deno.test("serve refuses to write outside its data directory and reports a busy port", async () => {
+  const [home, cleanup] = await tempDir();
+  const outside = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${outside}/stable/x86_64`, { recursive: true });
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "--quiet",
+        "serve",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--artifacts",
+        outside,
+      ],
+      cwd: ROOT,
+      env: { HOME: home, DENO_DIR: await denoDir(), NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    // The task may not even read a directory outside its data directory.
+    assert.notEqual(out.code, 0);
+    const err = new TextDecoder().decode(out.stderr).trim();
+    assert.match(err, /^phase: /);
+    assert.equal(err.split("\n").length, 1, err);
+    const first = await serveTask(home);
+    try {
+      const busy = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${ROOT}/main.ts`,
+          "serve",
+          "--port",
+          String(first.info.port),
+          "--bind",
+          "127.0.0.1",
+          "--data-dir",
+          `${home}/d2`,
+        ],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(busy.code, 1);
+      assert.match(
+        new TextDecoder().decode(busy.stderr),
+        /^phase: port \d+ on 127.0.0.1 is in use; pick another with --port\n$/,
+      );
+    } finally {
+      first.child.kill("SIGTERM");
+      await first.reader.cancel();
+      await first.child.status;
+      await first.child.stderr.cancel().catch(() => {});
+    }
+  } finally {
+    await Deno.remove(outside, { recursive: true });
+    await cleanup();
+  }
+});
