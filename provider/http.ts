@@ -98,7 +98,7 @@ function segment(raw: string): string | null {
 /** Builds the handler. */
 export function createHandler(
   ctx: ProviderContext,
-): (request: Request) => Promise<Response> {
+): (request: Request) => Response | Promise<Response> {
   const resolved = new Map<string, { at: number; file: ServedFile | null }>();
 
   async function artifact(
@@ -184,7 +184,7 @@ export function createHandler(
     ctx.metrics.bytesServed += request.method === "HEAD"
       ? 0
       : published.bytes.length;
-    return new Response(
+    const response = new Response(
       request.method === "HEAD"
         ? null
         : published.bytes as Uint8Array<ArrayBuffer>,
@@ -196,6 +196,8 @@ export function createHandler(
         },
       },
     );
+    preparedBodies.set(response, { bytes: published.bytes, download: null });
+    return response;
   }
 
   async function route(request: Request): Promise<Response> {
@@ -276,10 +278,21 @@ export function createHandler(
         `${channel}/${canonicalArch(arch)}/${name}`,
       );
     }
-    return fileResponse(request, file, (n) => ctx.metrics.bytesServed += n);
+    const response = await fileResponse(
+      request,
+      file,
+      (n) => ctx.metrics.bytesServed += n,
+    );
+    if (file.bytes && response.status === 200) {
+      preparedBodies.set(response, {
+        bytes: file.bytes,
+        download: `${channel}/${canonicalArch(arch)}/${name}`,
+      });
+    }
+    return response;
   }
 
-  return async (request: Request): Promise<Response> => {
+  async function handle(request: Request): Promise<Response> {
     let response: Response;
     try {
       response = await route(request);
@@ -291,6 +304,66 @@ export function createHandler(
       );
     }
     ctx.metrics.response(response.status);
+    if (response.status === 200 && request.method === "GET") {
+      remember(request, response);
+    }
     return response;
+  }
+
+  /**
+   * Plain GETs of small files and manifests are answered from prepared
+   * responses (a map lookup, no parsing), trusted for RESOLVE_TTL_MS.
+   */
+  const prepared = new Map<string, PreparedResponse>();
+
+  function remember(request: Request, response: Response): void {
+    const body = preparedBodies.get(response);
+    if (!body) return;
+    if (prepared.size > 4096) prepared.clear();
+    prepared.set(rawPath(request.url), {
+      at: performance.now(),
+      body: body.bytes,
+      headers: Object.fromEntries(response.headers),
+      download: body.download,
+    });
+  }
+
+  return (request: Request): Promise<Response> | Response => {
+    if (request.method === "GET") {
+      const hit = prepared.get(rawPath(request.url));
+      if (
+        hit && performance.now() - hit.at < RESOLVE_TTL_MS &&
+        !request.headers.has("range") &&
+        !request.headers.has("if-none-match") &&
+        !request.headers.has("if-modified-since")
+      ) {
+        ctx.metrics.response(200);
+        ctx.metrics.bytesServed += hit.body.length;
+        if (hit.download) Metrics.bump(ctx.metrics.downloads, hit.download);
+        return new Response(hit.body as Uint8Array<ArrayBuffer>, {
+          headers: hit.headers,
+        });
+      }
+    }
+    return handle(request);
   };
+}
+
+/** A response kept for the fast path. */
+interface PreparedResponse {
+  at: number;
+  body: Uint8Array;
+  headers: Record<string, string>;
+  download: string | null;
+}
+
+/** Bodies of responses that may be kept for the fast path. */
+const preparedBodies = new WeakMap<
+  Response,
+  { bytes: Uint8Array; download: string | null }
+>();
+
+/** Path and query of a request URL, as sent. */
+function rawPath(url: string): string {
+  return url.slice(url.indexOf("/", url.indexOf("//") + 2));
 }
