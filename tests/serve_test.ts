@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { HELLO_WASM_BASE64 } from "../provider/embedded_hello.ts";
 import { fromBase64 } from "../schemas/mod.ts";
-import { denoDir, example, ROOT, tempDir } from "./helpers.ts";
+import { cli, denoDir, example, ROOT, tempDir } from "./helpers.ts";
 
 Deno.test("the embedded hello module is examples/wasm/hello.wasm", () => {
   assert.deepEqual(fromBase64(HELLO_WASM_BASE64), example("hello"));
@@ -61,6 +61,10 @@ Deno.test("zero-configuration serve: key, seeded artifacts, health, clean stop",
       body: example("hello") as Uint8Array<ArrayBuffer>,
     });
     assert.equal((await job.json()).stdout, "orez\n");
+    const status = await cli(["provider", "status", "--url", info.url]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^health:\s+ok$/m);
+    assert.match(status.stdout, /1 jobs/);
     const data = `${home}/.local/share/phase`;
     assert.equal((await Deno.stat(`${data}/node.key`)).mode! & 0o777, 0o600);
     assert.equal([...Deno.readDirSync(`${data}/receipts`)].length, 1);
