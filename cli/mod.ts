@@ -9,6 +9,7 @@ import { keygenCommand } from "./keys.ts";
 import { manifestCommand } from "./manifest.ts";
 import { fetchCommand, providerCommand } from "./provider.ts";
 import { serveCommand } from "./serve.ts";
+import { discoverCommand, submitCommand } from "./p2p.ts";
 import { receiptCommand } from "./receipt.ts";
 import { executeJobCommand, runCommand } from "./run.ts";
 
@@ -38,6 +39,9 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
+  node: serveCommand,
+  discover: discoverCommand,
+  submit: submitCommand,
   run: runCommand,
   "execute-job": executeJobCommand,
   receipt: receiptCommand,
@@ -76,6 +80,7 @@ const PLAIN_ERRORS = new Set([
   "QueueFullError",
   "DownloadError",
   "ProviderError",
+  "RecordError",
 ]);
 
 /** Runs the CLI; returns the exit status. */

@@ -58,7 +58,8 @@ export async function readManifest(path: string): Promise<JobManifest> {
   return validateJobManifest(parsed);
 }
 
-async function readStdin(): Promise<Uint8Array> {
+/** Reads all of stdin (nothing when it is a terminal), with a size cap. */
+export async function readStdin(): Promise<Uint8Array> {
   if (Deno.stdin.isTerminal()) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -9,7 +9,14 @@ import {
   seedArtifacts,
   startProvider,
 } from "../provider/mod.ts";
-import { loadIdentity } from "../runner/mod.ts";
+import {
+  acceptJobs,
+  type Capability,
+  PhaseNode,
+  publishBootProvider,
+} from "../discovery/mod.ts";
+import { DEFAULT_JOB_LIMITS } from "../provider/mod.ts";
+import { loadIdentity, RUNTIME_VERSION, SandboxPool } from "../runner/mod.ts";
 import { canonicalArch, type Channel } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { assertPrivateMode } from "./node_context.ts";
@@ -50,6 +57,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       key: { type: "string" },
       private: { type: "boolean" },
       "no-jobs": { type: "boolean" },
+      listen: { type: "string", multiple: true },
+      bootstrap: { type: "string", multiple: true },
+      mode: { type: "string", default: "internet" },
       "no-dht": { type: "boolean" },
       "no-mdns": { type: "boolean" },
       json: { type: "boolean" },
@@ -60,6 +70,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   if (!canonicalArch(values.arch)) {
     throw new UsageError(`--arch must be x86_64, amd64, aarch64 or arm64`);
+  }
+  if (values.mode !== "internet" && values.mode !== "local") {
+    throw new UsageError("--mode must be internet or local");
   }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -86,6 +99,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     path: values.key ?? (data ? dataPaths(data).key : ""),
     ephemeral: values.private,
   });
+  const sandbox = values["no-jobs"]
+    ? null
+    : new SandboxPool({ size: 2, queueLimit: 64 });
   const provider = await startProvider({
     artifactsDir,
     dataDir: data,
@@ -96,17 +112,68 @@ export async function serveCommand(argv: string[]): Promise<number> {
     hostname: values.bind,
     advertise: values.advertise,
     cmdline: values.cmdline,
-    jobs: !values["no-jobs"],
+    jobs: sandbox !== null,
+    sandbox: sandbox ?? undefined,
     receiptsDir: data ? dataPaths(data).receipts : null,
   });
+  const receiptsDir = data ? dataPaths(data).receipts : null;
+  const arch = canonicalArch(values.arch)!;
+  const httpUrl = values.advertise?.[0] ??
+    (values.bind === "0.0.0.0" ? undefined : provider.url);
+  const capability = (): Capability => ({
+    arch,
+    cpu_cores: navigator.hardwareConcurrency,
+    memory_mb: DEFAULT_JOB_LIMITS.maxMemoryMb,
+    runtime: { name: "phase-deno", version: RUNTIME_VERSION, wasi: "preview1" },
+    limits: {
+      max_timeout_seconds: DEFAULT_JOB_LIMITS.maxTimeoutSeconds,
+      max_module_bytes: DEFAULT_JOB_LIMITS.maxBodyBytes,
+    },
+    load: {
+      queued: sandbox?.queued ?? 0,
+      queue_limit: sandbox?.queueLimit ?? 0,
+    },
+    ...(httpUrl ? { http_url: httpUrl } : {}),
+  });
+  let node: PhaseNode | null = null;
+  if (!values["no-dht"]) {
+    try {
+      node = await PhaseNode.start({
+        key,
+        listen: values.listen ?? ["/ip4/0.0.0.0/tcp/4001"],
+        bootstrap: values.bootstrap,
+        mdns: values.mode === "local" && !values["no-mdns"],
+        capability: sandbox ? capability : undefined,
+      });
+    } catch (error) {
+      await provider.close();
+      await sandbox?.close();
+      throw new CliError(
+        `cannot start the libp2p node: ${
+          (error as Error).message.split("\n")[0]
+        }`,
+      );
+    }
+    if (sandbox) {
+      await acceptJobs(node, { key, sandbox, capability, receiptsDir });
+    }
+    if (httpUrl) {
+      const manifestUrl = `${httpUrl}/${values.channel}/${arch}/manifest.json`;
+      await publishBootProvider(node, values.channel, arch, manifestUrl).catch(
+        () => {},
+      );
+    }
+  }
   const info = {
     url: provider.url,
     port: provider.port,
     peer_id: key.peerId,
+    multiaddrs: node?.multiaddrs() ?? [],
     artifacts: artifactsDir,
     channel: values.channel,
-    arch: canonicalArch(values.arch),
-    jobs: !values["no-jobs"],
+    arch,
+    jobs: sandbox !== null,
+    mode: node ? values.mode : "off",
     private: Boolean(values.private),
   };
   if (values.json) {
@@ -121,7 +188,18 @@ export async function serveCommand(argv: string[]): Promise<number> {
       `  manifest:  ${provider.url}/manifest.json (${info.channel}/${info.arch})`,
     );
     console.log(
-      `  jobs:      ${info.jobs ? `POST ${provider.url}/jobs` : "off"}`,
+      `  jobs:      ${
+        info.jobs
+          ? `POST ${provider.url}/jobs, ${
+            node ? "and /phase/job/1.0.0" : "HTTP only"
+          }`
+          : "off"
+      }`,
+    );
+    console.log(
+      `  libp2p:    ${
+        node ? `${values.mode} mode, ${info.multiaddrs.join(" ")}` : "off"
+      }`,
     );
   }
   const stop = Promise.withResolvers<void>();
@@ -131,6 +209,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   await stop.promise;
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
+  await node?.stop();
   await provider.close();
+  await sandbox?.close();
   return 0;
 }

@@ -52,6 +52,8 @@ export interface ProviderOptions {
   jobs?: boolean;
   /** Limits for HTTP jobs. */
   jobLimits?: JobLimits;
+  /** Sandbox pool to share (e.g. with the libp2p job protocol); else one is made. */
+  sandbox?: SandboxPool;
   /** Warm sandbox processes for jobs (default 2). */
   sandboxSize?: number;
   /** Jobs that may wait before 503 (default 64). */
@@ -143,10 +145,12 @@ export async function startProvider(
       ? `${options.dataDir}/manifest-state.json`
       : undefined,
   });
-  const sandbox = options.jobs === false ? null : new SandboxPool({
-    size: options.sandboxSize ?? 2,
-    queueLimit: options.queueLimit ?? 64,
-  });
+  const ownSandbox = options.jobs !== false && !options.sandbox;
+  const sandbox = options.jobs === false ? null : options.sandbox ??
+    new SandboxPool({
+      size: options.sandboxSize ?? 2,
+      queueLimit: options.queueLimit ?? 64,
+    });
   const findModule = async (hash: string): Promise<Uint8Array | null> => {
     for (const file of await store.list(channel, arch)) {
       if (
@@ -191,7 +195,7 @@ export async function startProvider(
         }),
     }, handler);
   } catch (error) {
-    await sandbox?.close();
+    if (ownSandbox) await sandbox?.close();
     if (error instanceof Deno.errors.AddrInUse) {
       throw new ProviderError(
         `port ${port} on ${hostname} is in use; pick another with --port`,
@@ -213,7 +217,7 @@ export async function startProvider(
     metrics,
     async close() {
       await server.shutdown();
-      await sandbox?.close();
+      if (ownSandbox) await sandbox?.close();
     },
   };
 }

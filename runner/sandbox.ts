@@ -335,6 +335,11 @@ export class SandboxPool {
     return [...this.#all].filter((p) => !p.dead).map((p) => p.pid);
   }
 
+  /** Jobs that may wait before `queue full`. */
+  get queueLimit(): number {
+    return this.#queueLimit;
+  }
+
   /** Jobs waiting for a process. */
   get queued(): number {
     return this.#waiting.length;

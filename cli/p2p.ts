@@ -1,0 +1,175 @@
+/**
+ * `phase discover` and `phase submit`: short-lived libp2p clients that find
+ * capable nodes and run jobs on them with verified receipts.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  JobRejected,
+  PhaseNode,
+  submitAuto,
+  submitJob,
+} from "../discovery/mod.ts";
+import { generateKey } from "../schemas/mod.ts";
+import { CliError, UsageError } from "./errors.ts";
+import { exitStatusOf, readInput, readStdin, splitGuestArgs } from "./run.ts";
+
+const CLIENT_OPTIONS = {
+  bootstrap: { type: "string", multiple: true },
+  mode: { type: "string", default: "internet" },
+  listen: { type: "string", multiple: true },
+  timeout: { type: "string", default: "5" },
+  json: { type: "boolean" },
+} as const;
+
+async function client(
+  values: { bootstrap?: string[]; mode?: string; listen?: string[] },
+): Promise<PhaseNode> {
+  if (values.mode !== "internet" && values.mode !== "local") {
+    throw new UsageError("--mode must be internet or local");
+  }
+  if (values.mode === "internet" && !values.bootstrap?.length) {
+    throw new UsageError(
+      "internet mode needs --bootstrap MULTIADDR (or use --mode local for mDNS)",
+    );
+  }
+  try {
+    const node = await PhaseNode.start({
+      key: await generateKey(),
+      listen: values.listen ?? ["/ip4/0.0.0.0/tcp/0"],
+      bootstrap: values.bootstrap,
+      mdns: values.mode === "local",
+      clientMode: values.mode !== "local",
+    });
+    if (values.mode === "local") await waitForPeers(node, 3000);
+    return node;
+  } catch (error) {
+    throw new CliError((error as Error).message.split("\n")[0]);
+  }
+}
+
+async function waitForPeers(node: PhaseNode, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (node.libp2p.getPeers().length === 0 && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await node.join([], timeoutMs);
+}
+
+/** `phase discover [--mode internet|local] [--bootstrap MULTIADDR…] [--arch A] [--json]` */
+export async function discoverCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...CLIENT_OPTIONS, arch: { type: "string" } },
+  });
+  const node = await client(values);
+  try {
+    const found = await node.findCapable(
+      { arch: values.arch },
+      Number(values.timeout) * 1000,
+    );
+    if (values.json) {
+      console.log(
+        JSON.stringify(
+          found.map((f) => ({
+            peer_id: f.peerId,
+            addresses: f.addresses,
+            ...f.capability,
+          })),
+        ),
+      );
+    } else if (found.length === 0) {
+      console.error("phase: no capable nodes found");
+    } else {
+      for (const f of found) {
+        const c = f.capability;
+        console.log(
+          `${f.peerId}  ${c.arch}  ${c.cpu_cores} cores  ${c.memory_mb} MiB  ${c.runtime.name}@${c.runtime.version}  queue ${c.load.queued}/${c.load.queue_limit}${
+            c.http_url ? `  ${c.http_url}` : ""
+          }`,
+        );
+      }
+    }
+    return found.length > 0 ? 0 : 1;
+  } finally {
+    await node.stop();
+  }
+}
+
+/** `phase submit <module.wasm> [--peer PEER_ID | --auto] [--bootstrap …] [-- args…]` */
+export async function submitCommand(argv: string[]): Promise<number> {
+  const [own, guestArgs] = splitGuestArgs(argv);
+  const { values, positionals } = parseArgs({
+    args: own,
+    allowPositionals: true,
+    options: {
+      ...CLIENT_OPTIONS,
+      peer: { type: "string" },
+      auto: { type: "boolean" },
+      arch: { type: "string" },
+      memory: { type: "string" },
+      "job-timeout": { type: "string" },
+      receipt: { type: "string" },
+    },
+  });
+  const [modulePath] = positionals;
+  if (!modulePath || (!values.peer && !values.auto)) {
+    throw new UsageError(
+      "usage: phase submit <module.wasm> (--peer PEER_ID | --auto) [--bootstrap MULTIADDR…] [-- args…]",
+    );
+  }
+  const module = await readInput(modulePath, "module");
+  const stdin = await readStdin();
+  const node = await client(values);
+  try {
+    const job = {
+      module,
+      args: guestArgs ?? positionals.slice(1),
+      stdin,
+      requirements: {
+        ...(values.memory ? { memory_mb: Number(values.memory) } : {}),
+        ...(values["job-timeout"]
+          ? { timeout_seconds: Number(values["job-timeout"]) }
+          : {}),
+        ...(values.arch ? { arch: values.arch } : {}),
+      },
+    };
+    let result;
+    try {
+      result = values.peer
+        ? await submitJob(node, values.peer, job)
+        : await submitAuto(node, job, {
+          arch: values.arch,
+          timeoutMs: Number(values.timeout) * 1000,
+          onSkip: (peer, reason) =>
+            values.json ||
+            console.error(
+              `phase: ${peer} refused (${reason}); trying another node`,
+            ),
+        });
+    } catch (error) {
+      if (error instanceof JobRejected) throw new CliError(error.message);
+      throw error;
+    }
+    if (values.receipt) {
+      await Deno.writeTextFile(
+        values.receipt,
+        JSON.stringify(result.receipt, null, 2) + "\n",
+      );
+    }
+    if (values.json) {
+      console.log(JSON.stringify(result.receipt, null, 2));
+    } else {
+      const bytes = (s: string) =>
+        result.receipt.output_encoding === "base64"
+          ? Uint8Array.from(atob(s), (c) => c.charCodeAt(0))
+          : new TextEncoder().encode(s);
+      await Deno.stdout.write(bytes(result.stdout));
+      await Deno.stderr.write(bytes(result.stderr));
+      console.error(`phase: receipt ✓ verified, signed by ${result.peerId}`);
+    }
+    return exitStatusOf(result.receipt);
+  } finally {
+    await node.stop();
+  }
+}

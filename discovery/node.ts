@@ -1,0 +1,362 @@
+/**
+ * A Phase libp2p node: TCP + Noise + Yamux, identify, ping, a Kademlia DHT
+ * under `/phase/kad/1.0.0` with validators for `/phase/…` records, optional
+ * mDNS, and the capability advertisement that lets clients find nodes able
+ * to run a job. Its libp2p identity is the node key, so its peer id is the
+ * `node_peer_id` of the receipts it signs.
+ * @module
+ */
+import { createLibp2p, type Libp2p } from "libp2p";
+import { type KadDHT, kadDHT, passthroughMapper } from "@libp2p/kad-dht";
+import { tcp } from "@libp2p/tcp";
+import { noise } from "@chainsafe/libp2p-noise";
+import { yamux } from "@chainsafe/libp2p-yamux";
+import { mdns } from "@libp2p/mdns";
+import { identify } from "@libp2p/identify";
+import { ping } from "@libp2p/ping";
+import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { multiaddr } from "@multiformats/multiaddr";
+import { CID } from "multiformats/cid";
+import { sha256 } from "multiformats/hashes/sha2";
+import type { NodeKey } from "../schemas/mod.ts";
+import {
+  capabilityKey,
+  decodeRecord,
+  DEFAULT_RECORD_TTL_MS,
+  encodeRecord,
+  RecordError,
+  type RecordType,
+  selectRecord,
+  type SignedRecord,
+  signRecord,
+  validateRecord,
+} from "./records.ts";
+
+/** The DHT protocol name (Phase's own DHT, not the public IPFS one). */
+export const DHT_PROTOCOL = "/phase/kad/1.0.0";
+
+/** What a node offers for jobs (the capability record's payload). */
+export interface Capability extends Record<string, unknown> {
+  /** Canonical architecture. */
+  arch: string;
+  /** CPU cores available for jobs. */
+  cpu_cores: number;
+  /** Largest memory_mb a job may ask for. */
+  memory_mb: number;
+  /** Runtime name and version. */
+  runtime: { name: string; version: string; wasi: "preview1" };
+  /** Job limits. */
+  limits: { max_timeout_seconds: number; max_module_bytes: number };
+  /** Load when the record was made. */
+  load: { queued: number; queue_limit: number };
+  /** HTTP provider base URL when it serves artifacts. */
+  http_url?: string;
+}
+
+/** A node found by discovery. */
+export interface FoundNode {
+  /** Peer id. */
+  peerId: string;
+  /** Its capability record's payload. */
+  capability: Capability;
+  /** Addresses it can be dialled at. */
+  addresses: string[];
+}
+
+/** Options for {@link PhaseNode.start}. */
+export interface PhaseNodeOptions {
+  /** Node key (its peer id becomes the libp2p peer id). */
+  key: NodeKey;
+  /** Listen multiaddrs (default `/ip4/0.0.0.0/tcp/0`). */
+  listen?: string[];
+  /** Multiaddrs to dial at start (with or without `/p2p/<id>`). */
+  bootstrap?: string[];
+  /** Discover peers on the LAN by mDNS. */
+  mdns?: boolean;
+  /** Only query the DHT, never answer queries (short-lived clients). */
+  clientMode?: boolean;
+  /** Capability to advertise (nodes that accept jobs). */
+  capability?: () => Capability;
+  /** How long records live (default 30 min; re-published at half). */
+  recordTtlMs?: number;
+}
+
+/** The content id used with provide/findProviders for a key string. */
+export async function cidFor(key: string): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(key)));
+}
+
+/** Key under which nodes able to run a runtime on an arch announce themselves. */
+export function capabilityTopic(arch: string, runtime: string): string {
+  return `/phase/capability/${arch}/${runtime}`;
+}
+
+/** The runtime identifier used in topics and offers. */
+export const WASM_RUNTIME = "wasi-preview1";
+
+async function drain<T>(events: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const e of events) all.push(e);
+  return all;
+}
+
+/** A running Phase libp2p node. */
+export class PhaseNode {
+  /** The libp2p node. */
+  readonly libp2p: Libp2p<{ dht: KadDHT }>;
+  /** The node key. */
+  readonly key: NodeKey;
+  #options: PhaseNodeOptions;
+  #seq = Math.floor(Date.now() / 1000);
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  private constructor(
+    libp2p: Libp2p<{ dht: KadDHT }>,
+    options: PhaseNodeOptions,
+  ) {
+    this.libp2p = libp2p;
+    this.key = options.key;
+    this.#options = options;
+  }
+
+  /** Starts a node, dials the bootstrap peers and joins the DHT. */
+  static async start(options: PhaseNodeOptions): Promise<PhaseNode> {
+    const privateKey = await generateKeyPairFromSeed(
+      "Ed25519",
+      options.key.seed,
+    );
+    const libp2p = await createLibp2p({
+      privateKey,
+      addresses: { listen: options.listen ?? ["/ip4/0.0.0.0/tcp/0"] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      peerDiscovery: options.mdns ? [mdns({ interval: 1000 })] : [],
+      connectionManager: {
+        // Many nodes behind one address (a LAN gateway, tests on loopback)
+        // must not trip the per-address inbound rate limit.
+        allow: [
+          "/ip4/127.0.0.0/ipcidr/8",
+          "/ip4/10.0.0.0/ipcidr/8",
+          "/ip4/172.16.0.0/ipcidr/12",
+          "/ip4/192.168.0.0/ipcidr/16",
+        ],
+        inboundConnectionThreshold: 1000,
+        maxIncomingPendingConnections: 256,
+      },
+      services: {
+        identify: identify(),
+        ping: ping(),
+        dht: kadDHT({
+          protocol: DHT_PROTOCOL,
+          clientMode: options.clientMode ?? false,
+          // Phase runs on LANs: keep private and loopback addresses.
+          peerInfoMapper: passthroughMapper,
+          validators: { phase: validateRecord },
+          selectors: { phase: selectRecord },
+          allowQueryWithZeroPeers: true,
+          initialQuerySelfInterval: 0,
+        }),
+      },
+    });
+    const node = new PhaseNode(
+      libp2p as unknown as Libp2p<{ dht: KadDHT }>,
+      options,
+    );
+    await node.join(options.bootstrap ?? []);
+    if (options.capability) {
+      await node.publishCapability();
+      const ttl = options.recordTtlMs ?? DEFAULT_RECORD_TTL_MS;
+      node.#timer = setInterval(() => {
+        node.publishCapability().catch(() => {});
+      }, ttl / 2);
+      Deno.unrefTimer(node.#timer as unknown as number);
+    }
+    return node;
+  }
+
+  /** Peer id string. */
+  get peerId(): string {
+    return this.libp2p.peerId.toString();
+  }
+
+  /** Addresses others can dial, with `/p2p/<id>`. */
+  multiaddrs(): string[] {
+    return this.libp2p.getMultiaddrs().map((a) => a.toString());
+  }
+
+  /** Dials peers and runs a self lookup so the routing table fills. */
+  async join(bootstrap: string[], timeoutMs = 5000): Promise<void> {
+    const results = await Promise.allSettled(
+      bootstrap.map((address) =>
+        this.libp2p.dial(multiaddr(address), {
+          signal: AbortSignal.timeout(timeoutMs),
+        })
+      ),
+    );
+    if (bootstrap.length > 0 && results.every((r) => r.status === "rejected")) {
+      const reason = (results[0] as PromiseRejectedResult).reason;
+      throw new Error(
+        `cannot reach any bootstrap peer: ${(reason as Error).message}`,
+      );
+    }
+    if (bootstrap.length > 0) {
+      // Identify runs after the dial; the routing table fills from it.
+      const deadline = performance.now() + timeoutMs;
+      const table = (this.libp2p.services.dht as unknown as {
+        routingTable: { size: number };
+      }).routingTable;
+      while (table.size === 0 && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await drain(
+        this.libp2p.services.dht.getClosestPeers(
+          this.libp2p.peerId.toMultihash().bytes,
+          {
+            signal: AbortSignal.timeout(timeoutMs),
+          },
+        ),
+      ).catch(() => {});
+    }
+  }
+
+  /** Signs and stores a record in the DHT. */
+  async putRecord<P extends Record<string, unknown>>(
+    type: RecordType,
+    key: string,
+    payload: P,
+    timeoutMs = 10_000,
+  ): Promise<SignedRecord<P>> {
+    const record = await signRecord(this.key, {
+      type,
+      key,
+      seq: ++this.#seq,
+      payload,
+      ttlMs: this.#options.recordTtlMs,
+    });
+    await drain(this.libp2p.services.dht.put(
+      new TextEncoder().encode(key),
+      encodeRecord(record),
+      { signal: AbortSignal.timeout(timeoutMs) },
+    ));
+    return record;
+  }
+
+  /** Reads the best valid record under a key, or null. */
+  async getRecord(key: string, timeoutMs = 5000): Promise<SignedRecord | null> {
+    try {
+      for await (
+        const event of this.libp2p.services.dht.get(
+          new TextEncoder().encode(key),
+          {
+            signal: AbortSignal.timeout(timeoutMs),
+          },
+        )
+      ) {
+        if (event.name === "VALUE") {
+          return await decodeRecord(key, event.value);
+        }
+      }
+    } catch (error) {
+      if (error instanceof RecordError) throw error;
+    }
+    return null;
+  }
+
+  /** Advertises this node's capability (record + provider entry). */
+  async publishCapability(): Promise<void> {
+    const capability = this.#options.capability?.();
+    if (!capability) return;
+    await this.putRecord("capability", capabilityKey(this.peerId), capability);
+    const topic = await cidFor(capabilityTopic(capability.arch, WASM_RUNTIME));
+    await drain(
+      this.libp2p.services.dht.provide(topic, {
+        signal: AbortSignal.timeout(10_000),
+      }),
+    )
+      .catch(() => {});
+  }
+
+  /** Announces that this node serves boot artifacts for a channel/arch. */
+  async provide(key: string): Promise<void> {
+    await drain(this.libp2p.services.dht.provide(await cidFor(key), {
+      signal: AbortSignal.timeout(10_000),
+    }));
+  }
+
+  /** Peers that announced `key` with {@link provide}, with their addresses. */
+  async findProviders(
+    key: string,
+    timeoutMs = 5000,
+    limit = 20,
+  ): Promise<{ peerId: string; addresses: string[] }[]> {
+    const found = new Map<string, string[]>();
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      for await (
+        const event of this.libp2p.services.dht.findProviders(
+          await cidFor(key),
+          {
+            signal: controller.signal,
+          },
+        )
+      ) {
+        if (event.name !== "PROVIDER") continue;
+        for (const p of event.providers) {
+          found.set(p.id.toString(), p.multiaddrs.map((a) => a.toString()));
+        }
+        if (found.size >= limit) break;
+      }
+    } catch {
+      // timeout: return what was found
+    } finally {
+      clearTimeout(timer);
+    }
+    return [...found].map(([peerId, addresses]) => ({ peerId, addresses }));
+  }
+
+  /** Finds nodes whose capability satisfies `accept`, best first. */
+  async findCapable(
+    filter: { arch?: string; accept?: (c: Capability) => boolean } = {},
+    timeoutMs = 5000,
+  ): Promise<FoundNode[]> {
+    const arches = filter.arch ? [filter.arch] : ["x86_64", "aarch64"];
+    const providers = (await Promise.all(
+      arches.map((arch) =>
+        this.findProviders(capabilityTopic(arch, WASM_RUNTIME), timeoutMs)
+      ),
+    )).flat();
+    const nodes = await Promise.all(
+      providers.map(async ({ peerId, addresses }) => {
+        try {
+          const record = await this.getRecord(capabilityKey(peerId), timeoutMs);
+          if (!record) return null;
+          const capability = record.payload as Capability;
+          if (filter.accept && !filter.accept(capability)) return null;
+          return { peerId, capability, addresses };
+        } catch {
+          return null;
+        }
+      }),
+    );
+    return nodes
+      .filter((n): n is FoundNode => n !== null)
+      .sort((a, b) => a.capability.load.queued - b.capability.load.queued);
+  }
+
+  /** Makes sure the peer's addresses are known before dialling it. */
+  async remember(peerId: string, addresses: string[]): Promise<void> {
+    if (addresses.length === 0) return;
+    await this.libp2p.peerStore.merge(peerIdFromString(peerId), {
+      multiaddrs: addresses.map((a) => multiaddr(a)),
+    });
+  }
+
+  /** Stops the node. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.libp2p.stop();
+  }
+}
