@@ -49,11 +49,10 @@ async function client(
 }
 
 async function waitForPeers(node: PhaseNode, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (node.libp2p.getPeers().length === 0 && performance.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
+  if (await node.waitForPeers(timeoutMs)) {
+    // A peer found by mDNS may have published before it knew anyone.
+    await new Promise((r) => setTimeout(r, 500));
   }
-  await node.join([], timeoutMs);
 }
 
 /** `phase discover [--mode internet|local] [--bootstrap MULTIADDR…] [--arch A] [--json]` */

@@ -164,9 +164,21 @@ export class PhaseNode {
       libp2p as unknown as Libp2p<{ dht: KadDHT }>,
       options,
     );
+    if (options.mdns) {
+      // libp2p only records peers found on the LAN; connect so the DHT
+      // routing tables (and so discovery) include them.
+      libp2p.addEventListener("peer:discovery", (event) => {
+        const { id } = event.detail;
+        if (id.equals(libp2p.peerId) || libp2p.getConnections(id).length > 0) {
+          return;
+        }
+        libp2p.dial(id, { signal: AbortSignal.timeout(5000) }).catch(() => {});
+      });
+    }
     await node.join(options.bootstrap ?? []);
     if (options.capability) {
       await node.publishCapability();
+      node.#republishWhenConnected();
       const ttl = options.recordTtlMs ?? DEFAULT_RECORD_TTL_MS;
       node.#timer = setInterval(() => {
         node.publishCapability().catch(() => {});
@@ -174,6 +186,26 @@ export class PhaseNode {
       Deno.unrefTimer(node.#timer as unknown as number);
     }
     return node;
+  }
+
+  /**
+   * A record published while the node knew no peers lives only here; publish
+   * again once peers arrive so it lands on the nodes closest to its key.
+   */
+  #republishWhenConnected(): void {
+    let pending: ReturnType<typeof setTimeout> | undefined;
+    let done = 0;
+    const onPeer = () => {
+      if (done >= 3 || pending) return;
+      pending = setTimeout(() => {
+        pending = undefined;
+        done++;
+        this.publishCapability().catch(() => {});
+      }, 300);
+      Deno.unrefTimer(pending as unknown as number);
+      if (done >= 2) this.libp2p.removeEventListener("peer:identify", onPeer);
+    };
+    this.libp2p.addEventListener("peer:identify", onPeer);
   }
 
   /** Peer id string. */
@@ -202,14 +234,7 @@ export class PhaseNode {
       );
     }
     if (bootstrap.length > 0) {
-      // Identify runs after the dial; the routing table fills from it.
-      const deadline = performance.now() + timeoutMs;
-      const table = (this.libp2p.services.dht as unknown as {
-        routingTable: { size: number };
-      }).routingTable;
-      while (table.size === 0 && performance.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await this.waitForPeers(timeoutMs);
       await drain(
         this.libp2p.services.dht.getClosestPeers(
           this.libp2p.peerId.toMultihash().bytes,
@@ -219,6 +244,21 @@ export class PhaseNode {
         ),
       ).catch(() => {});
     }
+  }
+
+  /**
+   * Waits until the DHT routing table holds a peer (identify runs after a
+   * connection opens, and the table fills from it). False on timeout.
+   */
+  async waitForPeers(timeoutMs: number): Promise<boolean> {
+    const table = (this.libp2p.services.dht as unknown as {
+      routingTable: { size: number };
+    }).routingTable;
+    const deadline = performance.now() + timeoutMs;
+    while (table.size === 0 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return table.size > 0;
   }
 
   /** Signs and stores a record in the DHT. */
