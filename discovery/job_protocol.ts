@@ -90,6 +90,32 @@ export interface JobServerContext {
   messageTimeoutMs?: number;
 }
 
+/** Modules recently received, by sha256, so repeat jobs need not resend them. */
+class ModuleCache {
+  #entries = new Map<string, Uint8Array>();
+  #bytes = 0;
+  constructor(readonly limit = 64 * 1024 * 1024) {}
+  get(hash: string): Uint8Array | undefined {
+    const hit = this.#entries.get(hash);
+    if (hit) {
+      this.#entries.delete(hash);
+      this.#entries.set(hash, hit);
+    }
+    return hit;
+  }
+  set(hash: string, module: Uint8Array): void {
+    if (this.#entries.has(hash) || module.length > this.limit) return;
+    this.#entries.set(hash, module);
+    this.#bytes += module.length;
+    for (const [key, value] of this.#entries) {
+      if (this.#bytes <= this.limit) break;
+      this.#entries.delete(key);
+      this.#bytes -= value.length;
+    }
+  }
+}
+
+const modules = new ModuleCache();
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -194,11 +220,13 @@ export async function serveJobStream(
     const capability = ctx.capability();
     const verdict = judgeOffer(offer, capability, ctx.sandbox.queued);
     if (verdict) return await reject(verdict.reason, verdict.detail);
+    const cached = modules.get(offer.module_hash as string);
     await send(lp, {
       type: "accepted",
       job_id: jobId,
       estimated_start: new Date().toISOString(),
       node_peer_id: ctx.key.peerId,
+      module_cached: cached !== undefined,
     });
     const request = await receive(lp, timeout());
     if (request.type !== "request" || request.job_id !== jobId) {
@@ -206,6 +234,7 @@ export async function serveJobStream(
     }
     let module: Uint8Array;
     if (typeof request.module === "string") module = fromBase64(request.module);
+    else if (cached) module = cached;
     else if (typeof request.module_url === "string") {
       module = await fetchModule(
         request.module_url,
@@ -218,6 +247,7 @@ export async function serveJobStream(
         "module does not match the offered module_hash",
       );
     }
+    modules.set(offer.module_hash as string, module);
     const requirements = offer.requirements as Requirements;
     const args = request.args ?? [];
     const env = request.env ?? {};
@@ -371,7 +401,7 @@ export async function submitJob(
     await send(lp, {
       type: "request",
       job_id: jobId,
-      module: toBase64(job.module),
+      module: answer.module_cached === true ? null : toBase64(job.module),
       args,
       env,
       stdin: toBase64(stdin),

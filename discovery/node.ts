@@ -235,6 +235,9 @@ export class PhaseNode {
     }
     if (bootstrap.length > 0) {
       await this.waitForPeers(timeoutMs);
+      // Servers look themselves up so that others can find them; clients
+      // only query, and every query walks the DHT anyway.
+      if (this.#options.clientMode) return;
       await drain(
         this.libp2p.services.dht.getClosestPeers(
           this.libp2p.peerId.toMultihash().bytes,
@@ -359,13 +362,22 @@ export class PhaseNode {
 
   /** Finds nodes whose capability satisfies `accept`, best first. */
   async findCapable(
-    filter: { arch?: string; accept?: (c: Capability) => boolean } = {},
+    filter: {
+      arch?: string;
+      accept?: (c: Capability) => boolean;
+      /** Stop the DHT walk once this many announcers are known (default 20). */
+      limit?: number;
+    } = {},
     timeoutMs = 5000,
   ): Promise<FoundNode[]> {
     const arches = filter.arch ? [filter.arch] : ["x86_64", "aarch64"];
     const providers = (await Promise.all(
       arches.map((arch) =>
-        this.findProviders(capabilityTopic(arch, WASM_RUNTIME), timeoutMs)
+        this.findProviders(
+          capabilityTopic(arch, WASM_RUNTIME),
+          timeoutMs,
+          filter.limit,
+        )
       ),
     )).flat();
     const nodes = await Promise.all(

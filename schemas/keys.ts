@@ -67,8 +67,26 @@ export async function verifyBytes(
   } catch {
     return false;
   }
-  if (sig.length !== 64) return false;
-  return await ed.verifyAsync(sig, message, publicKey);
+  if (sig.length !== 64 || publicKey.length !== 32) return false;
+  // WebCrypto's Ed25519 is native and ~9x faster than the JS verifier;
+  // noble (same curve, same answers for honest signatures) is the fallback.
+  try {
+    const key = await crypto.subtle.importKey(
+      "raw",
+      publicKey as Uint8Array<ArrayBuffer>,
+      { name: "Ed25519" },
+      false,
+      ["verify"],
+    );
+    return await crypto.subtle.verify(
+      "Ed25519",
+      key,
+      sig as Uint8Array<ArrayBuffer>,
+      message as Uint8Array<ArrayBuffer>,
+    );
+  } catch {
+    return await ed.verifyAsync(sig, message, publicKey);
+  }
 }
 
 /** Parses a public key given as a peer id, base64 or hex (32 bytes). */

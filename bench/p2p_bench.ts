@@ -1,0 +1,158 @@
+/**
+ * Discovery and remote execution benchmark (one run, loopback):
+ * - time for a fresh client to discover capable nodes in a 30-node swarm
+ *   (target <= 1 s);
+ * - remote hello round trip over an existing connection, p50/p99 (target
+ *   p50 <= 5 ms): offer, accept, request, run in the sandbox, signed result,
+ *   verification by the client;
+ * - resident memory per node.
+ *
+ * Usage: deno run -A bench/p2p_bench.ts [--nodes 30] [--jobs 300] [--json]
+ */
+import { parseArgs } from "node:util";
+import {
+  acceptJobs,
+  type Capability,
+  PhaseNode,
+  submitJob,
+} from "../discovery/mod.ts";
+import { RUNTIME_VERSION, SandboxPool } from "../runner/mod.ts";
+import { generateKey } from "../schemas/mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    nodes: { type: "string", default: "30" },
+    jobs: { type: "string", default: "300" },
+    json: { type: "boolean" },
+  },
+});
+const count = Number(values.nodes);
+const log = (line: string) => values.json || console.log(line);
+const percentile = (xs: number[], p: number) =>
+  [...xs].sort((a, b) =>
+    a - b
+  )[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+
+const rss = () => Deno.memoryUsage().rss;
+const capability = (): Capability => ({
+  arch: "x86_64",
+  cpu_cores: 2,
+  memory_mb: 512,
+  runtime: { name: "phase-deno", version: RUNTIME_VERSION, wasi: "preview1" },
+  limits: { max_timeout_seconds: 60, max_module_bytes: 16 << 20 },
+  load: { queued: 0, queue_limit: 64 },
+});
+
+const pool = new SandboxPool({ size: 2 });
+await pool.warm();
+const before = rss();
+const nodes: PhaseNode[] = [];
+for (let i = 0; i < count; i++) {
+  const key = await generateKey();
+  const capable = i % 6 === 5;
+  const node = await PhaseNode.start({
+    key,
+    listen: ["/ip4/127.0.0.1/tcp/0"],
+    bootstrap: nodes.length
+      ? [nodes[Math.floor(Math.random() * nodes.length)].multiaddrs()[0]]
+      : [],
+    capability: capable ? capability : undefined,
+  });
+  if (capable) {
+    await acceptJobs(node, {
+      key,
+      sandbox: pool,
+      capability,
+      receiptsDir: null,
+    });
+  }
+  nodes.push(node);
+}
+const perNode = (rss() - before) / count / 1024 / 1024;
+await new Promise((r) => setTimeout(r, 1000)); // let re-publication settle
+const capableCount = nodes.filter((_, i) => i % 6 === 5).length;
+
+const joinTimes: number[] = [];
+const firstTimes: number[] = [];
+const allTimes: number[] = [];
+let found = 0;
+for (let round = 0; round < 5; round++) {
+  const started = performance.now();
+  const client = await PhaseNode.start({
+    key: await generateKey(),
+    listen: ["/ip4/127.0.0.1/tcp/0"],
+    bootstrap: [nodes[Math.floor(Math.random() * count)].multiaddrs()[0]],
+    clientMode: true,
+  });
+  const joined = performance.now();
+  joinTimes.push(joined - started);
+  const first = await client.findCapable({ arch: "x86_64", limit: 1 }, 5000);
+  if (first.length === 0) throw new Error("no capable node found");
+  firstTimes.push(performance.now() - started);
+  const all = await client.findCapable({ arch: "x86_64" }, 5000);
+  allTimes.push(performance.now() - started - firstTimes.at(-1)!);
+  found = Math.max(found, all.length);
+  await client.stop();
+}
+const median = (xs: number[]) => percentile(xs, 0.5).toFixed(0);
+log(
+  `discovery in a ${count}-node swarm (5 fresh clients): first capable node ${
+    median(firstTimes)
+  } ms median (max ${
+    Math.max(...firstTimes).toFixed(0)
+  } ms) from the client's start, of which joining ${
+    median(joinTimes)
+  } ms; listing all ${found}/${capableCount} capable nodes ${
+    median(allTimes)
+  } ms more`,
+);
+
+const target = nodes[5];
+const client = await PhaseNode.start({
+  key: await generateKey(),
+  listen: ["/ip4/127.0.0.1/tcp/0"],
+  bootstrap: [target.multiaddrs()[0]],
+  clientMode: true,
+});
+const module = Deno.readFileSync(
+  new URL("../examples/wasm/hello.wasm", import.meta.url),
+);
+for (let i = 0; i < 20; i++) {
+  await submitJob(client, target.peerId, { module, args: ["warm"] });
+}
+const latencies: number[] = [];
+for (let i = 0; i < Number(values.jobs); i++) {
+  const started = performance.now();
+  const result = await submitJob(client, target.peerId, {
+    module,
+    args: ["Hello, World!"],
+  });
+  latencies.push(performance.now() - started);
+  if (result.stdout !== "!dlroW ,olleH\n") throw new Error("wrong output");
+}
+log(
+  `remote hello round trip (existing connection, ${values.jobs} jobs): p50 ${
+    percentile(latencies, 0.5).toFixed(2)
+  } ms, p99 ${percentile(latencies, 0.99).toFixed(2)} ms`,
+);
+log(
+  `memory: ${
+    perNode.toFixed(1)
+  } MiB RSS per node (${count} nodes in one process)`,
+);
+if (values.json) {
+  console.log(JSON.stringify({
+    nodes: count,
+    first_capable_median_ms: percentile(firstTimes, 0.5),
+    join_median_ms: percentile(joinTimes, 0.5),
+    list_all_median_ms: percentile(allTimes, 0.5),
+    remote_p50_ms: percentile(latencies, 0.5),
+    remote_p99_ms: percentile(latencies, 0.99),
+    rss_per_node_mib: perNode,
+  }));
+}
+await client.stop();
+await Promise.all(nodes.map((n) => n.stop()));
+await pool.close();
+Deno.exit(0);
