@@ -13,6 +13,7 @@ import {
 } from "../runner/mod.ts";
 import {
   type JobManifest,
+  readAllCapped,
   type Receipt,
   validateJobManifest,
   verifyReceipt,
@@ -61,22 +62,9 @@ export async function readManifest(path: string): Promise<JobManifest> {
 /** Reads all of stdin (nothing when it is a terminal), with a size cap. */
 export async function readStdin(): Promise<Uint8Array> {
   if (Deno.stdin.isTerminal()) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of Deno.stdin.readable) {
-    size += chunk.length;
-    if (size > MAX_STDIN) {
-      throw new CliError(`standard input is larger than ${MAX_STDIN} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return await readAllCapped(Deno.stdin.readable, MAX_STDIN, () => {
+    throw new CliError(`standard input is larger than ${MAX_STDIN} bytes`);
+  });
 }
 
 function parsePreopen(text: string): Preopen {

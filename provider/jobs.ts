@@ -17,6 +17,7 @@ import {
   fromBase64,
   type JobManifest,
   type NodeKey,
+  readAllCapped,
   SchemaError,
   sha256Ref,
   validateJobManifest,
@@ -80,22 +81,9 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
     throw new BadRequest(413, `body is larger than ${limit} bytes`);
   }
   if (!request.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.length;
-    if (size > limit) {
-      throw new BadRequest(413, `body is larger than ${limit} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return await readAllCapped(request.body, limit, () => {
+    throw new BadRequest(413, `body is larger than ${limit} bytes`);
+  });
 }
 
 function number(value: unknown, name: string): number | undefined {

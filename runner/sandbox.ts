@@ -6,37 +6,23 @@
  * process, which frees its CPU at once, and the pool starts a replacement.
  * @module
  */
-import type { ExecuteOutcome } from "./execute.ts";
+import { concatBytes } from "../schemas/mod.ts";
+import type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 import { encodeFrame, type Frame, readFrames } from "./frames.ts";
 import { FORBIDDEN_PERMISSIONS } from "./sandbox_worker.ts";
 import type { Preopen } from "./wasi_env.ts";
 import { ModuleError } from "./wasm_binary.ts";
 
-/** A job for the sandbox. */
-export interface SandboxJob {
-  /** Module bytes. */
-  module: Uint8Array;
-  /** sha256 reference of the module. */
-  moduleHash: string;
-  /** argv[0] for the guest. */
-  programName: string;
-  /** Arguments after argv[0]. */
-  args: string[];
-  /** Environment variables. */
-  env: Record<string, string>;
-  /** Bytes on standard input. */
-  stdin: Uint8Array;
-  /** Linear memory cap in bytes. */
-  memoryBytes: number;
-  /** Cap on kept bytes per output stream. */
-  outputLimit: number;
+/**
+ * A job for the sandbox: what the guest runs with, plus its wall-clock limit.
+ * Jobs with preopened directories get a process of their own.
+ */
+export type SandboxJob = Omit<ExecuteRequest, "onOutput" | "preopens"> & {
   /** Wall-clock limit in milliseconds. */
   timeoutMs: number;
-  /** Read-only host directories (the job gets a process of its own). */
+  /** Read-only host directories. */
   preopens?: Preopen[];
-  /** Guest path of a writable in-memory scratch directory. */
-  scratch?: string;
-}
+};
 
 /** Thrown when the pool's queue is full. */
 export class QueueFullError extends Error {
@@ -198,8 +184,8 @@ class SandboxProcess {
         >;
         done.resolve({
           ...outcome,
-          stdout: concat(stdout),
-          stderr: concat(stderr),
+          stdout: concatBytes(stdout),
+          stderr: concatBytes(stderr),
         });
       } else if (header.type === "error") {
         const message = header.message as string;
@@ -220,8 +206,8 @@ class SandboxProcess {
       wallTimeMs: performance.now() - started,
       cpuTimeMs: 0,
       memoryPeakBytes: 0,
-      stdout: concat(stdout),
-      stderr: concat(stderr),
+      stdout: concatBytes(stdout),
+      stderr: concatBytes(stderr),
       stdoutTruncated: false,
       stderrTruncated: false,
     });
@@ -277,16 +263,6 @@ class SandboxProcess {
     }
     await this.exited;
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /**

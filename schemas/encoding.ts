@@ -35,3 +35,33 @@ export async function sha256Ref(
 export function randomHex(count: number): string {
   return toHex(crypto.getRandomValues(new Uint8Array(count)));
 }
+
+/** Joins byte chunks into one array. */
+export function concatBytes(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * Reads a whole byte stream; calls `tooLarge` (which must throw) as soon as
+ * more than `limit` bytes arrive.
+ */
+export async function readAllCapped(
+  stream: AsyncIterable<Uint8Array>,
+  limit: number,
+  tooLarge: () => never,
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += chunk.length;
+    if (size > limit) tooLarge();
+    chunks.push(chunk);
+  }
+  return concatBytes(chunks);
+}

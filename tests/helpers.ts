@@ -71,3 +71,54 @@ export async function denoDir(): Promise<string> {
   }
   return cachedDenoDir;
 }
+
+/** A long-running child process that announced itself with a JSON line. */
+export interface Announced<T> {
+  /** The process. */
+  child: Deno.ChildProcess;
+  /** Its first stdout line, parsed. */
+  info: T;
+  /** Reader of the rest of its stdout. */
+  reader: ReadableStreamDefaultReader<string>;
+}
+
+/** Spawns a command and waits for the JSON line it prints when ready. */
+export async function spawnAnnounced<T>(
+  program: string,
+  options: { args: string[]; env?: Record<string, string>; cwd?: string },
+): Promise<Announced<T>> {
+  const child = new Deno.Command(program, {
+    ...options,
+    env: { NO_COLOR: "1", ...options.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  while (!buffered.includes("\n")) {
+    const { done, value } = await reader.read();
+    if (done) {
+      throw new Error(
+        `${program} exited early: ${await new Response(child.stderr).text()}`,
+      );
+    }
+    buffered += value;
+  }
+  return { child, info: JSON.parse(buffered.split("\n")[0]), reader };
+}
+
+/** Ends an announced process with SIGTERM; returns its exit and the time it took. */
+export async function stopAnnounced(
+  process: Announced<unknown>,
+): Promise<{ ms: number; status: Deno.CommandStatus }> {
+  const started = performance.now();
+  try {
+    process.child.kill("SIGTERM");
+  } catch {
+    // already gone
+  }
+  const status = await process.child.status;
+  await process.reader.cancel().catch(() => {});
+  await process.child.stderr.cancel().catch(() => {});
+  return { ms: performance.now() - started, status };
+}

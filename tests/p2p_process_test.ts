@@ -1,19 +1,26 @@
 import assert from "node:assert/strict";
-import { cli, examplePath, ROOT, tempDir, text } from "./helpers.ts";
+import {
+  type Announced,
+  cli,
+  examplePath,
+  ROOT,
+  spawnAnnounced,
+  stopAnnounced,
+  tempDir,
+  text,
+} from "./helpers.ts";
 
-interface NodeProcess {
-  child: Deno.ChildProcess;
-  info: { url: string; peer_id: string; multiaddrs: string[] };
-  reader: ReadableStreamDefaultReader<string>;
-}
+type NodeProcess = Announced<
+  { url: string; peer_id: string; multiaddrs: string[] }
+>;
 
-/** Starts `phase node` and reads its JSON start line. */
-async function startNode(
+/** Starts `phase node` (optionally under a prefix command such as `ip netns exec`). */
+function startNode(
   args: string[],
   prefix: string[] = [],
 ): Promise<NodeProcess> {
   const [program, ...rest] = [...prefix, Deno.execPath()];
-  const child = new Deno.Command(program, {
+  return spawnAnnounced(program, {
     args: [
       ...rest,
       "run",
@@ -25,38 +32,7 @@ async function startNode(
       "--json",
       ...args,
     ],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  while (!buffered.includes("\n")) {
-    const { done, value } = await reader.read();
-    if (done) {
-      throw new Error(
-        `phase node exited early: ${await new Response(child.stderr).text()}`,
-      );
-    }
-    buffered += value;
-  }
-  return { child, info: JSON.parse(buffered.split("\n")[0]), reader };
-}
-
-/** Stops a node with SIGTERM; returns how long it took to exit. */
-async function stopNode(
-  node: NodeProcess,
-): Promise<{ ms: number; code: number }> {
-  const started = performance.now();
-  try {
-    node.child.kill("SIGTERM");
-  } catch {
-    // already gone
-  }
-  const status = await node.child.status;
-  await node.reader.cancel().catch(() => {});
-  await node.child.stderr.cancel().catch(() => {});
-  return { ms: performance.now() - started, code: status.code };
+  });
 }
 
 Deno.test("ten phase node processes: discover finds them, submit --auto runs hello remotely", async () => {
@@ -137,10 +113,10 @@ Deno.test("ten phase node processes: discover finds them, submit --auto runs hel
     assert.equal(direct.code, 0, direct.stderr);
     assert.equal(JSON.parse(direct.stdout).node_peer_id, nodes[2].info.peer_id);
   } finally {
-    const stops = await Promise.all(nodes.map(stopNode));
+    const stops = await Promise.all(nodes.map(stopAnnounced));
     await cleanup();
     for (const stop of stops) {
-      assert.equal(stop.code, 0);
+      assert.equal(stop.status.code, 0);
       assert.ok(stop.ms < 5000, `a node took ${stop.ms} ms to exit`);
     }
   }
@@ -235,7 +211,7 @@ Deno.test("mDNS: a local-mode client finds a node inside a test network namespac
     assert.equal(found[0].peer_id, node.info.peer_id);
     assert.equal(found[0].http_url, node.info.url);
   } finally {
-    if (node) await stopNode(node);
+    if (node) await stopAnnounced(node);
     await removeNs();
     await cleanup();
   }

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { HELLO_WASM_BASE64 } from "../provider/embedded_hello.ts";
 import { fromBase64 } from "../schemas/mod.ts";
-import { cli, denoDir, example, ROOT, tempDir } from "./helpers.ts";
+import {
+  cli,
+  denoDir,
+  example,
+  ROOT,
+  spawnAnnounced,
+  stopAnnounced,
+  tempDir,
+} from "./helpers.ts";
 
 Deno.test("the embedded hello module is examples/wasm/hello.wasm", () => {
   assert.deepEqual(fromBase64(HELLO_WASM_BASE64), example("hello"));
@@ -9,47 +17,37 @@ Deno.test("the embedded hello module is examples/wasm/hello.wasm", () => {
 
 /** Starts `deno task serve` (the README's main job, least privilege) in HOME. */
 async function serveTask(home: string, extra: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "task",
-      "--quiet",
-      "serve",
-      "--port",
-      "0",
-      "--bind",
-      "127.0.0.1",
-      "--listen",
-      "/ip4/127.0.0.1/tcp/0",
-      "--json",
-      ...extra,
-    ],
-    cwd: ROOT,
-    env: {
-      HOME: home,
-      DENO_DIR: await denoDir(),
-      NO_COLOR: "1",
-      PHASE_HOME: "",
-      XDG_DATA_HOME: "",
+  return spawnAnnounced<{ url: string; port: number; peer_id: string }>(
+    Deno.execPath(),
+    {
+      args: [
+        "task",
+        "--quiet",
+        "serve",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--json",
+        ...extra,
+      ],
+      cwd: ROOT,
+      env: {
+        HOME: home,
+        DENO_DIR: await denoDir(),
+        PHASE_HOME: "",
+        XDG_DATA_HOME: "",
+      },
     },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  while (!buffered.includes("\n")) {
-    const { done, value } = await reader.read();
-    if (done) {
-      const err = await new Response(child.stderr).text();
-      throw new Error(`serve exited early: ${err}`);
-    }
-    buffered += value;
-  }
-  return { child, info: JSON.parse(buffered.split("\n")[0]), reader };
+  );
 }
 
 Deno.test("zero-configuration serve: key, seeded artifacts, health, clean stop", async () => {
   const [home, cleanup] = await tempDir();
-  const { child, info, reader } = await serveTask(home);
+  const served = await serveTask(home);
+  const { info } = served;
   try {
     assert.match(info.peer_id, /^12D3KooW/);
     const health = await fetch(`${info.url}/health`);
@@ -74,10 +72,7 @@ Deno.test("zero-configuration serve: key, seeded artifacts, health, clean stop",
       ".local",
     ]);
   } finally {
-    child.kill("SIGTERM");
-    await reader.cancel();
-    const status = await child.status;
-    await child.stderr.cancel().catch(() => {});
+    const { status } = await stopAnnounced(served);
     await cleanup();
     assert.ok(
       status.code === 0 || status.signal === "SIGTERM",
@@ -139,10 +134,7 @@ Deno.test("serve refuses to write outside its data directory and reports a busy 
         /^phase: port \d+ on 127.0.0.1 is in use; pick another with --port\n$/,
       );
     } finally {
-      first.child.kill("SIGTERM");
-      await first.reader.cancel();
-      await first.child.status;
-      await first.child.stderr.cancel().catch(() => {});
+      await stopAnnounced(first);
     }
   } finally {
     await Deno.remove(outside, { recursive: true });
