@@ -10,6 +10,7 @@ import { manifestCommand } from "./manifest.ts";
 import { fetchCommand, providerCommand } from "./provider.ts";
 import { serveCommand } from "./serve.ts";
 import { discoverCommand, submitCommand } from "./p2p.ts";
+import { bootCommand } from "./boot.ts";
 import { receiptCommand } from "./receipt.ts";
 import { executeJobCommand, runCommand } from "./run.ts";
 
@@ -41,6 +42,7 @@ const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   node: serveCommand,
   discover: discoverCommand,
+  boot: bootCommand,
   submit: submitCommand,
   run: runCommand,
   "execute-job": executeJobCommand,
@@ -81,6 +83,8 @@ const PLAIN_ERRORS = new Set([
   "DownloadError",
   "ProviderError",
   "RecordError",
+  "BuildError",
+  "BootError",
 ]);
 
 /** Runs the CLI; returns the exit status. */

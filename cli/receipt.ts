@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { verifyReceipt } from "../schemas/mod.ts";
 import { UsageError } from "./errors.ts";
-import { receiptLines, renderLines } from "./render.ts";
+import { receiptLines, renderLines } from "../runner/mod.ts";
 import { readInput } from "./run.ts";
 
 /** `phase receipt verify FILE [--peer ID] [--module-hash H] [--nonce N] [--json]` */

@@ -20,7 +20,7 @@ import {
 } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { NODE_OPTIONS, type NodeOptions, openNode } from "./node_context.ts";
-import { receiptLines, renderLines } from "./render.ts";
+import { receiptLines, renderLines } from "../runner/mod.ts";
 
 /** Exit statuses for runs that did not end by the guest's own exit. */
 export const EXIT_STATUS = {

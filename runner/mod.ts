@@ -32,3 +32,4 @@ export {
   runJob,
   RUNTIME_VERSION,
 } from "./job.ts";
+export { receiptLines, renderLines } from "./receipt_box.ts";

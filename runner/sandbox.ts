@@ -59,9 +59,16 @@ export interface SandboxOptions {
 export function defaultSandboxCommand(
   readDirs: string[],
 ): { program: string; args: string[] } {
-  const worker = new URL("./sandbox_worker.ts", import.meta.url);
+  // From source, the worker is this folder's sandbox_worker.ts and needs the
+  // project's import map; bundled (boot/), it is sandbox_worker.js beside
+  // the bundle and self-contained.
+  const fromSource = import.meta.url.endsWith(".ts");
+  const worker = new URL(
+    fromSource ? "./sandbox_worker.ts" : "./sandbox_worker.js",
+    import.meta.url,
+  );
   const args = ["run", "--no-prompt", "--quiet"];
-  if (worker.protocol === "file:") {
+  if (fromSource) {
     args.push(`--config=${new URL("../deno.json", import.meta.url).pathname}`);
   }
   if (readDirs.length > 0) {

@@ -1,0 +1,307 @@
+/**
+ * Builds the Phase Boot initramfs: busybox, the virtio-net (and e1000)
+ * modules, kexec, the deno runtime and the bundled, permission-scoped Phase
+ * entrypoints, plus a small /init. The offline equivalent of `deno compile`.
+ * The archive is reproducible: sorted entries, fixed mtimes and owners, zstd.
+ * @module
+ */
+import { canonicalArch, type Channel, type JobManifest, type NodeKey, sha256Ref, signManifest } from "../schemas/mod.ts";
+import { ArtifactStore, buildManifest, sha256File } from "../provider/mod.ts";
+import { HELLO_WASM_BASE64 } from "../provider/embedded_hello.ts";
+import { fromBase64 } from "../schemas/mod.ts";
+
+/** Kernel modules loaded by /init, in order (none are built into Debian's kernel). */
+export const NIC_MODULES = [
+  "virtio_ring",
+  "virtio",
+  "virtio_pci_legacy_dev",
+  "virtio_pci_modern_dev",
+  "virtio_pci",
+  "failover",
+  "net_failover",
+  "virtio_net",
+  "e1000",
+  "e1000e",
+];
+
+/** The permissions Phase Boot runs with inside the initramfs. */
+export const BOOT_PERMISSIONS = [
+  "--no-prompt",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write=/run",
+  "--allow-env",
+  "--allow-sys",
+  "--allow-run=/sbin/kexec,/bin/deno",
+];
+
+/** A failure while building; one line. */
+export class BuildError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "BuildError";
+  }
+}
+
+async function run(program: string, args: string[], options: { cwd?: string; stdin?: Uint8Array } = {}): Promise<Uint8Array> {
+  let child;
+  try {
+    child = new Deno.Command(program, {
+      args,
+      cwd: options.cwd,
+      stdin: options.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch {
+    throw new BuildError(`${program} is missing (apt-get install qemu-system-x86 busybox-static cpio kexec-tools zstd kmod)`);
+  }
+  // Feed stdin while output is read, or a full pipe deadlocks both sides.
+  const feeding = options.stdin
+    ? (async () => {
+      const writer = child.stdin.getWriter();
+      await writer.write(options.stdin!);
+      await writer.close();
+    })()
+    : Promise.resolve();
+  const [out] = await Promise.all([child.output(), feeding]);
+  if (out.code !== 0) {
+    throw new BuildError(`${program} ${args.slice(0, 3).join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").pop()}`);
+  }
+  return out.stdout;
+}
+
+/**
+ * Downloads and unpacks the Debian kernel that `linux-image-amd64` depends on
+ * into `cacheDir` (once); returns the unpacked package root.
+ */
+export async function debianKernel(cacheDir: string, log: (line: string) => void = () => {}): Promise<string> {
+  const depends = new TextDecoder().decode(await run("apt-cache", ["depends", "linux-image-amd64"]));
+  const name = depends.match(/Depends: (linux-image-[^\s]+)/)?.[1];
+  if (!name) throw new BuildError("cannot resolve the kernel package of linux-image-amd64 (run apt-get update)");
+  const root = `${cacheDir}/${name}`;
+  try {
+    await Deno.stat(`${root}/.complete`);
+    return root;
+  } catch {
+    // not unpacked yet
+  }
+  await Deno.mkdir(root, { recursive: true });
+  log(`downloading ${name}`);
+  await run("apt-get", ["download", name], { cwd: cacheDir });
+  const deb = [...Deno.readDirSync(cacheDir)].find((e) => e.name.startsWith(`${name}_`) && e.name.endsWith(".deb"));
+  if (!deb) throw new BuildError(`apt-get download ${name} left no package`);
+  await run("dpkg-deb", ["-x", `${cacheDir}/${deb.name}`, root]);
+  await Deno.writeTextFile(`${root}/.complete`, "");
+  return root;
+}
+
+/** The kernel image and module directory inside an unpacked kernel package. */
+export function kernelFiles(packageRoot: string): { kernel: string; modules: string } {
+  const kernel = [...Deno.readDirSync(`${packageRoot}/boot`)].find((e) => e.name.startsWith("vmlinuz-"));
+  const version = [...Deno.readDirSync(`${packageRoot}/lib/modules`)][0];
+  if (!kernel || !version) throw new BuildError(`${packageRoot} holds no kernel`);
+  return { kernel: `${packageRoot}/boot/${kernel.name}`, modules: `${packageRoot}/lib/modules/${version.name}` };
+}
+
+async function sharedLibraries(binary: string): Promise<string[]> {
+  const text = new TextDecoder().decode(await run("ldd", [binary]));
+  return [...text.matchAll(/(\/[^\s]+) \(0x/g)].map((m) => m[1]);
+}
+
+async function copyInto(stage: string, source: string, target = source): Promise<void> {
+  const destination = `${stage}${target}`;
+  await Deno.mkdir(destination.slice(0, destination.lastIndexOf("/")), { recursive: true });
+  await Deno.copyFile(await Deno.realPath(source), destination);
+}
+
+/** The /init script. */
+export function initScript(): string {
+  return `#!/bin/sh
+# Phase Boot /init: mount, modules, network, then the Phase boot program.
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/phase /run/deno /run/home /tmp
+for m in ${NIC_MODULES.join(" ")}; do
+  [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
+done
+cmdline=$(cat /proc/cmdline)
+opt() { for w in $cmdline; do case "$w" in "phase.$1="*) echo "\${w#*=}";; esac; done; }
+fail() {
+  echo "phase-boot: $1"
+  case " $cmdline " in *" phase.poweroff=1 "*) poweroff -f;; esac
+  echo "phase-boot: dropping to a rescue shell"
+  exec setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
+}
+ip link set lo up
+nic=""
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  for n in /sys/class/net/*; do
+    n=\${n##*/}; [ "$n" = lo ] || { nic=$n; break; }
+  done
+  [ -n "$nic" ] && break
+  sleep 0.2
+done
+[ -n "$nic" ] || fail "network: no network interface found (no driver for this NIC?)"
+ip link set "$nic" up
+static=$(opt ip)
+if [ -n "$static" ]; then
+  ip addr add "\${static%%,*}" dev "$nic" || fail "network: cannot set address \${static%%,*}"
+  case "$static" in *,*) ip route add default via "\${static#*,}" || fail "network: cannot add the route";; esac
+  echo "phase-boot: network $nic \${static%%,*}"
+else
+  udhcpc -i "$nic" -n -q -t 8 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || fail "network: no DHCP lease on $nic"
+  echo "phase-boot: network $nic $(ip -4 -o addr show dev $nic | awk '{print $4}')"
+fi
+export HOME=/run/home DENO_DIR=/run/deno NO_COLOR=1
+/bin/deno run ${BOOT_PERMISSIONS.join(" ")} /phase/phase.js boot run || fail "boot program failed (exit $?)"
+case " $cmdline " in *" phase.poweroff=1 "*) poweroff -f;; esac
+exec setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
+`;
+}
+
+const UDHCPC_SCRIPT = `#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
+    ;;
+esac
+exit 0
+`;
+
+/** What {@link buildInitramfs} needs. */
+export interface BuildOptions {
+  /** Module directory of the kernel (lib/modules/VERSION). */
+  modules: string;
+  /** Where to write `initramfs.img`. */
+  output: string;
+  /** The repository root (for bundling). */
+  root: string;
+  /** The deno binary to ship (default this one). */
+  deno?: string;
+  /** zstd level (default 3). */
+  level?: number;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+/** Builds the initramfs; returns its path, size and sha256. */
+export async function buildInitramfs(options: BuildOptions): Promise<{ path: string; size: number; sha256: string; seconds: number }> {
+  const started = performance.now();
+  const log = options.log ?? (() => {});
+  const stage = await Deno.makeTempDir({ prefix: "phase-initramfs-" });
+  try {
+    for (const dir of ["bin", "sbin", "etc", "proc", "sys", "dev", "run", "tmp", "phase", "lib/modules"]) {
+      await Deno.mkdir(`${stage}/${dir}`, { recursive: true });
+    }
+    log("bundling the Phase entrypoints");
+    const deno = options.deno ?? Deno.execPath();
+    await run(deno, ["bundle", "--quiet", "--platform", "deno", "-o", `${stage}/phase/phase.js`, `${options.root}/main.ts`], { cwd: options.root });
+    await run(deno, ["bundle", "--quiet", "--platform", "deno", "-o", `${stage}/phase/sandbox_worker.js`, `${options.root}/runner/sandbox_worker.ts`], { cwd: options.root });
+    log("copying busybox, kexec, deno and their libraries");
+    await copyInto(stage, "/bin/busybox");
+    const applets = new TextDecoder().decode(await run("/bin/busybox", ["--list"])).split("\n").filter(Boolean);
+    for (const applet of applets.sort()) {
+      if (applet === "busybox") continue;
+      await Deno.symlink("busybox", `${stage}/bin/${applet}`).catch(() => {});
+    }
+    await copyInto(stage, "/usr/sbin/kexec", "/sbin/kexec");
+    await copyInto(stage, deno, "/bin/deno");
+    const libraries = new Set([...await sharedLibraries("/usr/sbin/kexec"), ...await sharedLibraries(deno)]);
+    for (const library of [...libraries].sort()) await copyInto(stage, library);
+    for (const module of NIC_MODULES) {
+      const found = new TextDecoder().decode(await run("find", [options.modules, "-name", `${module}.ko`, "-o", "-name", `${module}.ko.xz`]))
+        .split("\n").filter(Boolean)[0];
+      if (!found) continue;
+      if (found.endsWith(".xz")) {
+        await Deno.writeFile(`${stage}/lib/modules/${module}.ko`, await run("xz", ["-dc", found]));
+      } else await Deno.copyFile(found, `${stage}/lib/modules/${module}.ko`);
+    }
+    await Deno.writeTextFile(`${stage}/init`, initScript(), { mode: 0o755 });
+    await Deno.chmod(`${stage}/init`, 0o755);
+    await Deno.writeTextFile(`${stage}/etc/udhcpc.script`, UDHCPC_SCRIPT);
+    await Deno.chmod(`${stage}/etc/udhcpc.script`, 0o755);
+    log("packing (sorted, fixed mtimes and owners, zstd)");
+    await run("find", [stage, "-exec", "touch", "-h", "-d", "@0", "{}", "+"]);
+    const list = new TextDecoder().decode(await run("find", [".", "-mindepth", "1"], { cwd: stage }))
+      .split("\n").filter(Boolean).sort();
+    const cpio = await run("cpio", ["-o", "-H", "newc", "-R", "0:0", "--reproducible", "--quiet"], {
+      cwd: stage,
+      stdin: new TextEncoder().encode(list.join("\n") + "\n"),
+    });
+    const compressed = await run("zstd", [`-${options.level ?? 3}`, "-q", "-c", "-T1"], { stdin: cpio });
+    await Deno.mkdir(options.output, { recursive: true });
+    const path = `${options.output}/initramfs.img`;
+    await Deno.writeFile(path, compressed);
+    return {
+      path,
+      size: compressed.length,
+      sha256: await sha256File(path),
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await Deno.remove(stage, { recursive: true });
+  }
+}
+
+/** What {@link writeArtifacts} needs. */
+export interface ArtifactsOptions {
+  /** The artifacts directory to fill (`<dir>/<channel>/<arch>/`). */
+  dir: string;
+  /** Channel. */
+  channel: Channel;
+  /** Architecture. */
+  arch: string;
+  /** Kernel image. */
+  kernel: string;
+  /** Initramfs. */
+  initramfs: string;
+  /** Kernel command line for the manifest. */
+  cmdline: string;
+  /** Key that signs the manifest (a release key), or none (provider signs). */
+  releaseKey?: NodeKey;
+  /** manifest_version (default: seconds since the epoch). */
+  manifestVersion?: number;
+  /** Days the manifest stays valid (default 30; negative makes it expired, for tests). */
+  validityDays?: number;
+}
+
+/** Lays out boot artifacts (kernel, initramfs, the hello job) and signs the manifest. */
+export async function writeArtifacts(options: ArtifactsOptions): Promise<string> {
+  const arch = canonicalArch(options.arch) ?? options.arch;
+  const target = `${options.dir}/${options.channel}/${arch}`;
+  await Deno.mkdir(target, { recursive: true });
+  await Deno.copyFile(options.kernel, `${target}/vmlinuz`);
+  await Deno.copyFile(options.initramfs, `${target}/initramfs.img`);
+  const hello = fromBase64(HELLO_WASM_BASE64);
+  await Deno.writeFile(`${target}/hello.wasm`, hello);
+  const job: JobManifest = {
+    version: 1,
+    name: "hello",
+    module_hash: await sha256Ref(hello),
+    memory_mb: 16,
+    timeout_seconds: 10,
+    args: ["Hello, World!"],
+  };
+  await Deno.writeTextFile(`${target}/hello.job.json`, JSON.stringify(job, null, 2) + "\n");
+  await Deno.remove(`${target}/manifest.json`).catch(() => {});
+  if (!options.releaseKey) return target;
+  const manifest = await buildManifest({
+    store: new ArtifactStore({ root: options.dir }),
+    channel: options.channel,
+    arch,
+    manifestVersion: options.manifestVersion ?? Math.floor(Date.now() / 1000),
+    version: "0.1.0",
+    cmdline: options.cmdline,
+    validityDays: options.validityDays ?? 30,
+  });
+  const signed = await signManifest(manifest, options.releaseKey);
+  await Deno.writeTextFile(`${target}/manifest.json`, JSON.stringify(signed, null, 2) + "\n");
+  return target;
+}

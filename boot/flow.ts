@@ -1,0 +1,306 @@
+/**
+ * Phase Boot after /init has brought the network up.
+ *
+ * Stage 1 finds a provider (phase.provider URL; mDNS in local mode; the DHT
+ * in internet mode), fetches the boot manifest, verifies it against the
+ * pinned keys (never the key inside it), its expiry and the rollback floor,
+ * downloads kernel and initramfs with sha256 checks, Range resume and
+ * fallback URLs, and kexecs into them with the manifest's cmdline plus the
+ * phase.* options carried forward. Unverified bytes are never kexec'd.
+ *
+ * Stage 2 (the booted system) fetches and verifies the same artifacts into
+ * tmpfs, runs the hello job named by its job manifest, shows its verified
+ * receipt, and serves the artifacts so the next machine can boot from it.
+ * @module
+ */
+import {
+  type BootManifest,
+  parsePublicKey,
+  validateJobManifest,
+  verifyManifest,
+  verifyReceipt,
+} from "../schemas/mod.ts";
+import { download, startProvider } from "../provider/mod.ts";
+import { findBootProviders, PhaseNode, publishBootProvider } from "../discovery/mod.ts";
+import {
+  loadIdentity,
+  logReceipt,
+  receiptLines,
+  renderLines,
+  runJob,
+  SandboxPool,
+} from "../runner/mod.ts";
+import { generateKey } from "../schemas/mod.ts";
+import { type BootOptions, carriedOptions } from "./cmdline.ts";
+
+/** A boot step that failed; the message is the one line shown on the console. */
+export class BootError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "BootError";
+  }
+}
+
+/** Where boot writes (a tmpfs). */
+export const RUN_DIR = "/run/phase";
+
+/** Console output of the boot program. */
+export type BootLog = (line: string) => void;
+
+/** What the flow needs from its surroundings (replaceable in tests). */
+export interface BootEnvironment {
+  /** Writable tmpfs directory. */
+  runDir: string;
+  /** Console lines. */
+  log: BootLog;
+  /** Loads and executes a kernel (never returns on success). */
+  kexec: (kernel: string, initramfs: string, cmdline: string) => Promise<void>;
+}
+
+async function fetchManifest(url: string): Promise<unknown> {
+  let lastError = "";
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      if (response.ok) return await response.json();
+      lastError = `HTTP ${response.status}`;
+      await response.body?.cancel();
+    } catch (error) {
+      lastError = (error as Error).message.split("\n")[0];
+    }
+    await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+  }
+  throw new BootError(`cannot fetch the manifest ${url}: ${lastError}`);
+}
+
+/** Finds candidate provider base URLs for the options. */
+async function findProviders(options: BootOptions, log: BootLog): Promise<string[]> {
+  if (options.provider) return [options.provider];
+  if (options.mode === "internet" && options.bootstrap.length === 0) {
+    throw new BootError("no provider: give phase.provider=URL, phase.bootstrap=MULTIADDR, or phase.mode=local");
+  }
+  log(`looking for ${options.channel}/${options.arch} providers (${options.mode === "local" ? "mDNS" : "DHT"})`);
+  const node = await PhaseNode.start({
+    key: await generateKey(),
+    listen: ["/ip4/0.0.0.0/tcp/0"],
+    bootstrap: options.bootstrap,
+    mdns: options.mode !== "internet",
+    clientMode: true,
+  });
+  try {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      await node.waitForPeers(1000);
+      const found = await findBootProviders(node, options.channel, options.arch, 3000);
+      if (found.length > 0) {
+        return found
+          .sort((a, b) => (b.manifestVersion ?? 0) - (a.manifestVersion ?? 0))
+          .map((p) => p.manifestUrl.replace(/\/[^/]+\/[^/]+\/manifest\.json$/, ""));
+      }
+    }
+  } finally {
+    await node.stop();
+  }
+  throw new BootError("no boot provider was found");
+}
+
+/** Fetches and verifies the manifest from the first provider that has a valid one. */
+async function verifiedManifest(
+  options: BootOptions,
+  log: BootLog,
+): Promise<{ provider: string; manifestUrl: string; manifest: BootManifest; others: string[] }> {
+  if (options.pubkeys.length === 0) {
+    throw new BootError("no pinned key: give phase.pubkey=KEY (the release key's peer id)");
+  }
+  let trustedKeys: Uint8Array[];
+  try {
+    trustedKeys = options.pubkeys.map(parsePublicKey);
+  } catch (error) {
+    throw new BootError(`phase.pubkey: ${(error as Error).message}`);
+  }
+  const providers = await findProviders(options, log);
+  const reasons: string[] = [];
+  for (const provider of providers) {
+    const manifestUrl = `${provider}/${options.channel}/${options.arch}/manifest.json`;
+    log(`fetching ${manifestUrl}`);
+    const verdict = await verifyManifest(await fetchManifest(manifestUrl), {
+      trustedKeys,
+      minVersion: options.minVersion || undefined,
+      channel: options.channel,
+      arch: options.arch,
+    });
+    if (verdict.valid) {
+      log(`manifest ${verdict.manifest.manifest_version} verified: signed by ${verdict.signer}`);
+      return {
+        provider,
+        manifestUrl,
+        manifest: verdict.manifest,
+        others: providers.filter((p) => p !== provider),
+      };
+    }
+    reasons.push(`${manifestUrl}: ${verdict.reason}`);
+    log(`refused ${manifestUrl}: ${verdict.reason}`);
+  }
+  throw new BootError(`manifest refused: ${reasons.join("; ")}`);
+}
+
+/** Downloads every artifact the manifest names (or only `names`) into `dir`. */
+async function fetchArtifacts(
+  manifest: BootManifest,
+  manifestUrl: string,
+  others: string[],
+  dir: string,
+  log: BootLog,
+  names?: string[],
+): Promise<Record<string, string>> {
+  await Deno.mkdir(dir, { recursive: true });
+  const paths: Record<string, string> = {};
+  for (const [name, artifact] of Object.entries(manifest.artifacts)) {
+    if (names && !names.includes(name)) continue;
+    const urls = [
+      ...artifact.urls.map((u) => new URL(u, manifestUrl).href),
+      ...others.map((base) => `${base}/${manifest.channel}/${manifest.arch}/${artifact.filename}`),
+    ];
+    const output = `${dir}/${artifact.filename}`;
+    let lastShown = -1;
+    try {
+      await download({
+        urls,
+        sha256: artifact.sha256,
+        output,
+        size: artifact.size,
+        onProgress: ({ received }) => {
+          const share = Math.floor((received / Math.max(artifact.size, 1)) * 4);
+          if (share !== lastShown) {
+            lastShown = share;
+            log(`${artifact.filename}: ${share * 25}% of ${artifact.size} bytes`);
+          }
+        },
+        onRetry: (reason) => log(`${artifact.filename}: retrying (${reason})`),
+      });
+    } catch (error) {
+      throw new BootError(`${name} (${artifact.filename}): ${(error as Error).message}`);
+    }
+    log(`${artifact.filename}: sha256 verified`);
+    paths[name] = output;
+  }
+  return paths;
+}
+
+/** Stage 1: verify and kexec. Returns only if kexec failed. */
+export async function stageOne(options: BootOptions, env: BootEnvironment): Promise<never> {
+  const { provider, manifestUrl, manifest, others } = await verifiedManifest(options, env.log);
+  for (const role of ["kernel", "initramfs"]) {
+    if (!manifest.artifacts[role]) throw new BootError(`the manifest has no ${role}`);
+  }
+  const paths = await fetchArtifacts(manifest, manifestUrl, others, `${env.runDir}/boot`, env.log, [
+    "kernel",
+    "initramfs",
+  ]);
+  const cmdline = `${manifest.cmdline} ${carriedOptions(options, provider, manifest.manifest_version)}`.trim();
+  env.log(`kexec into ${manifest.version} (manifest ${manifest.manifest_version})`);
+  await env.kexec(paths.kernel, paths.initramfs, cmdline);
+  throw new BootError("kexec returned");
+}
+
+/** Runs kexec: kexec_file_load first, kexec_load as the fallback. */
+export async function kexec(kernel: string, initramfs: string, cmdline: string): Promise<void> {
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command("kexec", { args, stdout: "piped", stderr: "piped" }).output();
+    return { ok: out.code === 0, error: new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "" };
+  };
+  const load = ["-l", kernel, `--initrd=${initramfs}`, `--command-line=${cmdline}`];
+  let loaded = await run(["-s", ...load]);
+  if (!loaded.ok) {
+    const fileLoadError = loaded.error;
+    loaded = await run(["-c", ...load]);
+    if (!loaded.ok) {
+      throw new BootError(`kexec could not load the kernel: ${fileLoadError}; ${loaded.error}`);
+    }
+  }
+  const exec = await run(["-e"]);
+  throw new BootError(`kexec -e failed: ${exec.error}`);
+}
+
+/** Stage 2: fetch what we booted, run hello, show the receipt, serve. */
+export async function stageTwo(
+  options: BootOptions,
+  env: BootEnvironment,
+): Promise<{ close: () => Promise<void> }> {
+  const { provider, manifestUrl, manifest, others } = await verifiedManifest(options, env.log);
+  const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
+  const paths = await fetchArtifacts(manifest, manifestUrl, others, dir, env.log);
+  // Serve the very manifest we verified, byte for byte, so the next machine
+  // can verify it with the same pinned key.
+  await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+  const key = await loadIdentity({ path: `${env.runDir}/node.key`, ephemeral: options.mode === "private" });
+  const sandbox = new SandboxPool({ size: 1 });
+  const jobManifestPath = Object.values(paths).find((p) => p.endsWith(".job.json"));
+  if (jobManifestPath) {
+    const job = validateJobManifest(JSON.parse(await Deno.readTextFile(jobManifestPath)));
+    const moduleFile = Object.values(paths).find((p) => p.endsWith(`${job.name ?? "hello"}.wasm`));
+    if (!moduleFile) throw new BootError(`the job manifest names ${job.name}, which the manifest does not carry`);
+    const { receipt } = await runJob({
+      module: await Deno.readFile(moduleFile),
+      manifest: job,
+      programName: `${job.name}.wasm`,
+    }, { sandbox, key });
+    const verdict = await verifyReceipt(receipt, { peerId: key.peerId, moduleHash: job.module_hash });
+    env.log("job done; receipt:");
+    for (const line of renderLines(receiptLines(receipt, verdict.valid ? { valid: true } : { valid: false, reason: verdict.reason }), true).trimEnd().split("\n")) {
+      env.log(line);
+    }
+    if (options.mode !== "private") await logReceipt(`${env.runDir}/receipts`, receipt);
+  }
+  const served = await startProvider({
+    artifactsDir: `${env.runDir}/artifacts`,
+    dataDir: null,
+    key,
+    channel: manifest.channel,
+    arch: manifest.arch,
+    port: 8080,
+    hostname: "0.0.0.0",
+    sandbox,
+  });
+  env.log(`serving the artifacts it booted from on port ${served.port} (booted from ${provider})`);
+  let node: PhaseNode | null = null;
+  if (options.mode !== "internet" || options.bootstrap.length > 0) {
+    try {
+      node = await PhaseNode.start({
+        key,
+        listen: ["/ip4/0.0.0.0/tcp/4001"],
+        bootstrap: options.bootstrap,
+        mdns: options.mode !== "internet",
+      });
+      const address = (await localAddress()) ?? "127.0.0.1";
+      await publishBootProvider(
+        node,
+        manifest.channel,
+        manifest.arch,
+        `http://${address}:${served.port}/${manifest.channel}/${manifest.arch}/manifest.json`,
+        manifest.manifest_version,
+      );
+      env.log(`announced as a boot provider (${options.mode === "internet" ? "DHT" : "mDNS + DHT"})`);
+    } catch (error) {
+      env.log(`could not announce on libp2p: ${(error as Error).message.split("\n")[0]}`);
+    }
+  }
+  return {
+    close: async () => {
+      await node?.stop();
+      await served.close();
+      await sandbox.close();
+    },
+  };
+}
+
+async function localAddress(): Promise<string | null> {
+  try {
+    for (const nic of Deno.networkInterfaces()) {
+      if (nic.family === "IPv4" && !nic.address.startsWith("127.")) return nic.address;
+    }
+  } catch {
+    // no sys permission
+  }
+  return null;
+}

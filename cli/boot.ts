@@ -1,0 +1,107 @@
+/**
+ * `phase boot build` (the initramfs and the artifacts directory) and
+ * `phase boot run` (what /init starts inside the initramfs).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import {
+  BootError,
+  buildInitramfs,
+  debianKernel,
+  kernelFiles,
+  kexec,
+  parseBootOptions,
+  RUN_DIR,
+  stageOne,
+  stageTwo,
+  writeArtifacts,
+} from "../boot/mod.ts";
+import { loadIdentity } from "../runner/mod.ts";
+import type { Channel } from "../schemas/mod.ts";
+import { CliError, UsageError } from "./errors.ts";
+import { envVar } from "./paths.ts";
+
+async function build(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      "kernel-package": { type: "string" },
+      cache: { type: "string" },
+      output: { type: "string", short: "o", default: "build/boot" },
+      artifacts: { type: "string" },
+      channel: { type: "string", default: "stable" },
+      arch: { type: "string", default: "x86_64" },
+      "sign-key": { type: "string" },
+      cmdline: { type: "string", default: "console=ttyS0 panic=-1" },
+      "manifest-version": { type: "string" },
+      json: { type: "boolean" },
+    },
+  });
+  const log = (line: string) => values.json || console.error(`phase boot build: ${line}`);
+  const cache = values.cache ?? `${envVar("HOME") ?? "/tmp"}/.cache/phase-boot`;
+  await Deno.mkdir(cache, { recursive: true });
+  const packageRoot = values["kernel-package"] ?? await debianKernel(cache, log);
+  const { kernel, modules } = kernelFiles(packageRoot);
+  const root = fileURLToPath(new URL("../", import.meta.url));
+  const built = await buildInitramfs({ modules, output: values.output, root, log });
+  await Deno.copyFile(kernel, `${values.output}/vmlinuz`);
+  log(`initramfs ${built.path}: ${(built.size / 1024 / 1024).toFixed(1)} MiB, sha256 ${built.sha256}, ${built.seconds.toFixed(1)} s`);
+  let artifacts: string | null = null;
+  if (values.artifacts) {
+    const releaseKey = values["sign-key"] ? await loadIdentity({ path: values["sign-key"] }) : undefined;
+    artifacts = await writeArtifacts({
+      dir: values.artifacts,
+      channel: values.channel as Channel,
+      arch: values.arch,
+      kernel: `${values.output}/vmlinuz`,
+      initramfs: built.path,
+      cmdline: values.cmdline,
+      releaseKey,
+      manifestVersion: values["manifest-version"] ? Number(values["manifest-version"]) : undefined,
+    });
+    log(`artifacts in ${artifacts}${releaseKey ? `, manifest signed by ${releaseKey.peerId}` : ""}`);
+  }
+  if (values.json) {
+    console.log(JSON.stringify({ ...built, kernel: `${values.output}/vmlinuz`, artifacts }));
+  }
+  return 0;
+}
+
+async function runBoot(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { cmdline: { type: "string" } } });
+  const cmdline = values.cmdline ?? await Deno.readTextFile("/proc/cmdline");
+  const log = (line: string) => console.log(`phase-boot: ${line}`);
+  let options;
+  try {
+    options = parseBootOptions(cmdline);
+  } catch (error) {
+    throw new CliError(`bad kernel command line: ${(error as Error).message}`);
+  }
+  const env = { runDir: RUN_DIR, log, kexec };
+  try {
+    if (options.stage === 1) {
+      log(`stage 1, ${options.mode} mode, ${options.channel}/${options.arch}`);
+      await stageOne(options, env);
+    }
+    log(`stage 2 (booted by Phase), ${options.mode} mode`);
+    await stageTwo(options, env);
+    // Serve until the machine is turned off.
+    await new Promise(() => {});
+  } catch (error) {
+    if (error instanceof BootError) {
+      console.log(`phase-boot: FAILED: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+  return 0;
+}
+
+/** `phase boot build|run` */
+export function bootCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "build") return build(rest);
+  if (sub === "run") return runBoot(rest);
+  throw new UsageError("usage: phase boot build [--artifacts DIR --sign-key FILE] | phase boot run");
+}
