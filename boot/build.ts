@@ -5,7 +5,14 @@
  * The archive is reproducible: sorted entries, fixed mtimes and owners, zstd.
  * @module
  */
-import { canonicalArch, type Channel, type JobManifest, type NodeKey, sha256Ref, signManifest } from "../schemas/mod.ts";
+import {
+  canonicalArch,
+  type Channel,
+  type JobManifest,
+  type NodeKey,
+  sha256Ref,
+  signManifest,
+} from "../schemas/mod.ts";
 import { ArtifactStore, buildManifest, sha256File } from "../provider/mod.ts";
 import { HELLO_WASM_BASE64 } from "../provider/embedded_hello.ts";
 import { fromBase64 } from "../schemas/mod.ts";
@@ -32,7 +39,7 @@ export const BOOT_PERMISSIONS = [
   "--allow-write=/run",
   "--allow-env",
   "--allow-sys",
-  "--allow-run=/sbin/kexec,/bin/deno",
+  "--allow-run=/bin/deno",
 ];
 
 /** A failure while building; one line. */
@@ -44,7 +51,11 @@ export class BuildError extends Error {
   }
 }
 
-async function run(program: string, args: string[], options: { cwd?: string; stdin?: Uint8Array } = {}): Promise<Uint8Array> {
+async function run(
+  program: string,
+  args: string[],
+  options: { cwd?: string; stdin?: Uint8Array } = {},
+): Promise<Uint8Array> {
   let child;
   try {
     child = new Deno.Command(program, {
@@ -55,7 +66,9 @@ async function run(program: string, args: string[], options: { cwd?: string; std
       stderr: "piped",
     }).spawn();
   } catch {
-    throw new BuildError(`${program} is missing (apt-get install qemu-system-x86 busybox-static cpio kexec-tools zstd kmod)`);
+    throw new BuildError(
+      `${program} is missing (apt-get install qemu-system-x86 busybox-static cpio kexec-tools zstd kmod)`,
+    );
   }
   // Feed stdin while output is read, or a full pipe deadlocks both sides.
   const feeding = options.stdin
@@ -67,7 +80,11 @@ async function run(program: string, args: string[], options: { cwd?: string; std
     : Promise.resolve();
   const [out] = await Promise.all([child.output(), feeding]);
   if (out.code !== 0) {
-    throw new BuildError(`${program} ${args.slice(0, 3).join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").pop()}`);
+    throw new BuildError(
+      `${program} ${args.slice(0, 3).join(" ")} failed: ${
+        new TextDecoder().decode(out.stderr).trim().split("\n").pop()
+      }`,
+    );
   }
   return out.stdout;
 }
@@ -76,10 +93,19 @@ async function run(program: string, args: string[], options: { cwd?: string; std
  * Downloads and unpacks the Debian kernel that `linux-image-amd64` depends on
  * into `cacheDir` (once); returns the unpacked package root.
  */
-export async function debianKernel(cacheDir: string, log: (line: string) => void = () => {}): Promise<string> {
-  const depends = new TextDecoder().decode(await run("apt-cache", ["depends", "linux-image-amd64"]));
+export async function debianKernel(
+  cacheDir: string,
+  log: (line: string) => void = () => {},
+): Promise<string> {
+  const depends = new TextDecoder().decode(
+    await run("apt-cache", ["depends", "linux-image-amd64"]),
+  );
   const name = depends.match(/Depends: (linux-image-[^\s]+)/)?.[1];
-  if (!name) throw new BuildError("cannot resolve the kernel package of linux-image-amd64 (run apt-get update)");
+  if (!name) {
+    throw new BuildError(
+      "cannot resolve the kernel package of linux-image-amd64 (run apt-get update)",
+    );
+  }
   const root = `${cacheDir}/${name}`;
   try {
     await Deno.stat(`${root}/.complete`);
@@ -90,7 +116,9 @@ export async function debianKernel(cacheDir: string, log: (line: string) => void
   await Deno.mkdir(root, { recursive: true });
   log(`downloading ${name}`);
   await run("apt-get", ["download", name], { cwd: cacheDir });
-  const deb = [...Deno.readDirSync(cacheDir)].find((e) => e.name.startsWith(`${name}_`) && e.name.endsWith(".deb"));
+  const deb = [...Deno.readDirSync(cacheDir)].find((e) =>
+    e.name.startsWith(`${name}_`) && e.name.endsWith(".deb")
+  );
   if (!deb) throw new BuildError(`apt-get download ${name} left no package`);
   await run("dpkg-deb", ["-x", `${cacheDir}/${deb.name}`, root]);
   await Deno.writeTextFile(`${root}/.complete`, "");
@@ -98,11 +126,20 @@ export async function debianKernel(cacheDir: string, log: (line: string) => void
 }
 
 /** The kernel image and module directory inside an unpacked kernel package. */
-export function kernelFiles(packageRoot: string): { kernel: string; modules: string } {
-  const kernel = [...Deno.readDirSync(`${packageRoot}/boot`)].find((e) => e.name.startsWith("vmlinuz-"));
+export function kernelFiles(
+  packageRoot: string,
+): { kernel: string; modules: string } {
+  const kernel = [...Deno.readDirSync(`${packageRoot}/boot`)].find((e) =>
+    e.name.startsWith("vmlinuz-")
+  );
   const version = [...Deno.readDirSync(`${packageRoot}/lib/modules`)][0];
-  if (!kernel || !version) throw new BuildError(`${packageRoot} holds no kernel`);
-  return { kernel: `${packageRoot}/boot/${kernel.name}`, modules: `${packageRoot}/lib/modules/${version.name}` };
+  if (!kernel || !version) {
+    throw new BuildError(`${packageRoot} holds no kernel`);
+  }
+  return {
+    kernel: `${packageRoot}/boot/${kernel.name}`,
+    modules: `${packageRoot}/lib/modules/${version.name}`,
+  };
 }
 
 async function sharedLibraries(binary: string): Promise<string[]> {
@@ -110,9 +147,15 @@ async function sharedLibraries(binary: string): Promise<string[]> {
   return [...text.matchAll(/(\/[^\s]+) \(0x/g)].map((m) => m[1]);
 }
 
-async function copyInto(stage: string, source: string, target = source): Promise<void> {
+async function copyInto(
+  stage: string,
+  source: string,
+  target = source,
+): Promise<void> {
   const destination = `${stage}${target}`;
-  await Deno.mkdir(destination.slice(0, destination.lastIndexOf("/")), { recursive: true });
+  await Deno.mkdir(destination.slice(0, destination.lastIndexOf("/")), {
+    recursive: true,
+  });
   await Deno.copyFile(await Deno.realPath(source), destination);
 }
 
@@ -158,7 +201,18 @@ else
   echo "phase-boot: network $nic $(ip -4 -o addr show dev $nic | awk '{print $4}')"
 fi
 export HOME=/run/home DENO_DIR=/run/deno NO_COLOR=1
-/bin/deno run ${BOOT_PERMISSIONS.join(" ")} /phase/phase.js boot run || fail "boot program failed (exit $?)"
+/bin/deno run ${
+    BOOT_PERMISSIONS.join(" ")
+  } /phase/phase.js boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
+plan=/run/phase/kexec
+if [ -f $plan/cmdline ]; then
+  # The boot program verified these files and has exited; nothing else runs.
+  kexec -s -l "$(cat $plan/kernel)" --initrd="$(cat $plan/initrd)" --command-line="$(cat $plan/cmdline)" 2>/dev/null ||
+    kexec -c -l "$(cat $plan/kernel)" --initrd="$(cat $plan/initrd)" --command-line="$(cat $plan/cmdline)" ||
+    fail "kexec could not load the verified kernel"
+  kexec -e
+  fail "kexec -e failed"
+fi
 case " $cmdline " in *" phase.poweroff=1 "*) poweroff -f;; esac
 exec setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
 `;
@@ -192,35 +246,84 @@ export interface BuildOptions {
 }
 
 /** Builds the initramfs; returns its path, size and sha256. */
-export async function buildInitramfs(options: BuildOptions): Promise<{ path: string; size: number; sha256: string; seconds: number }> {
+export async function buildInitramfs(
+  options: BuildOptions,
+): Promise<{ path: string; size: number; sha256: string; seconds: number }> {
   const started = performance.now();
   const log = options.log ?? (() => {});
   const stage = await Deno.makeTempDir({ prefix: "phase-initramfs-" });
   try {
-    for (const dir of ["bin", "sbin", "etc", "proc", "sys", "dev", "run", "tmp", "phase", "lib/modules"]) {
+    for (
+      const dir of [
+        "bin",
+        "sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "phase",
+        "lib/modules",
+      ]
+    ) {
       await Deno.mkdir(`${stage}/${dir}`, { recursive: true });
     }
     log("bundling the Phase entrypoints");
     const deno = options.deno ?? Deno.execPath();
-    await run(deno, ["bundle", "--quiet", "--platform", "deno", "-o", `${stage}/phase/phase.js`, `${options.root}/main.ts`], { cwd: options.root });
-    await run(deno, ["bundle", "--quiet", "--platform", "deno", "-o", `${stage}/phase/sandbox_worker.js`, `${options.root}/runner/sandbox_worker.ts`], { cwd: options.root });
+    await run(deno, [
+      "bundle",
+      "--quiet",
+      "--platform",
+      "deno",
+      "-o",
+      `${stage}/phase/phase.js`,
+      `${options.root}/main.ts`,
+    ], { cwd: options.root });
+    await run(deno, [
+      "bundle",
+      "--quiet",
+      "--platform",
+      "deno",
+      "-o",
+      `${stage}/phase/sandbox_worker.js`,
+      `${options.root}/runner/sandbox_worker.ts`,
+    ], { cwd: options.root });
     log("copying busybox, kexec, deno and their libraries");
     await copyInto(stage, "/bin/busybox");
-    const applets = new TextDecoder().decode(await run("/bin/busybox", ["--list"])).split("\n").filter(Boolean);
+    const applets = new TextDecoder().decode(
+      await run("/bin/busybox", ["--list"]),
+    ).split("\n").filter(Boolean);
     for (const applet of applets.sort()) {
       if (applet === "busybox") continue;
       await Deno.symlink("busybox", `${stage}/bin/${applet}`).catch(() => {});
     }
     await copyInto(stage, "/usr/sbin/kexec", "/sbin/kexec");
+    await Deno.mkdir(`${stage}/usr/sbin`, { recursive: true });
     await copyInto(stage, deno, "/bin/deno");
-    const libraries = new Set([...await sharedLibraries("/usr/sbin/kexec"), ...await sharedLibraries(deno)]);
+    const libraries = new Set([
+      ...await sharedLibraries("/usr/sbin/kexec"),
+      ...await sharedLibraries(deno),
+    ]);
     for (const library of [...libraries].sort()) await copyInto(stage, library);
     for (const module of NIC_MODULES) {
-      const found = new TextDecoder().decode(await run("find", [options.modules, "-name", `${module}.ko`, "-o", "-name", `${module}.ko.xz`]))
+      const found = new TextDecoder().decode(
+        await run("find", [
+          options.modules,
+          "-name",
+          `${module}.ko`,
+          "-o",
+          "-name",
+          `${module}.ko.xz`,
+        ]),
+      )
         .split("\n").filter(Boolean)[0];
       if (!found) continue;
       if (found.endsWith(".xz")) {
-        await Deno.writeFile(`${stage}/lib/modules/${module}.ko`, await run("xz", ["-dc", found]));
+        await Deno.writeFile(
+          `${stage}/lib/modules/${module}.ko`,
+          await run("xz", ["-dc", found]),
+        );
       } else await Deno.copyFile(found, `${stage}/lib/modules/${module}.ko`);
     }
     await Deno.writeTextFile(`${stage}/init`, initScript(), { mode: 0o755 });
@@ -229,13 +332,28 @@ export async function buildInitramfs(options: BuildOptions): Promise<{ path: str
     await Deno.chmod(`${stage}/etc/udhcpc.script`, 0o755);
     log("packing (sorted, fixed mtimes and owners, zstd)");
     await run("find", [stage, "-exec", "touch", "-h", "-d", "@0", "{}", "+"]);
-    const list = new TextDecoder().decode(await run("find", [".", "-mindepth", "1"], { cwd: stage }))
+    const list = new TextDecoder().decode(
+      await run("find", [".", "-mindepth", "1"], { cwd: stage }),
+    )
       .split("\n").filter(Boolean).sort();
-    const cpio = await run("cpio", ["-o", "-H", "newc", "-R", "0:0", "--reproducible", "--quiet"], {
+    const cpio = await run("cpio", [
+      "-o",
+      "-H",
+      "newc",
+      "-R",
+      "0:0",
+      "--reproducible",
+      "--quiet",
+    ], {
       cwd: stage,
       stdin: new TextEncoder().encode(list.join("\n") + "\n"),
     });
-    const compressed = await run("zstd", [`-${options.level ?? 3}`, "-q", "-c", "-T1"], { stdin: cpio });
+    const compressed = await run("zstd", [
+      `-${options.level ?? 3}`,
+      "-q",
+      "-c",
+      "-T1",
+    ], { stdin: cpio });
     await Deno.mkdir(options.output, { recursive: true });
     const path = `${options.output}/initramfs.img`;
     await Deno.writeFile(path, compressed);
@@ -273,7 +391,9 @@ export interface ArtifactsOptions {
 }
 
 /** Lays out boot artifacts (kernel, initramfs, the hello job) and signs the manifest. */
-export async function writeArtifacts(options: ArtifactsOptions): Promise<string> {
+export async function writeArtifacts(
+  options: ArtifactsOptions,
+): Promise<string> {
   const arch = canonicalArch(options.arch) ?? options.arch;
   const target = `${options.dir}/${options.channel}/${arch}`;
   await Deno.mkdir(target, { recursive: true });
@@ -289,7 +409,10 @@ export async function writeArtifacts(options: ArtifactsOptions): Promise<string>
     timeout_seconds: 10,
     args: ["Hello, World!"],
   };
-  await Deno.writeTextFile(`${target}/hello.job.json`, JSON.stringify(job, null, 2) + "\n");
+  await Deno.writeTextFile(
+    `${target}/hello.job.json`,
+    JSON.stringify(job, null, 2) + "\n",
+  );
   await Deno.remove(`${target}/manifest.json`).catch(() => {});
   if (!options.releaseKey) return target;
   const manifest = await buildManifest({
@@ -302,6 +425,9 @@ export async function writeArtifacts(options: ArtifactsOptions): Promise<string>
     validityDays: options.validityDays ?? 30,
   });
   const signed = await signManifest(manifest, options.releaseKey);
-  await Deno.writeTextFile(`${target}/manifest.json`, JSON.stringify(signed, null, 2) + "\n");
+  await Deno.writeTextFile(
+    `${target}/manifest.json`,
+    JSON.stringify(signed, null, 2) + "\n",
+  );
   return target;
 }

@@ -33,7 +33,9 @@ export interface BootOptions {
 
 /** Splits a command line into words, honouring double quotes. */
 export function cmdlineWords(cmdline: string): string[] {
-  return cmdline.match(/(?:[^\s"]+|"[^"]*")+/g)?.map((w) => w.replace(/"/g, "")) ?? [];
+  return cmdline.match(/(?:[^\s"]+|"[^"]*")+/g)?.map((w) =>
+    w.replace(/"/g, "")
+  ) ?? [];
 }
 
 /** Reads the phase.* options; other words are ignored. */
@@ -42,12 +44,18 @@ export function parseBootOptions(cmdline: string): BootOptions {
   for (const word of cmdlineWords(cmdline)) {
     if (!word.startsWith("phase.")) continue;
     const eq = word.indexOf("=");
-    values.set(eq === -1 ? word.slice(6) : word.slice(6, eq), eq === -1 ? "1" : word.slice(eq + 1));
+    values.set(
+      eq === -1 ? word.slice(6) : word.slice(6, eq),
+      eq === -1 ? "1" : word.slice(eq + 1),
+    );
   }
-  const list = (name: string) => (values.get(name) ?? "").split(",").filter(Boolean);
+  const list = (name: string) =>
+    (values.get(name) ?? "").split(",").filter(Boolean);
   const mode = values.get("mode") ?? "internet";
   if (mode !== "internet" && mode !== "local" && mode !== "private") {
-    throw new Error(`phase.mode must be internet, local or private, not ${mode}`);
+    throw new Error(
+      `phase.mode must be internet, local or private, not ${mode}`,
+    );
   }
   const stage = values.get("stage") === "2" ? 2 : 1;
   const minVersion = Number(values.get("min_version") ?? "0");
@@ -71,7 +79,11 @@ export function parseBootOptions(cmdline: string): BootOptions {
 }
 
 /** The phase.* words to carry into the kexec'd kernel (stage and rollback floor updated). */
-export function carriedOptions(options: BootOptions, provider: string, manifestVersion: number): string {
+export function carriedOptions(
+  options: BootOptions,
+  provider: string,
+  manifestVersion: number,
+): string {
   const words = [
     `phase.mode=${options.mode}`,
     `phase.provider=${provider}`,
@@ -80,10 +92,16 @@ export function carriedOptions(options: BootOptions, provider: string, manifestV
     `phase.stage=2`,
     `phase.min_version=${manifestVersion}`,
   ];
-  if (options.pubkeys.length) words.push(`phase.pubkey=${options.pubkeys.join(",")}`);
-  if (options.bootstrap.length) words.push(`phase.bootstrap=${options.bootstrap.join(",")}`);
+  if (options.pubkeys.length) {
+    words.push(`phase.pubkey=${options.pubkeys.join(",")}`);
+  }
+  if (options.bootstrap.length) {
+    words.push(`phase.bootstrap=${options.bootstrap.join(",")}`);
+  }
   if (options.ip) words.push(`phase.ip=${options.ip}`);
-  if (options.nowrite && options.mode !== "private") words.push("phase.nowrite");
+  if (options.nowrite && options.mode !== "private") {
+    words.push("phase.nowrite");
+  }
   if (options.cache) words.push(`phase.cache=${options.cache}`);
   if (options.poweroff) words.push("phase.poweroff=1");
   return words.join(" ");

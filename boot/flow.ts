@@ -21,7 +21,11 @@ import {
   verifyReceipt,
 } from "../schemas/mod.ts";
 import { download, startProvider } from "../provider/mod.ts";
-import { findBootProviders, PhaseNode, publishBootProvider } from "../discovery/mod.ts";
+import {
+  findBootProviders,
+  PhaseNode,
+  publishBootProvider,
+} from "../discovery/mod.ts";
 import {
   loadIdentity,
   logReceipt,
@@ -54,7 +58,7 @@ export interface BootEnvironment {
   runDir: string;
   /** Console lines. */
   log: BootLog;
-  /** Loads and executes a kernel (never returns on success). */
+  /** Loads and executes a verified kernel (or plans it, see planKexec). */
   kexec: (kernel: string, initramfs: string, cmdline: string) => Promise<void>;
 }
 
@@ -62,7 +66,9 @@ async function fetchManifest(url: string): Promise<unknown> {
   let lastError = "";
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      const response = await fetch(url, {
+        signal: AbortSignal.timeout(10_000),
+      });
       if (response.ok) return await response.json();
       lastError = `HTTP ${response.status}`;
       await response.body?.cancel();
@@ -75,12 +81,21 @@ async function fetchManifest(url: string): Promise<unknown> {
 }
 
 /** Finds candidate provider base URLs for the options. */
-async function findProviders(options: BootOptions, log: BootLog): Promise<string[]> {
+async function findProviders(
+  options: BootOptions,
+  log: BootLog,
+): Promise<string[]> {
   if (options.provider) return [options.provider];
   if (options.mode === "internet" && options.bootstrap.length === 0) {
-    throw new BootError("no provider: give phase.provider=URL, phase.bootstrap=MULTIADDR, or phase.mode=local");
+    throw new BootError(
+      "no provider: give phase.provider=URL, phase.bootstrap=MULTIADDR, or phase.mode=local",
+    );
   }
-  log(`looking for ${options.channel}/${options.arch} providers (${options.mode === "local" ? "mDNS" : "DHT"})`);
+  log(
+    `looking for ${options.channel}/${options.arch} providers (${
+      options.mode === "local" ? "mDNS" : "DHT"
+    })`,
+  );
   const node = await PhaseNode.start({
     key: await generateKey(),
     listen: ["/ip4/0.0.0.0/tcp/0"],
@@ -91,11 +106,18 @@ async function findProviders(options: BootOptions, log: BootLog): Promise<string
   try {
     for (let attempt = 0; attempt < 20; attempt++) {
       await node.waitForPeers(1000);
-      const found = await findBootProviders(node, options.channel, options.arch, 3000);
+      const found = await findBootProviders(
+        node,
+        options.channel,
+        options.arch,
+        3000,
+      );
       if (found.length > 0) {
         return found
           .sort((a, b) => (b.manifestVersion ?? 0) - (a.manifestVersion ?? 0))
-          .map((p) => p.manifestUrl.replace(/\/[^/]+\/[^/]+\/manifest\.json$/, ""));
+          .map((p) =>
+            p.manifestUrl.replace(/\/[^/]+\/[^/]+\/manifest\.json$/, "")
+          );
       }
     }
   } finally {
@@ -108,9 +130,18 @@ async function findProviders(options: BootOptions, log: BootLog): Promise<string
 async function verifiedManifest(
   options: BootOptions,
   log: BootLog,
-): Promise<{ provider: string; manifestUrl: string; manifest: BootManifest; others: string[] }> {
+): Promise<
+  {
+    provider: string;
+    manifestUrl: string;
+    manifest: BootManifest;
+    others: string[];
+  }
+> {
   if (options.pubkeys.length === 0) {
-    throw new BootError("no pinned key: give phase.pubkey=KEY (the release key's peer id)");
+    throw new BootError(
+      "no pinned key: give phase.pubkey=KEY (the release key's peer id)",
+    );
   }
   let trustedKeys: Uint8Array[];
   try {
@@ -121,7 +152,8 @@ async function verifiedManifest(
   const providers = await findProviders(options, log);
   const reasons: string[] = [];
   for (const provider of providers) {
-    const manifestUrl = `${provider}/${options.channel}/${options.arch}/manifest.json`;
+    const manifestUrl =
+      `${provider}/${options.channel}/${options.arch}/manifest.json`;
     log(`fetching ${manifestUrl}`);
     const verdict = await verifyManifest(await fetchManifest(manifestUrl), {
       trustedKeys,
@@ -130,7 +162,9 @@ async function verifiedManifest(
       arch: options.arch,
     });
     if (verdict.valid) {
-      log(`manifest ${verdict.manifest.manifest_version} verified: signed by ${verdict.signer}`);
+      log(
+        `manifest ${verdict.manifest.manifest_version} verified: signed by ${verdict.signer}`,
+      );
       return {
         provider,
         manifestUrl,
@@ -159,7 +193,9 @@ async function fetchArtifacts(
     if (names && !names.includes(name)) continue;
     const urls = [
       ...artifact.urls.map((u) => new URL(u, manifestUrl).href),
-      ...others.map((base) => `${base}/${manifest.channel}/${manifest.arch}/${artifact.filename}`),
+      ...others.map((base) =>
+        `${base}/${manifest.channel}/${manifest.arch}/${artifact.filename}`
+      ),
     ];
     const output = `${dir}/${artifact.filename}`;
     let lastShown = -1;
@@ -173,13 +209,17 @@ async function fetchArtifacts(
           const share = Math.floor((received / Math.max(artifact.size, 1)) * 4);
           if (share !== lastShown) {
             lastShown = share;
-            log(`${artifact.filename}: ${share * 25}% of ${artifact.size} bytes`);
+            log(
+              `${artifact.filename}: ${share * 25}% of ${artifact.size} bytes`,
+            );
           }
         },
         onRetry: (reason) => log(`${artifact.filename}: retrying (${reason})`),
       });
     } catch (error) {
-      throw new BootError(`${name} (${artifact.filename}): ${(error as Error).message}`);
+      throw new BootError(
+        `${name} (${artifact.filename}): ${(error as Error).message}`,
+      );
     }
     log(`${artifact.filename}: sha256 verified`);
     paths[name] = output;
@@ -187,39 +227,53 @@ async function fetchArtifacts(
   return paths;
 }
 
-/** Stage 1: verify and kexec. Returns only if kexec failed. */
-export async function stageOne(options: BootOptions, env: BootEnvironment): Promise<never> {
-  const { provider, manifestUrl, manifest, others } = await verifiedManifest(options, env.log);
+/** Stage 1: verify, download, and hand the verified kernel to kexec. */
+export async function stageOne(
+  options: BootOptions,
+  env: BootEnvironment,
+): Promise<void> {
+  const { provider, manifestUrl, manifest, others } = await verifiedManifest(
+    options,
+    env.log,
+  );
   for (const role of ["kernel", "initramfs"]) {
-    if (!manifest.artifacts[role]) throw new BootError(`the manifest has no ${role}`);
-  }
-  const paths = await fetchArtifacts(manifest, manifestUrl, others, `${env.runDir}/boot`, env.log, [
-    "kernel",
-    "initramfs",
-  ]);
-  const cmdline = `${manifest.cmdline} ${carriedOptions(options, provider, manifest.manifest_version)}`.trim();
-  env.log(`kexec into ${manifest.version} (manifest ${manifest.manifest_version})`);
-  await env.kexec(paths.kernel, paths.initramfs, cmdline);
-  throw new BootError("kexec returned");
-}
-
-/** Runs kexec: kexec_file_load first, kexec_load as the fallback. */
-export async function kexec(kernel: string, initramfs: string, cmdline: string): Promise<void> {
-  const run = async (args: string[]) => {
-    const out = await new Deno.Command("kexec", { args, stdout: "piped", stderr: "piped" }).output();
-    return { ok: out.code === 0, error: new TextDecoder().decode(out.stderr).trim().split("\n").pop() ?? "" };
-  };
-  const load = ["-l", kernel, `--initrd=${initramfs}`, `--command-line=${cmdline}`];
-  let loaded = await run(["-s", ...load]);
-  if (!loaded.ok) {
-    const fileLoadError = loaded.error;
-    loaded = await run(["-c", ...load]);
-    if (!loaded.ok) {
-      throw new BootError(`kexec could not load the kernel: ${fileLoadError}; ${loaded.error}`);
+    if (!manifest.artifacts[role]) {
+      throw new BootError(`the manifest has no ${role}`);
     }
   }
-  const exec = await run(["-e"]);
-  throw new BootError(`kexec -e failed: ${exec.error}`);
+  const paths = await fetchArtifacts(
+    manifest,
+    manifestUrl,
+    others,
+    `${env.runDir}/boot`,
+    env.log,
+    [
+      "kernel",
+      "initramfs",
+    ],
+  );
+  const cmdline = `${manifest.cmdline} ${
+    carriedOptions(options, provider, manifest.manifest_version)
+  }`.trim();
+  env.log(
+    `kexec into ${manifest.version} (manifest ${manifest.manifest_version})`,
+  );
+  await env.kexec(paths.kernel, paths.initramfs, cmdline);
+}
+
+/**
+ * Hands the verified kernel to /init, which runs kexec once this process has
+ * exited: a Deno process, the unpacked initramfs and the kexec buffers do not
+ * fit in 512 MiB together. /init tries kexec_file_load, then kexec_load.
+ */
+export function planKexec(runDir: string): BootEnvironment["kexec"] {
+  return async (kernel, initramfs, cmdline) => {
+    const plan = `${runDir}/kexec`;
+    await Deno.mkdir(plan, { recursive: true });
+    await Deno.writeTextFile(`${plan}/kernel`, kernel);
+    await Deno.writeTextFile(`${plan}/initrd`, initramfs);
+    await Deno.writeTextFile(`${plan}/cmdline`, cmdline);
+  };
 }
 
 /** Stage 2: fetch what we booted, run hello, show the receipt, serve. */
@@ -227,30 +281,70 @@ export async function stageTwo(
   options: BootOptions,
   env: BootEnvironment,
 ): Promise<{ close: () => Promise<void> }> {
-  const { provider, manifestUrl, manifest, others } = await verifiedManifest(options, env.log);
+  const { provider, manifestUrl, manifest, others } = await verifiedManifest(
+    options,
+    env.log,
+  );
   const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
-  const paths = await fetchArtifacts(manifest, manifestUrl, others, dir, env.log);
+  const paths = await fetchArtifacts(
+    manifest,
+    manifestUrl,
+    others,
+    dir,
+    env.log,
+  );
   // Serve the very manifest we verified, byte for byte, so the next machine
   // can verify it with the same pinned key.
-  await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
-  const key = await loadIdentity({ path: `${env.runDir}/node.key`, ephemeral: options.mode === "private" });
+  await Deno.writeTextFile(
+    `${dir}/manifest.json`,
+    JSON.stringify(manifest, null, 2) + "\n",
+  );
+  const key = await loadIdentity({
+    path: `${env.runDir}/node.key`,
+    ephemeral: options.mode === "private",
+  });
   const sandbox = new SandboxPool({ size: 1 });
-  const jobManifestPath = Object.values(paths).find((p) => p.endsWith(".job.json"));
+  const jobManifestPath = Object.values(paths).find((p) =>
+    p.endsWith(".job.json")
+  );
   if (jobManifestPath) {
-    const job = validateJobManifest(JSON.parse(await Deno.readTextFile(jobManifestPath)));
-    const moduleFile = Object.values(paths).find((p) => p.endsWith(`${job.name ?? "hello"}.wasm`));
-    if (!moduleFile) throw new BootError(`the job manifest names ${job.name}, which the manifest does not carry`);
+    const job = validateJobManifest(
+      JSON.parse(await Deno.readTextFile(jobManifestPath)),
+    );
+    const moduleFile = Object.values(paths).find((p) =>
+      p.endsWith(`${job.name ?? "hello"}.wasm`)
+    );
+    if (!moduleFile) {
+      throw new BootError(
+        `the job manifest names ${job.name}, which the manifest does not carry`,
+      );
+    }
     const { receipt } = await runJob({
       module: await Deno.readFile(moduleFile),
       manifest: job,
       programName: `${job.name}.wasm`,
     }, { sandbox, key });
-    const verdict = await verifyReceipt(receipt, { peerId: key.peerId, moduleHash: job.module_hash });
+    const verdict = await verifyReceipt(receipt, {
+      peerId: key.peerId,
+      moduleHash: job.module_hash,
+    });
     env.log("job done; receipt:");
-    for (const line of renderLines(receiptLines(receipt, verdict.valid ? { valid: true } : { valid: false, reason: verdict.reason }), true).trimEnd().split("\n")) {
+    for (
+      const line of renderLines(
+        receiptLines(
+          receipt,
+          verdict.valid
+            ? { valid: true }
+            : { valid: false, reason: verdict.reason },
+        ),
+        true,
+      ).trimEnd().split("\n")
+    ) {
       env.log(line);
     }
-    if (options.mode !== "private") await logReceipt(`${env.runDir}/receipts`, receipt);
+    if (options.mode !== "private") {
+      await logReceipt(`${env.runDir}/receipts`, receipt);
+    }
   }
   const served = await startProvider({
     artifactsDir: `${env.runDir}/artifacts`,
@@ -262,7 +356,9 @@ export async function stageTwo(
     hostname: "0.0.0.0",
     sandbox,
   });
-  env.log(`serving the artifacts it booted from on port ${served.port} (booted from ${provider})`);
+  env.log(
+    `serving the artifacts it booted from on port ${served.port} (booted from ${provider})`,
+  );
   let node: PhaseNode | null = null;
   if (options.mode !== "internet" || options.bootstrap.length > 0) {
     try {
@@ -280,9 +376,17 @@ export async function stageTwo(
         `http://${address}:${served.port}/${manifest.channel}/${manifest.arch}/manifest.json`,
         manifest.manifest_version,
       );
-      env.log(`announced as a boot provider (${options.mode === "internet" ? "DHT" : "mDNS + DHT"})`);
+      env.log(
+        `announced as a boot provider (${
+          options.mode === "internet" ? "DHT" : "mDNS + DHT"
+        })`,
+      );
     } catch (error) {
-      env.log(`could not announce on libp2p: ${(error as Error).message.split("\n")[0]}`);
+      env.log(
+        `could not announce on libp2p: ${
+          (error as Error).message.split("\n")[0]
+        }`,
+      );
     }
   }
   return {
@@ -297,7 +401,9 @@ export async function stageTwo(
 async function localAddress(): Promise<string | null> {
   try {
     for (const nic of Deno.networkInterfaces()) {
-      if (nic.family === "IPv4" && !nic.address.startsWith("127.")) return nic.address;
+      if (nic.family === "IPv4" && !nic.address.startsWith("127.")) {
+        return nic.address;
+      }
     }
   } catch {
     // no sys permission

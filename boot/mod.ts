@@ -3,6 +3,7 @@
  * @module
  */
 export {
+  type ArtifactsOptions,
   BOOT_PERMISSIONS,
   BuildError,
   buildInitramfs,
@@ -11,8 +12,20 @@ export {
   initScript,
   kernelFiles,
   NIC_MODULES,
-  type ArtifactsOptions,
   writeArtifacts,
 } from "./build.ts";
-export { type BootOptions, carriedOptions, cmdlineWords, parseBootOptions } from "./cmdline.ts";
-export { BootError, type BootEnvironment, type BootLog, kexec, RUN_DIR, stageOne, stageTwo } from "./flow.ts";
+export {
+  type BootOptions,
+  carriedOptions,
+  cmdlineWords,
+  parseBootOptions,
+} from "./cmdline.ts";
+export {
+  type BootEnvironment,
+  BootError,
+  type BootLog,
+  planKexec,
+  RUN_DIR,
+  stageOne,
+  stageTwo,
+} from "./flow.ts";

@@ -10,8 +10,8 @@ import {
   buildInitramfs,
   debianKernel,
   kernelFiles,
-  kexec,
   parseBootOptions,
+  planKexec,
   RUN_DIR,
   stageOne,
   stageTwo,
@@ -38,18 +38,31 @@ async function build(argv: string[]): Promise<number> {
       json: { type: "boolean" },
     },
   });
-  const log = (line: string) => values.json || console.error(`phase boot build: ${line}`);
+  const log = (line: string) =>
+    values.json || console.error(`phase boot build: ${line}`);
   const cache = values.cache ?? `${envVar("HOME") ?? "/tmp"}/.cache/phase-boot`;
   await Deno.mkdir(cache, { recursive: true });
-  const packageRoot = values["kernel-package"] ?? await debianKernel(cache, log);
+  const packageRoot = values["kernel-package"] ??
+    await debianKernel(cache, log);
   const { kernel, modules } = kernelFiles(packageRoot);
   const root = fileURLToPath(new URL("../", import.meta.url));
-  const built = await buildInitramfs({ modules, output: values.output, root, log });
+  const built = await buildInitramfs({
+    modules,
+    output: values.output,
+    root,
+    log,
+  });
   await Deno.copyFile(kernel, `${values.output}/vmlinuz`);
-  log(`initramfs ${built.path}: ${(built.size / 1024 / 1024).toFixed(1)} MiB, sha256 ${built.sha256}, ${built.seconds.toFixed(1)} s`);
+  log(
+    `initramfs ${built.path}: ${
+      (built.size / 1024 / 1024).toFixed(1)
+    } MiB, sha256 ${built.sha256}, ${built.seconds.toFixed(1)} s`,
+  );
   let artifacts: string | null = null;
   if (values.artifacts) {
-    const releaseKey = values["sign-key"] ? await loadIdentity({ path: values["sign-key"] }) : undefined;
+    const releaseKey = values["sign-key"]
+      ? await loadIdentity({ path: values["sign-key"] })
+      : undefined;
     artifacts = await writeArtifacts({
       dir: values.artifacts,
       channel: values.channel as Channel,
@@ -58,18 +71,33 @@ async function build(argv: string[]): Promise<number> {
       initramfs: built.path,
       cmdline: values.cmdline,
       releaseKey,
-      manifestVersion: values["manifest-version"] ? Number(values["manifest-version"]) : undefined,
+      manifestVersion: values["manifest-version"]
+        ? Number(values["manifest-version"])
+        : undefined,
     });
-    log(`artifacts in ${artifacts}${releaseKey ? `, manifest signed by ${releaseKey.peerId}` : ""}`);
+    log(
+      `artifacts in ${artifacts}${
+        releaseKey ? `, manifest signed by ${releaseKey.peerId}` : ""
+      }`,
+    );
   }
   if (values.json) {
-    console.log(JSON.stringify({ ...built, kernel: `${values.output}/vmlinuz`, artifacts }));
+    console.log(
+      JSON.stringify({
+        ...built,
+        kernel: `${values.output}/vmlinuz`,
+        artifacts,
+      }),
+    );
   }
   return 0;
 }
 
 async function runBoot(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { cmdline: { type: "string" } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { cmdline: { type: "string" } },
+  });
   const cmdline = values.cmdline ?? await Deno.readTextFile("/proc/cmdline");
   const log = (line: string) => console.log(`phase-boot: ${line}`);
   let options;
@@ -78,11 +106,12 @@ async function runBoot(argv: string[]): Promise<number> {
   } catch (error) {
     throw new CliError(`bad kernel command line: ${(error as Error).message}`);
   }
-  const env = { runDir: RUN_DIR, log, kexec };
+  const env = { runDir: RUN_DIR, log, kexec: planKexec(RUN_DIR) };
   try {
     if (options.stage === 1) {
       log(`stage 1, ${options.mode} mode, ${options.channel}/${options.arch}`);
       await stageOne(options, env);
+      return 0; // /init runs the planned kexec
     }
     log(`stage 2 (booted by Phase), ${options.mode} mode`);
     await stageTwo(options, env);
@@ -103,5 +132,7 @@ export function bootCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "build") return build(rest);
   if (sub === "run") return runBoot(rest);
-  throw new UsageError("usage: phase boot build [--artifacts DIR --sign-key FILE] | phase boot run");
+  throw new UsageError(
+    "usage: phase boot build [--artifacts DIR --sign-key FILE] | phase boot run",
+  );
 }
