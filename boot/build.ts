@@ -17,7 +17,7 @@ import { ArtifactStore, buildManifest, sha256File } from "../provider/mod.ts";
 import { HELLO_WASM_BASE64 } from "../provider/embedded_hello.ts";
 import { fromBase64 } from "../schemas/mod.ts";
 
-/** Kernel modules loaded by /init, in order (none are built into Debian's kernel). */
+/** Kernel modules loaded by /init, in order (none are built into Debian's kernel): NICs, and virtio_blk so attached disks show up (Phase never mounts them). */
 export const NIC_MODULES = [
   "virtio_ring",
   "virtio",
@@ -29,6 +29,7 @@ export const NIC_MODULES = [
   "virtio_net",
   "e1000",
   "e1000e",
+  "virtio_blk",
 ];
 
 /** The permissions Phase Boot runs with inside the initramfs. */

@@ -368,7 +368,7 @@ export async function stageTwo(
         bootstrap: options.bootstrap,
         mdns: options.mode !== "internet",
       });
-      const address = (await localAddress()) ?? "127.0.0.1";
+      const address = localAddress() ?? "127.0.0.1";
       await publishBootProvider(
         node,
         manifest.channel,
@@ -398,7 +398,7 @@ export async function stageTwo(
   };
 }
 
-async function localAddress(): Promise<string | null> {
+function localAddress(): string | null {
   try {
     for (const nic of Deno.networkInterfaces()) {
       if (nic.family === "IPv4" && !nic.address.startsWith("127.")) {
