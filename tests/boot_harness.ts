@@ -1,0 +1,282 @@
+/**
+ * A QEMU lab for boot tests: a network namespace with a bridge and tap
+ * devices, providers started inside it, and VMs (TCG, serial console on
+ * stdout) booted with the Phase initramfs. Everything is removed by close().
+ */
+import { buildInitramfs, debianKernel, kernelFiles } from "../boot/mod.ts";
+import {
+  type Announced,
+  ROOT,
+  spawnAnnounced,
+  stopAnnounced,
+  text,
+} from "./helpers.ts";
+
+const TOOLS: [string, string][] = [
+  ["qemu-system-x86_64", "qemu-system-x86"],
+  ["busybox", "busybox-static"],
+  ["cpio", "cpio"],
+  ["kexec", "kexec-tools"],
+  ["zstd", "zstd"],
+  ["ip", "iproute2"],
+  ["apt-get", "apt"],
+];
+
+async function has(command: string): Promise<boolean> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `command -v ${command}`],
+    stdout: "null",
+  }).output();
+  return out.code === 0;
+}
+
+/** Installs the boot tools with apt-get when root; fails saying what is missing otherwise. */
+export async function ensureBootTools(): Promise<void> {
+  const missing: string[] = [];
+  for (const [command, pkg] of TOOLS) {
+    if (!await has(command)) missing.push(pkg);
+  }
+  if (!await has("/bin/busybox")) missing.push("busybox-static");
+  if (missing.length === 0) return;
+  if (Deno.uid() !== 0) {
+    throw new Error(
+      `boot tests need root and these packages: ${missing.join(" ")}`,
+    );
+  }
+  const install = await new Deno.Command("apt-get", {
+    args: [
+      "install",
+      "-y",
+      "-qq",
+      "--no-install-recommends",
+      ...new Set(missing),
+    ],
+    env: { DEBIAN_FRONTEND: "noninteractive" },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (install.code !== 0) {
+    const update = await new Deno.Command("apt-get", {
+      args: ["update", "-qq"],
+      stdout: "null",
+    }).output();
+    const again = update.code === 0
+      ? await new Deno.Command("apt-get", {
+        args: [
+          "install",
+          "-y",
+          "-qq",
+          "--no-install-recommends",
+          ...new Set(missing),
+        ],
+        env: { DEBIAN_FRONTEND: "noninteractive" },
+        stdout: "null",
+        stderr: "piped",
+      }).output()
+      : install;
+    if (again.code !== 0) {
+      throw new Error(
+        `cannot install ${missing.join(" ")}: ${text(again.stderr)}`,
+      );
+    }
+  }
+}
+
+/** Kernel and initramfs built for the tests. */
+export interface BootImages {
+  kernel: string;
+  initramfs: string;
+  buildSeconds: number;
+  initramfsBytes: number;
+}
+
+/** Downloads the Debian kernel (cached) and builds the initramfs into `dir`. */
+export async function buildImages(dir: string): Promise<BootImages> {
+  const cache = `${Deno.env.get("HOME") ?? "/tmp"}/.cache/phase-boot`;
+  await Deno.mkdir(cache, { recursive: true });
+  let packageRoot: string;
+  try {
+    packageRoot = await debianKernel(cache);
+  } catch {
+    await new Deno.Command("apt-get", {
+      args: ["update", "-qq"],
+      stdout: "null",
+    }).output();
+    packageRoot = await debianKernel(cache);
+  }
+  const { kernel, modules } = kernelFiles(packageRoot);
+  const built = await buildInitramfs({ modules, output: dir, root: ROOT });
+  return {
+    kernel,
+    initramfs: built.path,
+    buildSeconds: built.seconds,
+    initramfsBytes: built.size,
+  };
+}
+
+/** What a VM printed. */
+export interface VmRun {
+  /** Console output. */
+  output: string;
+  /** Host seconds from QEMU start to the match (or to the end). */
+  seconds: number;
+  /** True when `until` matched. */
+  matched: boolean;
+}
+
+/** A network namespace with a bridge (10.77.0.1/24) and tap devices. */
+export class Lab {
+  readonly ns = `phase-boot-${crypto.randomUUID().slice(0, 8)}`;
+  #taps = 0;
+  #providers: Announced<
+    { url: string; peer_id: string; multiaddrs: string[] }
+  >[] = [];
+
+  async #ip(...args: string[]): Promise<void> {
+    const out = await new Deno.Command("ip", { args, stderr: "piped" })
+      .output();
+    if (out.code !== 0) {
+      throw new Error(`ip ${args.join(" ")}: ${text(out.stderr)}`);
+    }
+  }
+
+  /** Creates the namespace and bridge. */
+  async open(): Promise<void> {
+    await this.#ip("netns", "add", this.ns);
+    await this.#ip("-n", this.ns, "link", "set", "lo", "up");
+    await this.#ip("-n", this.ns, "link", "add", "br0", "type", "bridge");
+    await this.#ip("-n", this.ns, "addr", "add", "10.77.0.1/24", "dev", "br0");
+    await this.#ip("-n", this.ns, "link", "set", "br0", "up");
+    await this.#ip("-n", this.ns, "route", "add", "224.0.0.0/4", "dev", "br0");
+  }
+
+  /** A new tap device on the bridge. */
+  async tap(): Promise<string> {
+    const name = `tap${this.#taps++}`;
+    await this.#ip("-n", this.ns, "tuntap", "add", "dev", name, "mode", "tap");
+    await this.#ip("-n", this.ns, "link", "set", name, "master", "br0");
+    await this.#ip("-n", this.ns, "link", "set", name, "up");
+    return name;
+  }
+
+  /** Starts `phase serve` inside the namespace. */
+  async provider(
+    args: string[],
+  ): Promise<
+    Announced<{ url: string; peer_id: string; multiaddrs: string[] }>
+  > {
+    const provider = await spawnAnnounced<
+      { url: string; peer_id: string; multiaddrs: string[] }
+    >("ip", {
+      args: [
+        "netns",
+        "exec",
+        this.ns,
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}/main.ts`,
+        "serve",
+        "--bind",
+        "10.77.0.1",
+        "--json",
+        ...args,
+      ],
+    });
+    this.#providers.push(provider);
+    return provider;
+  }
+
+  /** Stops a provider started with {@link provider}. */
+  async stopProvider(provider: Announced<unknown>): Promise<void> {
+    await stopAnnounced(provider);
+    this.#providers = this.#providers.filter((p) => p !== provider);
+  }
+
+  /** Boots a VM and reads its console until `until` matches, it exits, or the time runs out. */
+  async boot(options: {
+    images: BootImages;
+    cmdline: string;
+    until: RegExp;
+    timeoutMs: number;
+    disk?: string;
+    onOutput?: (chunk: string) => void;
+  }): Promise<VmRun> {
+    const tap = await this.tap();
+    const args = [
+      "netns",
+      "exec",
+      this.ns,
+      "qemu-system-x86_64",
+      "-accel",
+      "tcg",
+      "-cpu",
+      "max",
+      "-m",
+      "512",
+      "-smp",
+      "1",
+      "-nographic",
+      "-no-reboot",
+      "-nodefaults",
+      "-serial",
+      "stdio",
+      "-kernel",
+      options.images.kernel,
+      "-initrd",
+      options.images.initramfs,
+      "-append",
+      `console=ttyS0 panic=-1 quiet ${options.cmdline}`,
+      "-netdev",
+      `tap,id=n0,ifname=${tap},script=no,downscript=no`,
+      "-device",
+      "virtio-net-pci,netdev=n0",
+    ];
+    if (options.disk) {
+      args.push("-drive", `file=${options.disk},format=raw,if=virtio`);
+    }
+    const started = performance.now();
+    // `ip netns exec` execs QEMU, so this PID is QEMU's own.
+    const child = new Deno.Command("ip", {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let output = "";
+    let matched = false;
+    let seconds = 0;
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of child.stdout) {
+        const piece = decoder.decode(chunk, { stream: true });
+        output += piece;
+        options.onOutput?.(piece);
+        if (options.until.test(output)) {
+          matched = true;
+          seconds = (performance.now() - started) / 1000;
+          child.kill("SIGKILL");
+          break;
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      await child.status;
+      await child.stderr.cancel().catch(() => {});
+    }
+    return {
+      output,
+      seconds: matched ? seconds : (performance.now() - started) / 1000,
+      matched,
+    };
+  }
+
+  /** Stops providers and removes the namespace. */
+  async close(): Promise<void> {
+    for (const provider of this.#providers) {
+      await stopAnnounced(provider).catch(() => {});
+    }
+    await this.#ip("netns", "del", this.ns).catch(() => {});
+  }
+}
