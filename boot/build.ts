@@ -240,7 +240,7 @@ export interface BuildOptions {
   root: string;
   /** The deno binary to ship (default this one). */
   deno?: string;
-  /** zstd level (default 3). */
+  /** zstd level (default 9: 10% smaller than 3 for 2 s more). */
   level?: number;
   /** Progress lines. */
   log?: (line: string) => void;
@@ -350,7 +350,7 @@ export async function buildInitramfs(
       stdin: new TextEncoder().encode(list.join("\n") + "\n"),
     });
     const compressed = await run("zstd", [
-      `-${options.level ?? 3}`,
+      `-${options.level ?? 9}`,
       "-q",
       "-c",
       "-T1",
@@ -431,4 +431,49 @@ export async function writeArtifacts(
     JSON.stringify(signed, null, 2) + "\n",
   );
   return target;
+}
+
+/**
+ * Extracts the uncompressed ELF `vmlinux` from a bzImage (xz, zstd or gzip
+ * payload). QEMU boots it directly through its PVH entry, skipping the
+ * firmware and the decompressor (about 7 s less under TCG).
+ */
+export async function extractVmlinux(
+  bzImage: string,
+  output: string,
+): Promise<string> {
+  const image = await Deno.readFile(bzImage);
+  const payloads: [Uint8Array, string[]][] = [
+    [Uint8Array.of(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00), ["xz", "-dc"]],
+    [Uint8Array.of(0x28, 0xb5, 0x2f, 0xfd), ["zstd", "-dcq"]],
+    [Uint8Array.of(0x1f, 0x8b, 0x08), ["gzip", "-dc"]],
+  ];
+  for (const [magic, [program, ...args]] of payloads) {
+    for (let at = 0; at + magic.length <= image.length; at++) {
+      if (!magic.every((b, i) => image[at + i] === b)) continue;
+      const child = new Deno.Command(program, {
+        args,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const feeding = (async () => {
+        const writer = child.stdin.getWriter();
+        await writer.write(image.subarray(at)).catch(() => {});
+        await writer.close().catch(() => {});
+      })();
+      const [out] = await Promise.all([child.output(), feeding]);
+      // Trailing data after the payload makes the decompressor complain; the
+      // ELF magic says whether what came out is the kernel.
+      if (
+        out.stdout[0] === 0x7f && out.stdout[1] === 0x45 &&
+        out.stdout[2] === 0x4c
+      ) {
+        await Deno.writeFile(output, out.stdout);
+        return output;
+      }
+      break;
+    }
+  }
+  throw new BuildError(`no compressed ELF kernel found in ${bzImage}`);
 }

@@ -286,12 +286,18 @@ export async function stageTwo(
     env.log,
   );
   const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
+  // The job's files first, so its receipt shows without waiting for the
+  // kernel and initramfs, which are only needed for serving.
+  const jobNames = Object.keys(manifest.artifacts).filter((n) =>
+    n.endsWith(".wasm") || n.endsWith(".job.json")
+  );
   const paths = await fetchArtifacts(
     manifest,
     manifestUrl,
     others,
     dir,
     env.log,
+    jobNames,
   );
   // Serve the very manifest we verified, byte for byte, so the next machine
   // can verify it with the same pinned key.
@@ -346,6 +352,14 @@ export async function stageTwo(
       await logReceipt(`${env.runDir}/receipts`, receipt);
     }
   }
+  await fetchArtifacts(
+    manifest,
+    manifestUrl,
+    others,
+    dir,
+    env.log,
+    Object.keys(manifest.artifacts).filter((n) => !jobNames.includes(n)),
+  );
   const served = await startProvider({
     artifactsDir: `${env.runDir}/artifacts`,
     dataDir: null,

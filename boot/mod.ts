@@ -9,6 +9,7 @@ export {
   buildInitramfs,
   type BuildOptions,
   debianKernel,
+  extractVmlinux,
   initScript,
   kernelFiles,
   NIC_MODULES,

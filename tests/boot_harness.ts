@@ -3,7 +3,12 @@
  * devices, providers started inside it, and VMs (TCG, serial console on
  * stdout) booted with the Phase initramfs. Everything is removed by close().
  */
-import { buildInitramfs, debianKernel, kernelFiles } from "../boot/mod.ts";
+import {
+  buildInitramfs,
+  debianKernel,
+  extractVmlinux,
+  kernelFiles,
+} from "../boot/mod.ts";
 import {
   type Announced,
   ROOT,
@@ -84,7 +89,10 @@ export async function ensureBootTools(): Promise<void> {
 
 /** Kernel and initramfs built for the tests. */
 export interface BootImages {
+  /** The bzImage (what manifests carry and kexec loads). */
   kernel: string;
+  /** The same kernel uncompressed, booted directly by QEMU (PVH). */
+  vmlinux: string;
   initramfs: string;
   buildSeconds: number;
   initramfsBytes: number;
@@ -106,8 +114,10 @@ export async function buildImages(dir: string): Promise<BootImages> {
   }
   const { kernel, modules } = kernelFiles(packageRoot);
   const built = await buildInitramfs({ modules, output: dir, root: ROOT });
+  const vmlinux = await extractVmlinux(kernel, `${dir}/vmlinux`);
   return {
     kernel,
+    vmlinux,
     initramfs: built.path,
     buildSeconds: built.seconds,
     initramfsBytes: built.size,
