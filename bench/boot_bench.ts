@@ -42,6 +42,7 @@ try {
     "--no-dht",
   ]);
   const marks: Record<string, number> = {};
+  let seen = "";
   const started = performance.now();
   const run = await lab.boot({
     images,
@@ -50,6 +51,7 @@ try {
     until: /Receipt:\s+✓ Verified/,
     timeoutMs: 300_000,
     onOutput: (chunk) => {
+      seen += chunk;
       const at = (performance.now() - started) / 1000;
       for (
         const [name, pattern] of [
@@ -59,7 +61,7 @@ try {
           ["stage 2", /stage 2/],
         ] as const
       ) {
-        if (!(name in marks) && pattern.test(chunk)) marks[name] = at;
+        if (!(name in marks) && pattern.test(seen)) marks[name] = at;
       }
     },
   });
