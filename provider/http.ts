@@ -6,6 +6,7 @@ import { statfs } from "node:fs/promises";
 import { canonicalArch, type Channel, type NodeKey } from "../schemas/mod.ts";
 import { type ArtifactStore, CHANNELS, MANIFEST_FILE } from "./artifacts.ts";
 import { fileResponse, type ServedFile } from "./file_response.ts";
+import { ipxeScript } from "./ipxe.ts";
 import { handleJobs, type JobEndpointContext } from "./jobs.ts";
 import type { ManifestPublisher } from "./manifest_publisher.ts";
 import { Metrics } from "./metrics.ts";
@@ -37,6 +38,8 @@ export interface ProviderContext {
   dataDir: string;
   /** Free bytes below which /health reports the disk full. */
   minFreeBytes: number;
+  /** Keys a machine booting through /boot.ipxe pins (else the manifest's signers). */
+  pinnedKeys?: string[];
 }
 
 /** Health as /health and /status report it. */
@@ -256,6 +259,29 @@ export function createHandler(
           headers: {
             "content-type": "text/plain; version=0.0.4; charset=utf-8",
           },
+        });
+      }
+      case "/boot.ipxe": {
+        const published = await ctx.publisher.current(ctx.channel, ctx.arch);
+        const base = `${url.protocol}//${url.host}`;
+        const script = published &&
+          ipxeScript({
+            baseUrl: base,
+            manifest: published.manifest,
+            pubkeys: ctx.pinnedKeys ??
+              published.manifest.signatures.map((s) => s.key_id),
+          });
+        if (!script) {
+          return error(
+            404,
+            "not found",
+            `no kernel and initramfs for ${ctx.channel}/${
+              canonicalArch(ctx.arch)
+            }`,
+          );
+        }
+        return new Response(request.method === "HEAD" ? null : script, {
+          headers: { "content-type": "text/plain; charset=utf-8" },
         });
       }
       case "/manifest.json":

@@ -62,6 +62,8 @@ export interface ProviderOptions {
   receiptsDir?: string | null;
   /** Free bytes below which /health fails (default 64 MiB). */
   minFreeBytes?: number;
+  /** Keys machines booting through /boot.ipxe pin (default: the manifest's signers). */
+  pinnedKeys?: string[];
 }
 
 /** A running provider. */
@@ -172,6 +174,7 @@ export async function startProvider(
     metrics,
     dataDir: options.dataDir ?? options.artifactsDir,
     minFreeBytes: options.minFreeBytes ?? 64 * 1024 * 1024,
+    pinnedKeys: options.pinnedKeys,
     jobs: sandbox
       ? {
         sandbox,

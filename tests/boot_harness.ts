@@ -134,6 +134,22 @@ export interface VmRun {
   matched: boolean;
 }
 
+/** How to boot one VM. */
+export interface BootOptions {
+  /** Kernel and initramfs. */
+  images: BootImages;
+  /** phase.* options (console and panic settings are added). */
+  cmdline: string;
+  /** Console text to wait for. */
+  until: RegExp;
+  /** Hard limit; the VM is killed after it. */
+  timeoutMs: number;
+  /** Raw disk image to attach (virtio). */
+  disk?: string;
+  /** Sees console output as it arrives. */
+  onOutput?: (chunk: string) => void;
+}
+
 /** A network namespace with a bridge (10.77.0.1/24) and tap devices. */
 export class Lab {
   readonly ns = `phase-boot-${crypto.randomUUID().slice(0, 8)}`;
@@ -204,14 +220,22 @@ export class Lab {
   }
 
   /** Boots a VM and reads its console until `until` matches, it exits, or the time runs out. */
-  async boot(options: {
-    images: BootImages;
-    cmdline: string;
-    until: RegExp;
-    timeoutMs: number;
-    disk?: string;
-    onOutput?: (chunk: string) => void;
-  }): Promise<VmRun> {
+  async boot(options: BootOptions): Promise<VmRun> {
+    const vm = await this.start(options);
+    try {
+      return await vm.run;
+    } finally {
+      await vm.stop();
+    }
+  }
+
+  /**
+   * Boots a VM that keeps running after `until` matched: `run` resolves at
+   * the match (or the end), `stop()` ends the VM.
+   */
+  async start(
+    options: BootOptions,
+  ): Promise<{ run: Promise<VmRun>; stop: () => Promise<void> }> {
     const tap = await this.tap();
     const args = [
       "netns",
@@ -231,8 +255,9 @@ export class Lab {
       "-nodefaults",
       "-serial",
       "stdio",
+      // The first boot is the direct PVH boot of vmlinux; kexec loads the bzImage.
       "-kernel",
-      options.images.kernel,
+      options.images.vmlinux,
       "-initrd",
       options.images.initramfs,
       "-append",
@@ -253,32 +278,52 @@ export class Lab {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    let output = "";
-    let matched = false;
-    let seconds = 0;
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
+    const kill = () => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(kill, options.timeoutMs);
     const decoder = new TextDecoder();
-    try {
-      for await (const chunk of child.stdout) {
-        const piece = decoder.decode(chunk, { stream: true });
+    const reader = child.stdout.getReader();
+    const run = (async (): Promise<VmRun> => {
+      let output = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const piece = decoder.decode(value, { stream: true });
         output += piece;
         options.onOutput?.(piece);
         if (options.until.test(output)) {
-          matched = true;
-          seconds = (performance.now() - started) / 1000;
-          child.kill("SIGKILL");
-          break;
+          return {
+            output,
+            seconds: (performance.now() - started) / 1000,
+            matched: true,
+          };
         }
       }
-    } finally {
-      clearTimeout(timer);
-      await child.status;
-      await child.stderr.cancel().catch(() => {});
-    }
+      return {
+        output,
+        seconds: (performance.now() - started) / 1000,
+        matched: false,
+      };
+    })();
+    // Keep draining the console after a match so QEMU never blocks writing it.
+    run.then(async () => {
+      while (
+        !(await reader.read().catch(() => ({ done: true }))).done
+      ) { /* drain */ }
+    });
     return {
-      output,
-      seconds: matched ? seconds : (performance.now() - started) / 1000,
-      matched,
+      run,
+      stop: async () => {
+        clearTimeout(timer);
+        kill();
+        await child.status;
+        await child.stderr.cancel().catch(() => {});
+      },
     };
   }
 

@@ -139,6 +139,20 @@ Deno.test("manifest signed offline: verifies with the pinned key only, and is se
         key.peer_id,
       ]);
       assert.equal(remote.code, 0, remote.stderr);
+      const ipxe = await (await fetch(`${provider.url}/boot.ipxe`)).text();
+      const lines = ipxe.trim().split("\n");
+      assert.equal(lines[0], "#!ipxe");
+      assert.match(
+        lines[2],
+        new RegExp(
+          `^kernel ${provider.url}/stable/x86_64/vmlinuz console=ttyS0 quiet initrd=initramfs.img phase.provider=${provider.url} phase.channel=stable phase.arch=x86_64 phase.pubkey=${key.peer_id}$`,
+        ),
+      );
+      assert.equal(
+        lines[3],
+        `initrd ${provider.url}/stable/x86_64/initramfs.img`,
+      );
+      assert.equal(lines[4], "boot");
       const list = await cli(["provider", "list", "--url", provider.url]);
       assert.equal(list.code, 0, list.stderr);
       assert.match(

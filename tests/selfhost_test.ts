@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { writeArtifacts } from "../boot/mod.ts";
+import { generateKey } from "../schemas/mod.ts";
+import { buildImages, ensureBootTools, Lab } from "./boot_harness.ts";
+import { tempDir, text } from "./helpers.ts";
+
+Deno.test({
+  name:
+    "self-hosting loop: VM2 boots from VM1 (found by mDNS) after the host's provider stopped",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await ensureBootTools();
+    const [dir, cleanup] = await tempDir();
+    const lab = new Lab();
+    let vm1: Awaited<ReturnType<Lab["start"]>> | undefined;
+    try {
+      const images = await buildImages(`${dir}/images`);
+      const release = await generateKey();
+      await writeArtifacts({
+        dir: `${dir}/artifacts`,
+        channel: "stable",
+        arch: "x86_64",
+        kernel: images.kernel,
+        initramfs: images.initramfs,
+        cmdline: "console=ttyS0 panic=-1 quiet",
+        releaseKey: release,
+        manifestVersion: 2000,
+      });
+      await lab.open();
+      const host = await lab.provider([
+        "--artifacts",
+        `${dir}/artifacts`,
+        "--port",
+        "8080",
+        "--data-dir",
+        `${dir}/data`,
+        "--no-jobs",
+        "--no-dht",
+      ]);
+      const started = performance.now();
+      vm1 = await lab.start({
+        images,
+        cmdline:
+          `phase.mode=local phase.provider=http://10.77.0.1:8080 phase.pubkey=${release.peerId} phase.ip=10.77.0.20/24`,
+        until: /announced as a boot provider/,
+        timeoutMs: 300_000,
+      });
+      const first = await vm1.run;
+      assert.ok(first.matched, first.output.slice(-3000));
+      assert.match(first.output, /Receipt:\s+✓ Verified/);
+      await lab.stopProvider(host);
+      const vm2 = await lab.boot({
+        images,
+        cmdline:
+          `phase.mode=local phase.pubkey=${release.peerId} phase.ip=10.77.0.21/24 phase.poweroff=1`,
+        until:
+          /Receipt:\s+✓ Verified[\s\S]*serving the artifacts it booted from/,
+        timeoutMs: 300_000,
+      });
+      const total = (performance.now() - started) / 1000;
+      assert.ok(vm2.matched, vm2.output.slice(-3000));
+      assert.match(vm2.output, /looking for stable\/x86_64 providers \(mDNS\)/);
+      assert.match(
+        vm2.output,
+        /fetching http:\/\/10\.77\.0\.20:8080\/stable\/x86_64\/manifest\.json/,
+      );
+      assert.match(vm2.output, /manifest 2000 verified/);
+      assert.match(vm2.output, /booted from http:\/\/10\.77\.0\.20:8080/);
+      // VM1's own counters show that VM2 downloaded the kernel and initramfs from it.
+      const metrics = await new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          lab.ns,
+          "curl",
+          "-s",
+          "--max-time",
+          "10",
+          "http://10.77.0.20:8080/metrics",
+        ],
+        stdout: "piped",
+      }).output();
+      const counters = text(metrics.stdout);
+      assert.match(
+        counters,
+        /phase_artifact_downloads_total\{artifact="stable\/x86_64\/vmlinuz"\} [1-9]/,
+      );
+      assert.match(
+        counters,
+        /phase_artifact_downloads_total\{artifact="stable\/x86_64\/initramfs.img"\} [1-9]/,
+      );
+      console.log(
+        `self-hosting chain (VM1 start -> VM2 verified receipt): ${
+          total.toFixed(1)
+        } s`,
+      );
+      assert.ok(total < 180, `the chain took ${total.toFixed(1)} s`);
+    } finally {
+      await vm1?.stop();
+      await lab.close();
+      await cleanup();
+    }
+  },
+});
