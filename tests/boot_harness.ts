@@ -146,6 +146,8 @@ export interface BootOptions {
   timeoutMs: number;
   /** Raw disk image to attach (virtio). */
   disk?: string;
+  /** Boot through the NIC's iPXE firmware (DHCP + boot file) instead of -kernel. */
+  firmware?: boolean;
   /** Sees console output as it arrives. */
   onOutput?: (chunk: string) => void;
 }
@@ -252,16 +254,17 @@ export class Lab {
       "1",
       "-nographic",
       "-no-reboot",
-      "-nodefaults",
-      "-serial",
-      "stdio",
-      // The first boot is the direct PVH boot of vmlinux; kexec loads the bzImage.
-      "-kernel",
-      options.images.vmlinux,
-      "-initrd",
-      options.images.initramfs,
-      "-append",
-      `console=ttyS0 panic=-1 quiet ${options.cmdline}`,
+      // Firmware boots print through -nographic's serial mux.
+      ...(options.firmware ? [] : ["-nodefaults", "-serial", "stdio"]),
+      ...(options.firmware ? ["-boot", "n"] : [
+        // The first boot is the direct PVH boot of vmlinux; kexec loads the bzImage.
+        "-kernel",
+        options.images.vmlinux,
+        "-initrd",
+        options.images.initramfs,
+        "-append",
+        `console=ttyS0 panic=-1 quiet ${options.cmdline}`,
+      ]),
       "-netdev",
       `tap,id=n0,ifname=${tap},script=no,downscript=no`,
       "-device",
@@ -327,10 +330,55 @@ export class Lab {
     };
   }
 
+  /** Runs a DHCP server on the bridge whose boot file is `bootFile`. */
+  async dhcp(dir: string, bootFile: string): Promise<void> {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(`${dir}/udhcpd.leases`, "");
+    await Deno.writeTextFile(
+      `${dir}/udhcpd.conf`,
+      [
+        "start 10.77.0.100",
+        "end 10.77.0.150",
+        "interface br0",
+        "siaddr 10.77.0.1",
+        `boot_file ${bootFile}`,
+        "option subnet 255.255.255.0",
+        "option router 10.77.0.1",
+        "option lease 600",
+        `lease_file ${dir}/udhcpd.leases`,
+        `pidfile ${dir}/udhcpd.pid`,
+        "",
+      ].join("\n"),
+    );
+    this.#dhcp = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        this.ns,
+        "busybox",
+        "udhcpd",
+        "-f",
+        `${dir}/udhcpd.conf`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  }
+
+  #dhcp: Deno.ChildProcess | null = null;
+
   /** Stops providers and removes the namespace. */
   async close(): Promise<void> {
     for (const provider of this.#providers) {
       await stopAnnounced(provider).catch(() => {});
+    }
+    if (this.#dhcp) {
+      try {
+        this.#dhcp.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      await this.#dhcp.status;
     }
     await this.#ip("netns", "del", this.ns).catch(() => {});
   }
