@@ -192,6 +192,8 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 done
 [ -n "$nic" ] || fail "network: no network interface found (no driver for this NIC?)"
 ip link set "$nic" up
+# mDNS (local mode) sends to 224.0.0.251 even without a default route.
+ip route add 224.0.0.0/4 dev "$nic" 2>/dev/null
 static=$(opt ip)
 if [ -n "$static" ]; then
   ip addr add "\${static%%,*}" dev "$nic" || fail "network: cannot set address \${static%%,*}"

@@ -374,13 +374,15 @@ export async function stageTwo(
     `serving the artifacts it booted from on port ${served.port} (booted from ${provider})`,
   );
   let node: PhaseNode | null = null;
-  if (options.mode !== "internet" || options.bootstrap.length > 0) {
+  // Always on libp2p, so that machines booting next can find this one by the
+  // DHT (it can be their phase.bootstrap) or, in local mode, by mDNS.
+  {
     try {
       node = await PhaseNode.start({
         key,
         listen: ["/ip4/0.0.0.0/tcp/4001"],
         bootstrap: options.bootstrap,
-        mdns: options.mode !== "internet",
+        mdns: options.mode === "local",
       });
       const address = localAddress() ?? "127.0.0.1";
       await publishBootProvider(

@@ -172,7 +172,18 @@ export class Lab {
   async open(): Promise<void> {
     await this.#ip("netns", "add", this.ns);
     await this.#ip("-n", this.ns, "link", "set", "lo", "up");
-    await this.#ip("-n", this.ns, "link", "add", "br0", "type", "bridge");
+    // Flood multicast (mDNS) to every port instead of relying on IGMP snooping.
+    await this.#ip(
+      "-n",
+      this.ns,
+      "link",
+      "add",
+      "br0",
+      "type",
+      "bridge",
+      "mcast_snooping",
+      "0",
+    );
     await this.#ip("-n", this.ns, "addr", "add", "10.77.0.1/24", "dev", "br0");
     await this.#ip("-n", this.ns, "link", "set", "br0", "up");
     await this.#ip("-n", this.ns, "route", "add", "224.0.0.0/4", "dev", "br0");
@@ -268,7 +279,11 @@ export class Lab {
       "-netdev",
       `tap,id=n0,ifname=${tap},script=no,downscript=no`,
       "-device",
-      "virtio-net-pci,netdev=n0",
+      // A MAC of its own per VM: QEMU's default is the same for every VM,
+      // which breaks VM-to-VM traffic on the bridge.
+      `virtio-net-pci,netdev=n0,mac=52:54:00:77:00:${
+        (0x10 + this.#taps).toString(16).padStart(2, "0")
+      }`,
     ];
     if (options.disk) {
       args.push("-drive", `file=${options.disk},format=raw,if=virtio`);
