@@ -24,6 +24,7 @@ const TOOLS: [string, string][] = [
   ["kexec", "kexec-tools"],
   ["zstd", "zstd"],
   ["ip", "iproute2"],
+  ["curl", "curl"],
   ["apt-get", "apt"],
 ];
 
