@@ -7,9 +7,13 @@
  * Usage: deno run -A bench/boot_bench.ts [--json]
  */
 import { parseArgs } from "node:util";
-import { writeArtifacts } from "../boot/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
-import { buildImages, ensureBootTools, Lab } from "../tests/boot_harness.ts";
+import {
+  buildImages,
+  ensureBootTools,
+  Lab,
+  releaseArtifacts,
+} from "../tests/boot_harness.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -21,15 +25,7 @@ const lab = new Lab();
 try {
   const images = await buildImages(`${dir}/images`);
   const release = await generateKey();
-  await writeArtifacts({
-    dir: `${dir}/artifacts`,
-    channel: "stable",
-    arch: "x86_64",
-    kernel: images.kernel,
-    initramfs: images.initramfs,
-    cmdline: "console=ttyS0 panic=-1 quiet",
-    releaseKey: release,
-  });
+  await releaseArtifacts(`${dir}/artifacts`, images, release);
   await lab.open();
   await lab.provider([
     "--artifacts",

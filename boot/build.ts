@@ -8,14 +8,15 @@
 import {
   canonicalArch,
   type Channel,
-  type JobManifest,
   type NodeKey,
-  sha256Ref,
   signManifest,
 } from "../schemas/mod.ts";
-import { ArtifactStore, buildManifest, sha256File } from "../provider/mod.ts";
-import { HELLO_WASM_BASE64 } from "../provider/embedded_hello.ts";
-import { fromBase64 } from "../schemas/mod.ts";
+import {
+  ArtifactStore,
+  buildManifest,
+  sha256File,
+  writeHelloJob,
+} from "../provider/mod.ts";
 
 /** Kernel modules loaded by /init, in order (none are built into Debian's kernel): NICs, and virtio_blk so attached disks show up (Phase never mounts them). */
 export const NIC_MODULES = [
@@ -402,20 +403,7 @@ export async function writeArtifacts(
   await Deno.mkdir(target, { recursive: true });
   await Deno.copyFile(options.kernel, `${target}/vmlinuz`);
   await Deno.copyFile(options.initramfs, `${target}/initramfs.img`);
-  const hello = fromBase64(HELLO_WASM_BASE64);
-  await Deno.writeFile(`${target}/hello.wasm`, hello);
-  const job: JobManifest = {
-    version: 1,
-    name: "hello",
-    module_hash: await sha256Ref(hello),
-    memory_mb: 16,
-    timeout_seconds: 10,
-    args: ["Hello, World!"],
-  };
-  await Deno.writeTextFile(
-    `${target}/hello.job.json`,
-    JSON.stringify(job, null, 2) + "\n",
-  );
+  await writeHelloJob(target);
   await Deno.remove(`${target}/manifest.json`).catch(() => {});
   if (!options.releaseKey) return target;
   const manifest = await buildManifest({

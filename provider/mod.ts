@@ -26,6 +26,7 @@ export {
   type ProviderOptions,
   seedArtifacts,
   startProvider,
+  writeHelloJob,
 } from "./server.ts";
 export {
   download,

@@ -100,6 +100,15 @@ export async function seedArtifacts(
   }
   const target = `${dir}/${channel}/${canonicalArch(arch) ?? arch}`;
   await Deno.mkdir(target, { recursive: true });
+  await writeHelloJob(target);
+  return true;
+}
+
+/**
+ * Writes the embedded hello module and its job manifest (`hello.wasm`,
+ * `hello.job.json`) into a channel/arch directory.
+ */
+export async function writeHelloJob(target: string): Promise<void> {
   const module = fromBase64(HELLO_WASM_BASE64);
   await Deno.writeFile(`${target}/hello.wasm`, module);
   const manifest: JobManifest = {
@@ -114,7 +123,6 @@ export async function seedArtifacts(
     `${target}/hello.job.json`,
     JSON.stringify(manifest, null, 2) + "\n",
   );
-  return true;
 }
 
 /** Starts a provider. */

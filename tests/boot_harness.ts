@@ -4,11 +4,14 @@
  * stdout) booted with the Phase initramfs. Everything is removed by close().
  */
 import {
+  type ArtifactsOptions,
   buildInitramfs,
   debianKernel,
   extractVmlinux,
   kernelFiles,
+  writeArtifacts,
 } from "../boot/mod.ts";
+import type { NodeKey } from "../schemas/mod.ts";
 import {
   type Announced,
   ROOT,
@@ -49,42 +52,27 @@ export async function ensureBootTools(): Promise<void> {
       `boot tests need root and these packages: ${missing.join(" ")}`,
     );
   }
-  const install = await new Deno.Command("apt-get", {
-    args: [
-      "install",
-      "-y",
-      "-qq",
-      "--no-install-recommends",
-      ...new Set(missing),
-    ],
-    env: { DEBIAN_FRONTEND: "noninteractive" },
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (install.code !== 0) {
-    const update = await new Deno.Command("apt-get", {
+  const install = (packages: string[]) =>
+    new Deno.Command("apt-get", {
+      args: ["install", "-y", "-qq", "--no-install-recommends", ...packages],
+      env: { DEBIAN_FRONTEND: "noninteractive" },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+  const packages = [...new Set(missing)];
+  let result = await install(packages);
+  if (result.code !== 0) {
+    // The package lists may be missing or stale on a fresh machine.
+    await new Deno.Command("apt-get", {
       args: ["update", "-qq"],
       stdout: "null",
     }).output();
-    const again = update.code === 0
-      ? await new Deno.Command("apt-get", {
-        args: [
-          "install",
-          "-y",
-          "-qq",
-          "--no-install-recommends",
-          ...new Set(missing),
-        ],
-        env: { DEBIAN_FRONTEND: "noninteractive" },
-        stdout: "null",
-        stderr: "piped",
-      }).output()
-      : install;
-    if (again.code !== 0) {
-      throw new Error(
-        `cannot install ${missing.join(" ")}: ${text(again.stderr)}`,
-      );
-    }
+    result = await install(packages);
+  }
+  if (result.code !== 0) {
+    throw new Error(
+      `cannot install ${packages.join(" ")}: ${text(result.stderr)}`,
+    );
   }
 }
 
@@ -123,6 +111,26 @@ export async function buildImages(dir: string): Promise<BootImages> {
     buildSeconds: built.seconds,
     initramfsBytes: built.size,
   };
+}
+
+/** Lays out `dir` as a provider's artifacts with a manifest signed by `release`. */
+export async function releaseArtifacts(
+  dir: string,
+  images: BootImages,
+  release: NodeKey,
+  extra: Partial<ArtifactsOptions> = {},
+): Promise<string> {
+  await writeArtifacts({
+    dir,
+    channel: "stable",
+    arch: "x86_64",
+    kernel: images.kernel,
+    initramfs: images.initramfs,
+    cmdline: "console=ttyS0 panic=-1 quiet",
+    releaseKey: release,
+    ...extra,
+  });
+  return dir;
 }
 
 /** What a VM printed. */

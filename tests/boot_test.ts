@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
-import { writeArtifacts } from "../boot/mod.ts";
+import type { ArtifactsOptions } from "../boot/mod.ts";
 import { sha256File } from "../provider/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
-import { buildImages, ensureBootTools, Lab } from "./boot_harness.ts";
+import {
+  buildImages,
+  ensureBootTools,
+  Lab,
+  releaseArtifacts,
+} from "./boot_harness.ts";
 import { tempDir } from "./helpers.ts";
 
 const CMDLINE = "console=ttyS0 panic=-1 quiet";
@@ -29,23 +34,15 @@ Deno.test({
       const release = await generateKey();
       const stranger = await generateKey();
       const version = 1000;
-      const artifacts = async (
+      const artifacts = (
         name: string,
-        extra: Partial<Parameters<typeof writeArtifacts>[0]> = {},
-      ) => {
-        await writeArtifacts({
-          dir: `${dir}/${name}`,
-          channel: "stable",
-          arch: "x86_64",
-          kernel: images.kernel,
-          initramfs: images.initramfs,
+        extra: Partial<ArtifactsOptions> = {},
+      ) =>
+        releaseArtifacts(`${dir}/${name}`, images, release, {
           cmdline: CMDLINE,
-          releaseKey: release,
           manifestVersion: version,
           ...extra,
         });
-        return `${dir}/${name}`;
-      };
       const good = await artifacts("good");
       const expired = await artifacts("expired", { validityDays: -1 });
       const tampered = await artifacts("tampered");

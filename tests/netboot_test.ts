@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
-import { writeArtifacts } from "../boot/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
-import { buildImages, ensureBootTools, Lab } from "./boot_harness.ts";
+import {
+  buildImages,
+  ensureBootTools,
+  Lab,
+  releaseArtifacts,
+} from "./boot_harness.ts";
 import { tempDir } from "./helpers.ts";
 
 Deno.test({
@@ -16,14 +20,7 @@ Deno.test({
     try {
       const images = await buildImages(`${dir}/images`);
       const release = await generateKey();
-      await writeArtifacts({
-        dir: `${dir}/artifacts`,
-        channel: "stable",
-        arch: "x86_64",
-        kernel: images.kernel,
-        initramfs: images.initramfs,
-        cmdline: "console=ttyS0 panic=-1 quiet",
-        releaseKey: release,
+      await releaseArtifacts(`${dir}/artifacts`, images, release, {
         manifestVersion: 3000,
       });
       await lab.open();

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
-import { writeArtifacts } from "../boot/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
-import { buildImages, ensureBootTools, Lab } from "./boot_harness.ts";
-import { tempDir, text } from "./helpers.ts";
+import {
+  buildImages,
+  ensureBootTools,
+  Lab,
+  releaseArtifacts,
+} from "./boot_harness.ts";
+import { ROOT, tempDir, text } from "./helpers.ts";
 
 Deno.test({
   name:
@@ -17,14 +21,7 @@ Deno.test({
     try {
       const images = await buildImages(`${dir}/images`);
       const release = await generateKey();
-      await writeArtifacts({
-        dir: `${dir}/artifacts`,
-        channel: "stable",
-        arch: "x86_64",
-        kernel: images.kernel,
-        initramfs: images.initramfs,
-        cmdline: "console=ttyS0 panic=-1 quiet",
-        releaseKey: release,
+      await releaseArtifacts(`${dir}/artifacts`, images, release, {
         manifestVersion: 2000,
       });
       await lab.open();
@@ -90,6 +87,26 @@ Deno.test({
         counters,
         /phase_artifact_downloads_total\{artifact="stable\/x86_64\/initramfs.img"\} [1-9]/,
       );
+      // The operator's view of the VM-served provider.
+      const status = await new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          lab.ns,
+          Deno.execPath(),
+          "run",
+          "-A",
+          `${ROOT}/main.ts`,
+          "provider",
+          "status",
+          "--url",
+          "http://10.77.0.20:8080",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(status.code, 0, text(status.stderr));
+      assert.match(text(status.stdout), /^health:\s+ok$/m);
       console.log(
         `self-hosting chain (VM1 start -> VM2 verified receipt): ${
           total.toFixed(1)
