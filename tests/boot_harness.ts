@@ -28,6 +28,8 @@ const TOOLS: [string, string][] = [
   ["zstd", "zstd"],
   ["ip", "iproute2"],
   ["curl", "curl"],
+  ["xz", "xz-utils"],
+  ["dpkg-deb", "dpkg"],
   ["apt-get", "apt"],
 ];
 

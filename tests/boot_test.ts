@@ -12,7 +12,7 @@ import { tempDir } from "./helpers.ts";
 
 const CMDLINE = "console=ttyS0 panic=-1 quiet";
 const VERIFIED =
-  /Receipt:\s+✓ Verified[\s\S]*serving the artifacts it booted from/;
+  /Receipt:\s+✓ Verified[\s\S]*serving the artifacts it booted from on port \d+ \(booted from [^)]+\)/;
 const FAILED = /phase-boot: FAILED: [^\n]*\n/;
 
 Deno.test({

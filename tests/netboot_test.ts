@@ -42,7 +42,7 @@ Deno.test({
         cmdline: "",
         firmware: true,
         until:
-          /Receipt:\s+✓ Verified[\s\S]*serving the artifacts it booted from/,
+          /Receipt:\s+✓ Verified[\s\S]*serving the artifacts it booted from on port \d+ \(booted from [^)]+\)/,
         timeoutMs: 300_000,
       });
       assert.ok(run.matched, run.output.slice(-3000));

@@ -52,7 +52,7 @@ Deno.test({
         cmdline:
           `phase.mode=local phase.pubkey=${release.peerId} phase.ip=10.77.0.21/24 phase.poweroff=1`,
         until:
-          /Receipt:\s+✓ Verified[\s\S]*serving the artifacts it booted from/,
+          /Receipt:\s+✓ Verified[\s\S]*serving the artifacts it booted from on port \d+ \(booted from [^)]+\)/,
         timeoutMs: 300_000,
       });
       const total = (performance.now() - started) / 1000;
