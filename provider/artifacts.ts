@@ -126,7 +126,11 @@ export class ArtifactStore {
   ): Promise<ArtifactFile | null> {
     if (!NAME_PATTERN.test(name)) return null;
     const dir = await this.directory(channel, arch);
-    if (!dir) return null;
+    return dir ? await this.#fileIn(dir, name) : null;
+  }
+
+  /** A regular file `name` in the resolved directory `dir`, inside the root. */
+  async #fileIn(dir: string, name: string): Promise<ArtifactFile | null> {
     try {
       const real = await Deno.realPath(`${dir}/${name}`);
       if (!this.#inside(real)) return null;
@@ -151,7 +155,7 @@ export class ArtifactStore {
     names.sort();
     const files: ArtifactFile[] = [];
     for (const name of names) {
-      const file = await this.resolve(channel, arch, name);
+      const file = await this.#fileIn(dir, name);
       if (file) files.push(file);
     }
     return files;

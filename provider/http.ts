@@ -8,6 +8,7 @@ import { type ArtifactStore, CHANNELS, MANIFEST_FILE } from "./artifacts.ts";
 import { fileResponse, type ServedFile } from "./file_response.ts";
 import { ipxeScript } from "./ipxe.ts";
 import { handleJobs, type JobEndpointContext } from "./jobs.ts";
+import { jsonResponse } from "./json_response.ts";
 import type { ManifestPublisher } from "./manifest_publisher.ts";
 import { Metrics } from "./metrics.ts";
 
@@ -56,24 +57,13 @@ export interface Health {
   reason: string | null;
 }
 
-function json(
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Response {
-  return new Response(JSON.stringify(body, null, 2) + "\n", {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
-
 function error(
   status: number,
   message: string,
   reason: string,
   headers: Record<string, string> = {},
 ) {
-  return json(status, { error: message, reason }, headers);
+  return jsonResponse(status, { error: message, reason }, headers);
 }
 
 function contentType(name: string): string {
@@ -230,7 +220,7 @@ export function createHandler(
     }
     switch (url.pathname) {
       case "/":
-        return json(200, {
+        return jsonResponse(200, {
           name: "phase",
           version: ctx.version,
           channel: ctx.channel,
@@ -240,10 +230,10 @@ export function createHandler(
         });
       case "/health": {
         const h = await health();
-        return json(h.status === "ok" ? 200 : 503, h);
+        return jsonResponse(h.status === "ok" ? 200 : 503, h);
       }
       case "/status":
-        return json(200, {
+        return jsonResponse(200, {
           name: "phase",
           version: ctx.version,
           peer_id: ctx.key.peerId,

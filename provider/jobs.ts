@@ -22,6 +22,7 @@ import {
   sha256Ref,
   validateJobManifest,
 } from "../schemas/mod.ts";
+import { jsonResponse } from "./json_response.ts";
 import { Metrics } from "./metrics.ts";
 
 /** Limits for jobs submitted over HTTP. */
@@ -64,15 +65,13 @@ class BadRequest extends Error {
   }
 }
 
+/** Job answers are compact: receipts can be large. */
 function json(
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
-) {
-  return new Response(JSON.stringify(body) + "\n", {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
+): Response {
+  return jsonResponse(status, body, headers, 0);
 }
 
 async function readBody(request: Request, limit: number): Promise<Uint8Array> {

@@ -13,6 +13,7 @@ import {
   canonicalBytes,
   type Channel,
   type NodeKey,
+  sha256Hex,
   signManifest,
   validateBootManifest,
 } from "../schemas/mod.ts";
@@ -143,18 +144,6 @@ export interface PublisherOptions {
 
 interface VersionState {
   [channelArch: string]: { manifest_version: number; fingerprint: string };
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    bytes as Uint8Array<ArrayBuffer>,
-  );
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
 }
 
 /** Serves the current manifest per channel/arch. */

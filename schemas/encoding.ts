@@ -24,11 +24,16 @@ export function toHex(bytes: Uint8Array): string {
 export async function sha256Ref(
   bytes: Uint8Array,
 ): Promise<`sha256:${string}`> {
+  return `sha256:${await sha256Hex(bytes)}`;
+}
+
+/** Returns the sha256 of the bytes as lowercase hex. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest(
     "SHA-256",
     bytes as Uint8Array<ArrayBuffer>,
   );
-  return `sha256:${toHex(new Uint8Array(digest))}`;
+  return toHex(new Uint8Array(digest));
 }
 
 /** Returns `count` random bytes as lowercase hex. */

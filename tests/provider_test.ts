@@ -3,21 +3,13 @@ import { download, type Provider, startProvider } from "../provider/mod.ts";
 import {
   generateKey,
   type NodeKey,
+  sha256Hex,
   verifyManifest,
   verifyReceipt,
 } from "../schemas/mod.ts";
 import { cli, example, tempDir, text } from "./helpers.ts";
 
 const SECRET = "TOP-SECRET-OUTSIDE-THE-ARTIFACTS";
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = await crypto.subtle.digest(
-    "SHA-256",
-    bytes as Uint8Array<ArrayBuffer>,
-  );
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
-}
 
 interface Fixture {
   dir: string;
