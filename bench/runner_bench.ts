@@ -1,17 +1,22 @@
 /**
  * Runner benchmark. Prints, from one run on this machine:
  * - hello latency in process (warm p50/p99) and through the CLI (cold wall);
- * - hello jobs per second through the sandbox pool (2 processes);
- * - the CPU-heavy module (SHA-256 over N MiB) in Phase vs the same C built
- *   natively with gcc -O2 vs Node's node:wasi, as ratios to native.
- * Targets (issue 2): warm p50 <= 2 ms, >= 500 jobs/s, CPU-heavy <= 1.4x native.
+ * - hello jobs per second and p50/p99 through the sandbox pool (2 processes)
+ *   with 1, 2 and 8 concurrent submitters;
+ * - fuel instrumentation time for hello and a ~1 MB module;
+ * - the CPU-heavy module (SHA-256 over N MiB) metered and unmetered in Phase
+ *   vs the same C built natively with gcc -O2 vs Node's node:wasi.
+ * Targets: warm p50 <= 2 ms; pool >= 1000 jobs/s with p50 <= 2 ms;
+ * instrumentation of 1 MB <= 100 ms; metering overhead <= 20%; CPU-heavy
+ * <= 1.4x native.
  *
  * Usage: deno run -A bench/runner_bench.ts [--mib N] [--json]
  */
 import { parseArgs } from "node:util";
 import { execute } from "../runner/execute.ts";
-import { MIB, SandboxPool } from "../runner/mod.ts";
+import { instrumentFuel, MIB, SandboxPool } from "../runner/mod.ts";
 import { sha256Ref } from "../schemas/mod.ts";
+import { inflateModule } from "./inflate_module.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -22,8 +27,10 @@ const { values } = parseArgs({
 });
 const mib = Number(values.mib);
 const root = new URL("../", import.meta.url).pathname;
-const hello = Deno.readFileSync(`${root}examples/wasm/hello.wasm`);
-const helloHash = await sha256Ref(hello);
+const helloPlain = Deno.readFileSync(`${root}examples/wasm/hello.wasm`);
+// Jobs run metered modules, so the latency figures use one too.
+const hello = instrumentFuel(helloPlain).bytes;
+const helloHash = `${await sha256Ref(helloPlain)}+fuel`;
 const cpuHeavy = Deno.readFileSync(`${root}examples/wasm/cpu_heavy.wasm`);
 const cpuHash = await sha256Ref(cpuHeavy);
 
@@ -38,7 +45,7 @@ function log(line: string) {
 
 const request = (args: string[]) => ({
   module: hello,
-  moduleHash: helloHash,
+  moduleKey: helloHash,
   programName: "hello",
   args,
   env: {},
@@ -46,6 +53,7 @@ const request = (args: string[]) => ({
   memoryBytes: 128 * MIB,
   outputLimit: MIB,
   preopens: [],
+  fuel: 60_000_000_000,
 });
 
 // 1. In-process warm latency.
@@ -92,31 +100,78 @@ log(
   } ms over 5 runs`,
 );
 
-// 3. Pool throughput.
+// 3. Pool throughput with 1, 2 and 8 submitters.
 const pool = new SandboxPool({ size: 2, queueLimit: 10_000 });
 await pool.warm();
-const total = 2000;
-const submitters = 8;
-const latencies: number[] = [];
-let next = 0;
-const started = performance.now();
-await Promise.all(Array.from({ length: submitters }, async () => {
-  while (next < total) {
-    next++;
-    const t = performance.now();
-    const out = await pool.run({ ...request(["Hello"]), timeoutMs: 10_000 });
-    if (out.exitCode !== 0) throw new Error("pool job failed");
-    latencies.push(performance.now() - t);
-  }
-}));
-const jobsPerSecond = total / ((performance.now() - started) / 1000);
+const poolRuns: {
+  submitters: number;
+  jobs_per_second: number;
+  p50_ms: number;
+  p99_ms: number;
+}[] = [];
+for (const submitters of [1, 2, 8]) {
+  const total = 2000;
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: submitters }, async () => {
+    while (next < total) {
+      next++;
+      const t = performance.now();
+      const out = await pool.run({ ...request(["Hello"]), timeoutMs: 10_000 });
+      if (out.exitCode !== 0) throw new Error("pool job failed");
+      latencies.push(performance.now() - t);
+    }
+  }));
+  const run = {
+    submitters,
+    jobs_per_second: total / ((performance.now() - started) / 1000),
+    p50_ms: percentile(latencies, 0.5),
+    p99_ms: percentile(latencies, 0.99),
+  };
+  poolRuns.push(run);
+  log(
+    `hello via sandbox pool:    ${run.jobs_per_second.toFixed(0)} jobs/s, p50 ${
+      run.p50_ms.toFixed(2)
+    } ms, p99 ${
+      run.p99_ms.toFixed(2)
+    } ms (2 processes, ${submitters} submitter${submitters > 1 ? "s" : ""})`,
+  );
+}
 await pool.close();
+
+// 4. Fuel instrumentation time.
+const median = (samples: number[]) => percentile(samples, 0.5);
+const timeInstrument = (module: Uint8Array, runs: number) => {
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    instrumentFuel(module);
+    samples.push(performance.now() - t);
+  }
+  return samples;
+};
+const big = inflateModule(
+  Deno.readFileSync(`${root}examples/wasm/cpu_heavy.wasm`),
+  MIB,
+);
+const bigSamples = timeInstrument(big, 11);
+const helloSamples = timeInstrument(helloPlain, 21);
+const instrumentation = {
+  hello_bytes: helloPlain.length,
+  hello_median_ms: median(helloSamples.slice(1)),
+  big_bytes: big.length,
+  big_first_ms: bigSamples[0],
+  big_median_ms: median(bigSamples.slice(1)),
+};
 log(
-  `hello via sandbox pool:    ${
-    jobsPerSecond.toFixed(0)
-  } jobs/s (2 processes, ${submitters} submitters), p50 ${
-    percentile(latencies, 0.5).toFixed(2)
-  } ms`,
+  `fuel instrumentation:      hello (${
+    (helloPlain.length / 1024).toFixed(0)
+  } KiB) ${instrumentation.hello_median_ms.toFixed(2)} ms; ${
+    (big.length / MIB).toFixed(2)
+  } MiB module ${instrumentation.big_median_ms.toFixed(0)} ms (first call ${
+    instrumentation.big_first_ms.toFixed(0)
+  } ms)`,
 );
 
 // 4. CPU-heavy: Phase vs native vs node:wasi.
@@ -167,19 +222,24 @@ const best = async (fn: () => Promise<[number, string]>) => {
 const [nativeMs, nativeOut] = await best(() =>
   timeCommand(`${work}/cpu_heavy`, [String(mib)])
 );
-const [phaseMs, phaseOut] = await best(() => {
-  const t = performance.now();
-  const out = execute({
-    ...request([String(mib)]),
-    module: cpuHeavy,
-    moduleHash: cpuHash,
-    programName: "cpu_heavy",
+const cpuMetered = instrumentFuel(cpuHeavy).bytes;
+const inPhase = (metered: boolean) =>
+  best(() => {
+    const t = performance.now();
+    const out = execute({
+      ...request([String(mib)]),
+      module: metered ? cpuMetered : cpuHeavy,
+      moduleKey: metered ? `${cpuHash}+fuel` : cpuHash,
+      fuel: metered ? 1e15 : undefined,
+      programName: "cpu_heavy",
+    });
+    return Promise.resolve([
+      performance.now() - t,
+      new TextDecoder().decode(out.stdout).trim(),
+    ]);
   });
-  return Promise.resolve([
-    performance.now() - t,
-    new TextDecoder().decode(out.stdout).trim(),
-  ]);
-});
+const [phaseMs, phaseOut] = await inPhase(false);
+const [meteredMs, meteredOut] = await inPhase(true);
 let nodeMs = NaN;
 try {
   const [ms, out] = await best(() =>
@@ -196,13 +256,19 @@ try {
   log(`node:wasi: not measured (${(error as Error).message})`);
 }
 await Deno.remove(work, { recursive: true });
-if (phaseOut !== nativeOut) throw new Error("Phase and native outputs differ");
+if (phaseOut !== nativeOut || meteredOut !== nativeOut) {
+  throw new Error("Phase and native outputs differ");
+}
 log(
   `cpu_heavy ${mib} MiB (best of 3): native ${nativeMs.toFixed(0)} ms, phase ${
     phaseMs.toFixed(0)
-  } ms (${(phaseMs / nativeMs).toFixed(2)}x native), node:wasi ${
-    nodeMs.toFixed(0)
-  } ms (${(nodeMs / nativeMs).toFixed(2)}x native)`,
+  } ms (${(phaseMs / nativeMs).toFixed(2)}x native), metered ${
+    meteredMs.toFixed(0)
+  } ms (${(meteredMs / nativeMs).toFixed(2)}x native, ${
+    ((meteredMs / phaseMs - 1) * 100).toFixed(1)
+  }% over unmetered), node:wasi ${nodeMs.toFixed(0)} ms (${
+    (nodeMs / nativeMs).toFixed(2)
+  }x native)`,
 );
 
 if (values.json) {
@@ -210,12 +276,14 @@ if (values.json) {
     warm_p50_ms: percentile(warm, 0.5),
     warm_p99_ms: percentile(warm, 0.99),
     cli_cold_median_ms: percentile(cold, 0.5),
-    pool_jobs_per_second: jobsPerSecond,
-    pool_p50_ms: percentile(latencies, 0.5),
+    pool: poolRuns,
+    instrumentation,
     cpu_heavy: {
       mib,
       native_ms: nativeMs,
       phase_ms: phaseMs,
+      metered_ms: meteredMs,
+      metering_overhead: meteredMs / phaseMs - 1,
       node_wasi_ms: nodeMs,
       phase_ratio: phaseMs / nativeMs,
     },

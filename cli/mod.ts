@@ -21,9 +21,11 @@ usage: phase <command> [options]
 
 commands:
   run <module.wasm> [--dir HOST:GUEST] [--env K=V] [--memory MB]
-      [--timeout SECONDS] [--scratch GUEST] [--manifest FILE]
+      [--timeout SECONDS] [--fuel N] [--scratch GUEST] [--manifest FILE]
       [--receipt FILE] [--json] [--quiet] [-- args…]
                         run a module in the sandbox, stdin to the guest
+                        (fuel: instructions the guest may execute; default
+                        2e9 per second of timeout; exit 124 when spent)
   execute-job --wasm FILE [--args ARG]…
                         run a module and print its verified receipt
   receipt verify FILE [--peer PEER_ID]

@@ -3,7 +3,11 @@
  * and a sandbox pool; with Private mode enforced.
  * @module
  */
-import { loadIdentity, SandboxPool } from "../runner/mod.ts";
+import {
+  loadIdentity,
+  MeteredModuleCache,
+  SandboxPool,
+} from "../runner/mod.ts";
 import type { NodeKey } from "../schemas/mod.ts";
 import { CliError } from "./errors.ts";
 import { dataDir, dataPaths } from "./paths.ts";
@@ -39,6 +43,8 @@ export interface NodeContext {
   receiptsDir: string | null;
   /** Sandbox processes. */
   sandbox: SandboxPool;
+  /** Metered modules, on disk in the data directory unless private. */
+  modules: MeteredModuleCache;
 }
 
 /**
@@ -71,5 +77,8 @@ export async function openNode(
     key,
     receiptsDir: options.private ? null : options.receipts ?? paths!.receipts,
     sandbox: new SandboxPool({ size: sandboxSize }),
+    modules: new MeteredModuleCache({
+      dir: options.private ? null : paths?.modules,
+    }),
   };
 }

@@ -29,6 +29,12 @@ export function dataDir(explicit?: string): string {
 }
 
 /** Paths inside a data directory. */
-export function dataPaths(dir: string): { key: string; receipts: string } {
-  return { key: `${dir}/node.key`, receipts: `${dir}/receipts` };
+export function dataPaths(
+  dir: string,
+): { key: string; receipts: string; modules: string } {
+  return {
+    key: `${dir}/node.key`,
+    receipts: `${dir}/receipts`,
+    modules: `${dir}/modules`,
+  };
 }

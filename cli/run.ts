@@ -152,6 +152,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       env: { type: "string", multiple: true, default: [] },
       memory: { type: "string" },
       timeout: { type: "string" },
+      fuel: { type: "string" },
       "output-limit": { type: "string" },
       scratch: { type: "string" },
       manifest: { type: "string" },
@@ -165,6 +166,14 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw new UsageError("usage: phase run <module.wasm> [options] [-- args…]");
   }
   const args = guestArgs ?? (extra.length ? extra : undefined);
+  const limits = {
+    memoryMb: positiveNumber(values.memory, "memory", true),
+    timeoutSeconds: positiveNumber(values.timeout, "timeout"),
+    fuel: positiveNumber(values.fuel, "fuel", true),
+    outputBytes: positiveNumber(values["output-limit"], "output-limit", true),
+  };
+  const env = parseEnv(values.env);
+  const preopens = values.dir.map(parsePreopen);
   const manifest = values.manifest
     ? await readManifest(values.manifest)
     : undefined;
@@ -173,12 +182,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     module,
     programName: modulePath.split("/").pop(),
     args,
-    env: parseEnv(values.env),
+    env,
     stdin: await readStdin(),
-    memoryMb: positiveNumber(values.memory, "memory", true),
-    timeoutSeconds: positiveNumber(values.timeout, "timeout"),
-    outputBytes: positiveNumber(values["output-limit"], "output-limit", true),
-    preopens: values.dir.map(parsePreopen),
+    ...limits,
+    preopens,
     scratch: values.scratch,
     manifest,
   });
@@ -224,6 +231,7 @@ export async function executeJobCommand(argv: string[]): Promise<number> {
       manifest: { type: "string" },
       memory: { type: "string" },
       timeout: { type: "string" },
+      fuel: { type: "string" },
       receipt: { type: "string" },
       json: { type: "boolean" },
     },
@@ -242,6 +250,7 @@ export async function executeJobCommand(argv: string[]): Promise<number> {
     args: values.args.length ? values.args : undefined,
     memoryMb: positiveNumber(values.memory, "memory", true),
     timeoutSeconds: positiveNumber(values.timeout, "timeout"),
+    fuel: positiveNumber(values.fuel, "fuel", true),
     manifest,
   });
   if (values.receipt) {

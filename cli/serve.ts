@@ -16,7 +16,12 @@ import {
   publishBootProvider,
 } from "../discovery/mod.ts";
 import { DEFAULT_JOB_LIMITS } from "../provider/mod.ts";
-import { loadIdentity, RUNTIME_VERSION, SandboxPool } from "../runner/mod.ts";
+import {
+  loadIdentity,
+  MeteredModuleCache,
+  RUNTIME_VERSION,
+  SandboxPool,
+} from "../runner/mod.ts";
 import { canonicalArch, type Channel } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { assertPrivateMode } from "./node_context.ts";
@@ -103,6 +108,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const sandbox = values["no-jobs"]
     ? null
     : new SandboxPool({ size: 2, queueLimit: 64 });
+  const modules = new MeteredModuleCache({
+    dir: data ? dataPaths(data).modules : null,
+  });
   const provider = await startProvider({
     artifactsDir,
     dataDir: data,
@@ -116,6 +124,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     pinnedKeys: values.pubkey,
     jobs: sandbox !== null,
     sandbox: sandbox ?? undefined,
+    modules,
     receiptsDir: data ? dataPaths(data).receipts : null,
   });
   const receiptsDir = data ? dataPaths(data).receipts : null;
@@ -157,7 +166,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
       );
     }
     if (sandbox) {
-      await acceptJobs(node, { key, sandbox, capability, receiptsDir });
+      await acceptJobs(node, {
+        key,
+        sandbox,
+        modules,
+        capability,
+        receiptsDir,
+      });
     }
     if (httpUrl) {
       const manifestUrl = `${httpUrl}/${values.channel}/${arch}/manifest.json`;

@@ -16,7 +16,6 @@ import type { Connection, Stream } from "@libp2p/interface";
 import {
   fromBase64,
   inputHash,
-  type NodeKey,
   randomHex,
   type Receipt,
   sha256Ref,
@@ -24,13 +23,13 @@ import {
   verifyReceipt,
 } from "../schemas/mod.ts";
 import {
+  type JobContext,
   JobRefused,
   logReceipt,
   ModuleError,
   QueueFullError,
   runJob,
   RUNTIME_VERSION,
-  type SandboxPool,
 } from "../runner/mod.ts";
 import type { Capability, PhaseNode } from "./node.ts";
 import { WASM_RUNTIME } from "./node.ts";
@@ -77,11 +76,7 @@ export class JobRejected extends Error {
 }
 
 /** What a node accepting jobs needs. */
-export interface JobServerContext {
-  /** Signs receipts. */
-  key: NodeKey;
-  /** Runs jobs. */
-  sandbox: SandboxPool;
+export interface JobServerContext extends JobContext {
   /** The node's capability (arch, cores, memory, limits). */
   capability: () => Capability;
   /** Where receipts are logged, or null. */
@@ -155,7 +150,8 @@ export function judgeOffer(
     !/^[0-9a-f]{16,128}$/.test(offer.nonce) ||
     typeof offer.module_hash !== "string" ||
     !/^sha256:[0-9a-f]{64}$/.test(offer.module_hash) ||
-    !r || typeof r !== "object"
+    !r || typeof r !== "object" ||
+    (r.fuel != null && (!Number.isSafeInteger(r.fuel) || r.fuel < 1))
   ) {
     return { reason: "InvalidRequest", detail: "offer is malformed" };
   }
@@ -263,9 +259,10 @@ export async function serveJobStream(
         : new Uint8Array(),
       memoryMb: requirements.memory_mb || undefined,
       timeoutSeconds: requirements.timeout_seconds || undefined,
+      fuel: requirements.fuel ?? undefined,
       nonce: offer.nonce as string,
       jobId: String(jobId),
-    }, { sandbox: ctx.sandbox, key: ctx.key });
+    }, ctx);
     if (ctx.receiptsDir) await logReceipt(ctx.receiptsDir, receipt);
     await send(lp, {
       type: "result",

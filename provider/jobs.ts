@@ -6,17 +6,17 @@
  * @module
  */
 import {
+  type JobContext,
   JobRefused,
   logReceipt,
+  MAX_FUEL,
   ModuleError,
   QueueFullError,
   runJob,
-  type SandboxPool,
 } from "../runner/mod.ts";
 import {
   fromBase64,
   type JobManifest,
-  type NodeKey,
   readAllCapped,
   SchemaError,
   sha256Ref,
@@ -43,11 +43,7 @@ export const DEFAULT_JOB_LIMITS: JobLimits = {
 };
 
 /** What the jobs endpoint needs. */
-export interface JobEndpointContext {
-  /** Sandbox pool (its queue limit gives 503s). */
-  sandbox: SandboxPool;
-  /** Key that signs receipts. */
-  key: NodeKey;
+export interface JobEndpointContext extends JobContext {
   /** Limits. */
   limits: JobLimits;
   /** Where receipts are logged, or null. */
@@ -114,7 +110,16 @@ interface ParsedJob {
   stdin?: Uint8Array;
   memoryMb?: number;
   timeoutSeconds?: number;
+  fuel?: number;
   nonce?: string;
+}
+
+function fuelBudget(value: unknown): number | undefined {
+  const n = number(value, "fuel");
+  if (n !== undefined && (!Number.isSafeInteger(n) || n > MAX_FUEL)) {
+    throw new BadRequest(400, `fuel must be a whole number up to ${MAX_FUEL}`);
+  }
+  return n;
 }
 
 function stringList(value: unknown, name: string): string[] | undefined {
@@ -147,6 +152,7 @@ async function parseJson(
     "stdin",
     "memory_mb",
     "timeout_seconds",
+    "fuel",
     "nonce",
   ];
   const unknown = Object.keys(doc).find((k) => !known.includes(k));
@@ -191,6 +197,7 @@ async function parseJson(
     stdin: decodeBase64(doc.stdin, "stdin"),
     memoryMb: number(doc.memory_mb, "memory_mb"),
     timeoutSeconds: number(doc.timeout_seconds, "timeout_seconds"),
+    fuel: fuelBudget(doc.fuel),
     nonce: doc.nonce as string | undefined,
   };
 }
@@ -214,6 +221,7 @@ function parseWasm(body: Uint8Array, url: URL): ParsedJob {
     stdin: decodeBase64(q.get("stdin") ?? undefined, "stdin"),
     memoryMb: number(q.get("memory_mb"), "memory_mb"),
     timeoutSeconds: number(q.get("timeout_seconds"), "timeout_seconds"),
+    fuel: fuelBudget(q.get("fuel")),
     nonce,
   };
 }
@@ -265,9 +273,10 @@ export async function handleJobs(
       stdin: job.stdin,
       memoryMb,
       timeoutSeconds: timeout,
+      fuel: job.fuel,
       manifest: job.manifest,
       nonce: job.nonce,
-    }, { sandbox: ctx.sandbox, key: ctx.key });
+    }, ctx);
     Metrics.bump(ctx.metrics.jobs, receipt.execution.status);
     if (ctx.receiptsDir) await logReceipt(ctx.receiptsDir, receipt);
     return json(200, receipt);

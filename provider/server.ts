@@ -3,7 +3,11 @@
  * jobs endpoint and the HTTP listener.
  * @module
  */
-import { RUNTIME_VERSION, SandboxPool } from "../runner/mod.ts";
+import {
+  type MeteredModuleCache,
+  RUNTIME_VERSION,
+  SandboxPool,
+} from "../runner/mod.ts";
 import {
   canonicalArch,
   type Channel,
@@ -56,6 +60,8 @@ export interface ProviderOptions {
   sandbox?: SandboxPool;
   /** Warm sandbox processes for jobs (default 2). */
   sandboxSize?: number;
+  /** Metered-module cache to share; else the process-wide in-memory one. */
+  modules?: MeteredModuleCache;
   /** Jobs that may wait before 503 (default 64). */
   queueLimit?: number;
   /** Where receipts of HTTP jobs are logged, or null. */
@@ -187,6 +193,7 @@ export async function startProvider(
       ? {
         sandbox,
         key: options.key,
+        modules: options.modules,
         limits: options.jobLimits ?? DEFAULT_JOB_LIMITS,
         receiptsDir: options.receiptsDir ?? null,
         findModule,

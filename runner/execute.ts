@@ -7,6 +7,11 @@
 import process from "node:process";
 import { capMemory, MIB, ModuleError } from "./wasm_binary.ts";
 import {
+  FUEL_AT_INSTANTIATION,
+  FUEL_EXPORT,
+  GROW_FAILED_EXPORT,
+} from "./metering.ts";
+import {
   createWasiEnv,
   type Preopen,
   type StreamName,
@@ -16,10 +21,15 @@ import type { ExecutionStatus } from "../schemas/mod.ts";
 
 /** One guest run. */
 export interface ExecuteRequest {
-  /** The module bytes. */
+  /** The module bytes: metered (runner/metering.ts) for jobs with fuel. */
   module: Uint8Array;
-  /** sha256 reference of `module`, used as the compile-cache key. */
-  moduleHash: string;
+  /** Names the bytes of `module` in the compile cache. */
+  moduleKey: string;
+  /**
+   * Fuel budget of a metered module (default: practically unlimited).
+   * Refused for a module without metering.
+   */
+  fuel?: number;
   /** argv[0] shown to the guest. */
   programName: string;
   /** Arguments after argv[0]. */
@@ -54,6 +64,8 @@ export interface ExecuteOutcome {
   cpuTimeMs: number;
   /** Final (= peak) size of linear memory. */
   memoryPeakBytes: number;
+  /** Fuel the guest used, or null for a module without metering. */
+  fuelConsumed: number | null;
   /** Kept standard output. */
   stdout: Uint8Array;
   /** Kept standard error. */
@@ -69,7 +81,7 @@ const compiled = new Map<string, WebAssembly.Module>();
 
 /** Compiles a module with its memory capped, caching by (hash, cap). */
 function compile(request: ExecuteRequest): WebAssembly.Module {
-  const key = `${request.moduleHash}/${request.memoryBytes}`;
+  const key = `${request.moduleKey}/${request.memoryBytes}`;
   const hit = compiled.get(key);
   if (hit) {
     compiled.delete(key);
@@ -100,6 +112,12 @@ function compile(request: ExecuteRequest): WebAssembly.Module {
         `the module imports ${i.module}.${i.name}, which Phase does not provide`,
       );
     }
+  }
+  if (
+    request.fuel !== undefined &&
+    !exports.some((e) => e.name === FUEL_EXPORT && e.kind === "global")
+  ) {
+    throw new ModuleError("a fuel budget needs a metered module");
   }
   compiled.set(key, module);
   if (compiled.size > COMPILE_CACHE_SIZE) {
@@ -137,12 +155,20 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
   let status: ExecutionStatus = "exited";
   let exitCode: number | null = null;
   let error: string | null = null;
-  let memory: WebAssembly.Memory | undefined;
+  let instance: WebAssembly.Instance | undefined;
+  let budget = 0n;
   try {
-    const instance = new WebAssembly.Instance(module, {
+    instance = new WebAssembly.Instance(module, {
       wasi_snapshot_preview1: env.imports,
     });
-    memory = instance.exports.memory as WebAssembly.Memory;
+    const fuel = instance.exports[FUEL_EXPORT] as
+      | WebAssembly.Global
+      | undefined;
+    if (fuel) {
+      // What a start function used counts against the budget.
+      budget = BigInt(request.fuel ?? Number.MAX_SAFE_INTEGER);
+      fuel.value = budget - (FUEL_AT_INSTANTIATION - fuel.value);
+    }
     exitCode = env.wasi.start(
       instance as unknown as Parameters<typeof env.wasi.start>[0],
     );
@@ -156,12 +182,19 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
   }
   const wallTimeMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
-  const memoryPeakBytes = memory?.buffer.byteLength ?? 0;
-  // Without a hook on memory.grow, a failing guest that ended close to the
-  // cap is taken to have hit it (an allocation of the remaining slack failed).
-  const slack = Math.max(2 * MIB, request.memoryBytes / 16);
-  const atCap = memoryPeakBytes + slack > request.memoryBytes;
-  if (atCap && (status === "trap" || exitCode !== 0)) {
+  const exports = instance?.exports ?? {};
+  const memoryPeakBytes =
+    (exports.memory as WebAssembly.Memory | undefined)?.buffer.byteLength ?? 0;
+  const fuelLeft = (exports[FUEL_EXPORT] as WebAssembly.Global | undefined)
+    ?.value as bigint | undefined;
+  const growFailed =
+    (exports[GROW_FAILED_EXPORT] as WebAssembly.Global | undefined)?.value ===
+      1;
+  const failed = status === "trap" || exitCode !== 0;
+  if (fuelLeft !== undefined && fuelLeft < 0n && status === "trap") {
+    status = "fuel_exhausted";
+    error = `fuel exhausted: the guest used its budget of ${budget} fuel`;
+  } else if (growFailed && failed) {
     status = "memory_limit";
     error = `memory limit: the guest reached the ${
       Math.round(request.memoryBytes / MIB)
@@ -174,6 +207,7 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     wallTimeMs,
     cpuTimeMs: (cpu.user + cpu.system) / 1000,
     memoryPeakBytes,
+    fuelConsumed: fuelLeft === undefined ? null : Number(budget - fuelLeft),
     stdout: env.stdout.bytes(),
     stderr: env.stderr.bytes(),
     stdoutTruncated: env.stdout.truncated,

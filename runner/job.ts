@@ -15,6 +15,7 @@ import {
   toBase64,
 } from "../schemas/mod.ts";
 import type { ExecuteOutcome } from "./execute.ts";
+import { MeteredModuleCache } from "./metered_cache.ts";
 import type { SandboxPool } from "./sandbox.ts";
 import type { Preopen } from "./wasi_env.ts";
 import { MIB } from "./wasm_binary.ts";
@@ -27,7 +28,16 @@ export const DEFAULT_LIMITS = {
   memoryMb: 128,
   timeoutSeconds: 30,
   outputBytes: 1024 * 1024,
+  /**
+   * Fuel per second of `timeout_seconds` when no budget is given: about what
+   * a tight loop burns per second on a 2-core box (typical code burns 5-10x
+   * more), so fuel, not the wall clock, usually stops a runaway guest.
+   */
+  fuelPerSecond: 2_000_000_000,
 } as const;
+
+/** The largest fuel budget (fuel is counted exactly in a JSON number). */
+export const MAX_FUEL = Number.MAX_SAFE_INTEGER;
 
 /** A job refused before it ran; the message is one line. */
 export class JobRefused extends Error {
@@ -56,6 +66,11 @@ export interface JobSpec {
   timeoutSeconds?: number;
   /** Cap on kept bytes per output stream (default 1 MiB). */
   outputBytes?: number;
+  /**
+   * Fuel budget (default the manifest's, else derived from the timeout with
+   * {@link DEFAULT_LIMITS}.fuelPerSecond).
+   */
+  fuel?: number;
   /** Read-only host directories. */
   preopens?: Preopen[];
   /** Guest path of a writable in-memory scratch directory. */
@@ -82,7 +97,11 @@ export interface JobContext {
   sandbox: SandboxPool;
   /** The node key that signs receipts. */
   key: NodeKey;
+  /** Metered modules (default one in-memory cache per process). */
+  modules?: MeteredModuleCache;
 }
+
+const sharedModules = new MeteredModuleCache();
 
 const round = (value: number, digits = 3) =>
   Math.round(value * 10 ** digits) / 10 ** digits;
@@ -111,16 +130,32 @@ export async function runJob(
   const args = spec.args ?? manifest?.args ?? [];
   const env = spec.env ?? manifest?.env ?? {};
   const stdin = spec.stdin ?? new Uint8Array();
+  const timeoutSeconds = spec.timeoutSeconds ?? manifest?.timeout_seconds ??
+    DEFAULT_LIMITS.timeoutSeconds;
+  const fuel = spec.fuel ?? manifest?.fuel ??
+    Math.min(
+      MAX_FUEL,
+      Math.ceil(timeoutSeconds * DEFAULT_LIMITS.fuelPerSecond),
+    );
+  if (!Number.isSafeInteger(fuel) || fuel < 1) {
+    throw new JobRefused(
+      `fuel must be a whole number from 1 to ${MAX_FUEL}, got ${fuel}`,
+    );
+  }
   const limits: AppliedLimits = {
     memory_mb: spec.memoryMb ?? manifest?.memory_mb ?? DEFAULT_LIMITS.memoryMb,
-    timeout_seconds: spec.timeoutSeconds ?? manifest?.timeout_seconds ??
-      DEFAULT_LIMITS.timeoutSeconds,
-    fuel: null,
+    timeout_seconds: timeoutSeconds,
+    fuel,
     output_bytes: spec.outputBytes ?? DEFAULT_LIMITS.outputBytes,
   };
-  const outcome = await context.sandbox.run({
-    module: spec.module,
+  const metered = await (context.modules ?? sharedModules).metered(
+    spec.module,
     moduleHash,
+  );
+  const outcome = await context.sandbox.run({
+    module: metered.bytes,
+    moduleKey: metered.key,
+    fuel,
     programName: spec.programName ?? "main.wasm",
     args,
     env,
@@ -150,7 +185,7 @@ export async function runJob(
         ? null
         : round(outcome.cpuTimeMs),
       memory_peak_mb: round(outcome.memoryPeakBytes / MIB),
-      fuel_consumed: null,
+      fuel_consumed: outcome.fuelConsumed,
       error: outcome.error,
     },
     stdout: text(outcome.stdout),

@@ -4,6 +4,18 @@
  * @module
  */
 export { capMemory, MIB, ModuleError } from "./wasm_binary.ts";
+export {
+  FUEL_EXPORT,
+  instrumentFuel,
+  type MeteredModule,
+  METERING_VERSION,
+} from "./metering.ts";
+export {
+  type CachedModule,
+  MeteredModuleCache,
+  type MeteredModuleCacheOptions,
+  type MeteredModuleCacheStats,
+} from "./metered_cache.ts";
 export type { Preopen, StreamName } from "./wasi_env.ts";
 export type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 export {
@@ -29,6 +41,7 @@ export {
   type JobResult,
   type JobSpec,
   logReceipt,
+  MAX_FUEL,
   runJob,
   RUNTIME_VERSION,
 } from "./job.ts";

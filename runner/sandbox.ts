@@ -213,6 +213,7 @@ class SandboxProcess {
       wallTimeMs: performance.now() - started,
       cpuTimeMs: 0,
       memoryPeakBytes: 0,
+      fuelConsumed: null,
       stdout: concatBytes(stdout),
       stderr: concatBytes(stderr),
       stdoutTruncated: false,
@@ -235,7 +236,8 @@ class SandboxProcess {
       await this.#writer.write(encodeFrame({
         type: "job",
         id,
-        module_hash: job.moduleHash,
+        module_key: job.moduleKey,
+        fuel: job.fuel,
         program_name: job.programName,
         args: job.args,
         env: job.env,

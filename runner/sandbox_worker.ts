@@ -45,7 +45,8 @@ async function serve(): Promise<void> {
       const outcome = execute({
         module: blobs[0],
         stdin: blobs[1],
-        moduleHash: header.module_hash as string,
+        moduleKey: header.module_key as string,
+        fuel: header.fuel as number | undefined,
         programName: header.program_name as string,
         args: header.args as string[],
         env: header.env as Record<string, string>,

@@ -1,6 +1,6 @@
 /**
- * Just enough of the WebAssembly binary format to inspect and rewrite a
- * module's memory limits before it is compiled.
+ * Just enough of the WebAssembly binary format to rewrite modules before
+ * they are compiled: section walking, LEB128, and memory limits.
  * @module
  */
 
@@ -14,18 +14,36 @@ export class ModuleError extends Error {
 }
 
 const MAGIC = [0x00, 0x61, 0x73, 0x6d];
-const SECTION_IMPORT = 2;
-const SECTION_MEMORY = 5;
+/** Section ids of the binary format. */
+export const SECTION = {
+  custom: 0,
+  type: 1,
+  import: 2,
+  function: 3,
+  table: 4,
+  memory: 5,
+  global: 6,
+  export: 7,
+  start: 8,
+  element: 9,
+  code: 10,
+  data: 11,
+  dataCount: 12,
+  tag: 13,
+} as const;
 const WASM_PAGE = 65536;
 
 /** Bytes per MiB, for converting memory sizes. */
 export const MIB = 1024 * 1024;
 
-/** A byte reader over one module. */
-class Reader {
+/** A byte reader over (part of) a module. */
+export class Reader {
+  /** Position of the next byte. */
   offset = 0;
+  /** Reads `bytes` from the start. */
   constructor(readonly bytes: Uint8Array) {}
 
+  /** One byte. */
   byte(): number {
     if (this.offset >= this.bytes.length) {
       throw new ModuleError("not a valid WebAssembly module: unexpected end");
@@ -48,14 +66,29 @@ class Reader {
     }
   }
 
+  /** Unsigned LEB128 of at most 32 bits, without bigint (the hot path). */
   u32(): number {
-    const value = this.uleb();
-    if (value > 0xffffffffn) {
-      throw new ModuleError("not a valid WebAssembly module: u32 overflow");
+    let result = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      const b = this.byte();
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) {
+        if (result > 0xffffffff) break;
+        return result;
+      }
     }
-    return Number(value);
+    throw new ModuleError("not a valid WebAssembly module: u32 overflow");
   }
 
+  /** Skips one (signed or unsigned) LEB128 number of at most 64 bits. */
+  skipLeb(): void {
+    for (let i = 0; i < 10; i++) {
+      if ((this.byte() & 0x80) === 0) return;
+    }
+    throw new ModuleError("not a valid WebAssembly module: bad LEB128");
+  }
+
+  /** Skips `count` bytes. */
   skip(count: number): void {
     if (this.offset + count > this.bytes.length) {
       throw new ModuleError("not a valid WebAssembly module: unexpected end");
@@ -63,12 +96,14 @@ class Reader {
     this.offset += count;
   }
 
+  /** Skips a name (length-prefixed bytes). */
   name(): void {
     this.skip(this.u32());
   }
 }
 
-function uleb(value: bigint | number): number[] {
+/** Encodes an unsigned LEB128 number. */
+export function uleb(value: bigint | number): number[] {
   let v = BigInt(value);
   const out: number[] = [];
   do {
@@ -78,6 +113,78 @@ function uleb(value: bigint | number): number[] {
     out.push(b);
   } while (v !== 0n);
   return out;
+}
+
+/** Encodes a signed LEB128 number. */
+export function sleb(value: bigint | number): number[] {
+  let v = BigInt(value);
+  const out: number[] = [];
+  for (;;) {
+    const b = Number(v & 0x7fn);
+    v >>= 7n;
+    const done = (v === 0n && (b & 0x40) === 0) ||
+      (v === -1n && (b & 0x40) !== 0);
+    out.push(done ? b : b | 0x80);
+    if (done) return out;
+  }
+}
+
+/** One section of a module. */
+export interface Section {
+  /** Section id (see {@link SECTION}). */
+  id: number;
+  /** The whole section: id, size and body. */
+  raw: Uint8Array;
+  /** The section's body. */
+  body: Uint8Array;
+}
+
+/** Checks the header and splits a module into its sections. */
+export function readSections(module: Uint8Array): Section[] {
+  if (
+    module.length < 8 || MAGIC.some((b, i) => module[i] !== b) ||
+    module[4] !== 1 || module[5] !== 0 || module[6] !== 0 || module[7] !== 0
+  ) {
+    throw new ModuleError(
+      "not a WebAssembly module (bad magic number or version)",
+    );
+  }
+  const r = new Reader(module);
+  r.offset = 8;
+  const sections: Section[] = [];
+  while (r.offset < module.length) {
+    const start = r.offset;
+    const id = r.byte();
+    const size = r.u32();
+    const bodyStart = r.offset;
+    r.skip(size);
+    sections.push({
+      id,
+      raw: module.subarray(start, r.offset),
+      body: module.subarray(bodyStart, r.offset),
+    });
+  }
+  return sections;
+}
+
+/** Encodes a section from its id and body parts. */
+export function encodeSection(id: number, body: Uint8Array[]): Uint8Array[] {
+  const size = body.reduce((n, p) => n + p.length, 0);
+  return [Uint8Array.of(id, ...uleb(size)), ...body];
+}
+
+/** A module from its sections (header added). */
+export function assembleModule(parts: Uint8Array[]): Uint8Array {
+  const header = Uint8Array.of(...MAGIC, 1, 0, 0, 0);
+  const total = parts.reduce((n, p) => n + p.length, header.length);
+  const bytes = new Uint8Array(total);
+  bytes.set(header);
+  let at = header.length;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
 }
 
 /** Memory limits as declared in a module. */
@@ -139,40 +246,25 @@ function capLimits(limits: MemoryLimits, capPages: bigint): MemoryLimits {
  * of taking host memory. Other sections are copied unchanged.
  */
 export function capMemory(module: Uint8Array, capBytes: number): CappedModule {
-  if (
-    module.length < 8 || MAGIC.some((b, i) => module[i] !== b) ||
-    module[4] !== 1 || module[5] !== 0 || module[6] !== 0 || module[7] !== 0
-  ) {
-    throw new ModuleError(
-      "not a WebAssembly module (bad magic number or version)",
-    );
-  }
   const capPages = BigInt(Math.floor(capBytes / WASM_PAGE));
-  const r = new Reader(module);
-  r.offset = 8;
-  const parts: Uint8Array[] = [module.subarray(0, 8)];
+  const parts: Uint8Array[] = [];
   let initialPages = 0;
   let maxPages = 0;
   const note = (limits: MemoryLimits) => {
     initialPages = Number(limits.min);
     maxPages = Number(limits.max);
   };
-  while (r.offset < module.length) {
-    const start = r.offset;
-    const id = r.byte();
-    const size = r.u32();
-    const bodyStart = r.offset;
-    r.skip(size);
-    if (id !== SECTION_IMPORT && id !== SECTION_MEMORY) {
-      parts.push(module.subarray(start, r.offset));
+  for (const { id, raw, body: bytes } of readSections(module)) {
+    if (id !== SECTION.import && id !== SECTION.memory) {
+      parts.push(raw);
       continue;
     }
-    const body = new Reader(module.subarray(bodyStart, bodyStart + size));
+    const body = new Reader(bytes);
     const out: number[] = [];
     const count = body.u32();
     out.push(...uleb(count));
     for (let i = 0; i < count; i++) {
-      if (id === SECTION_MEMORY) {
+      if (id === SECTION.memory) {
         const limits = capLimits(readLimits(body), capPages);
         note(limits);
         out.push(...writeLimits(limits));
@@ -212,19 +304,12 @@ export function capMemory(module: Uint8Array, capBytes: number): CappedModule {
       }
       out.push(...body.bytes.subarray(descStart, body.offset));
     }
-    if (body.offset !== size) {
+    if (body.offset !== bytes.length) {
       throw new ModuleError(
         "not a valid WebAssembly module: section size mismatch",
       );
     }
-    parts.push(Uint8Array.of(id, ...uleb(out.length), ...out));
+    parts.push(...encodeSection(id, [Uint8Array.from(out)]));
   }
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
-  return { bytes, initialPages, maxPages };
+  return { bytes: assembleModule(parts), initialPages, maxPages };
 }

@@ -93,6 +93,9 @@ Deno.test("phase run: limits give clear results and exit codes", async () => {
       dir,
       "--timeout",
       "0.5",
+      // Enough fuel that the wall clock stops the guest first.
+      "--fuel",
+      "1000000000000",
     ]);
     assert.equal(loop.code, 124);
     assert.equal(

@@ -604,7 +604,7 @@ Deno.test("provider: POST /jobs returns a receipt that phase receipt verify acce
     const busy = post(
       example("infinite_loop") as Uint8Array<ArrayBuffer>,
       "application/wasm",
-      "?timeout_seconds=1.5",
+      "?timeout_seconds=1.5&fuel=1000000000000",
     );
     await new Promise((r) => setTimeout(r, 300));
     const rejected = await post(
@@ -616,6 +616,16 @@ Deno.test("provider: POST /jobs returns a receipt that phase receipt verify acce
     await rejected.body?.cancel();
     const loop = await (await busy).json();
     assert.equal(loop.execution.status, "timeout");
+    const metered = await (await post(
+      example("infinite_loop") as Uint8Array<ArrayBuffer>,
+      "application/wasm",
+      "?fuel=1000",
+    )).json();
+    assert.equal(metered.execution.status, "fuel_exhausted");
+    assert.equal(metered.limits.fuel, 1000);
+    const badFuel = await post("x", "application/wasm", "?fuel=1.5");
+    assert.equal(badFuel.status, 400);
+    assert.match((await badFuel.json()).reason, /fuel must be a whole number/);
     const get = await fetch(`${f.provider.url}/jobs`);
     assert.equal(get.status, 405);
     await get.body?.cancel();

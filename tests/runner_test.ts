@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execute, type ExecuteRequest } from "../runner/execute.ts";
-import { capMemory, MIB, ModuleError } from "../runner/mod.ts";
+import { capMemory, instrumentFuel, MIB, ModuleError } from "../runner/mod.ts";
 import { sha256Ref } from "../schemas/mod.ts";
 import { example, tempDir, text } from "./helpers.ts";
 
@@ -8,10 +8,11 @@ async function run(
   name: string,
   options: Partial<ExecuteRequest> = {},
 ) {
-  const module = options.module ?? example(name);
+  // Jobs always run metered modules; so do these tests.
+  const module = instrumentFuel(options.module ?? example(name)).bytes;
   return execute({
     module,
-    moduleHash: await sha256Ref(module),
+    moduleKey: await sha256Ref(module),
     programName: name,
     args: [],
     env: {},

@@ -19,7 +19,7 @@ async function job(
   const module = example(name);
   return {
     module,
-    moduleHash: await sha256Ref(module),
+    moduleKey: await sha256Ref(module),
     programName: name,
     args: [],
     env: {},

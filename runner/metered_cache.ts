@@ -1,0 +1,115 @@
+/**
+ * Metered modules cached by the original module's sha256, so repeated jobs
+ * pay instrumentation once: in memory always, and on disk in a directory
+ * when this process may write there (never in Private mode).
+ * @module
+ */
+import { instrumentFuel, METERING_VERSION } from "./metering.ts";
+import { readSections } from "./wasm_binary.ts";
+
+/** How to cache metered modules. */
+export interface MeteredModuleCacheOptions {
+  /** Directory for instrumented modules; none keeps them in memory only. */
+  dir?: string | null;
+  /** Modules kept in memory (default 64). */
+  maxEntries?: number;
+}
+
+/** A metered module and the key that names its bytes. */
+export interface CachedModule {
+  /** Instrumented bytes. */
+  bytes: Uint8Array;
+  /** Names these bytes (original hash and instrumentation version). */
+  key: string;
+}
+
+/** Where a cached module came from, for tests and benchmarks. */
+export interface MeteredModuleCacheStats {
+  /** Served from memory. */
+  memoryHits: number;
+  /** Read back from disk. */
+  diskHits: number;
+  /** Instrumented now. */
+  instrumented: number;
+}
+
+/** Metered modules by the sha256 of the original module. */
+export class MeteredModuleCache {
+  readonly #dir: string | null;
+  readonly #max: number;
+  readonly #entries = new Map<string, CachedModule>();
+  /** Counts of where modules came from. */
+  readonly stats: MeteredModuleCacheStats = {
+    memoryHits: 0,
+    diskHits: 0,
+    instrumented: 0,
+  };
+
+  /** Creates an empty cache. */
+  constructor(options: MeteredModuleCacheOptions = {}) {
+    this.#dir = options.dir ?? null;
+    this.#max = options.maxEntries ?? 64;
+  }
+
+  /**
+   * The metered form of `module`, whose sha256 reference is `moduleHash`
+   * (`sha256:<hex>`). Throws ModuleError for modules that cannot be metered.
+   */
+  async metered(module: Uint8Array, moduleHash: string): Promise<CachedModule> {
+    const key = `${moduleHash}+fuel${METERING_VERSION}`;
+    const hit = this.#entries.get(key);
+    if (hit) {
+      this.#entries.delete(key);
+      this.#entries.set(key, hit);
+      this.stats.memoryHits++;
+      return hit;
+    }
+    const path = this.#dir &&
+      `${this.#dir}/${
+        moduleHash.replace("sha256:", "")
+      }.fuel${METERING_VERSION}.wasm`;
+    let bytes = path ? await readIfSound(path) : null;
+    if (bytes) this.stats.diskHits++;
+    else {
+      bytes = instrumentFuel(module).bytes;
+      this.stats.instrumented++;
+      if (path) await writeIfAllowed(this.#dir!, path, bytes);
+    }
+    const entry = { bytes, key };
+    this.#entries.set(key, entry);
+    if (this.#entries.size > this.#max) {
+      this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    return entry;
+  }
+}
+
+/** A cached file, or null when it is missing or not a whole module. */
+async function readIfSound(path: string): Promise<Uint8Array | null> {
+  try {
+    const bytes = await Deno.readFile(path);
+    readSections(bytes);
+    return bytes;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes atomically (temporary file + rename); skipped without permission. */
+async function writeIfAllowed(
+  dir: string,
+  path: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  const state = Deno.permissions.querySync({ name: "write", path: dir }).state;
+  if (state !== "granted") return;
+  const temporary = `${path}.tmp-${crypto.randomUUID()}`;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeFile(temporary, bytes);
+    await Deno.rename(temporary, path);
+  } catch {
+    // A cache that cannot be written only costs the next run a rebuild.
+    await Deno.remove(temporary).catch(() => {});
+  }
+}

@@ -1,0 +1,230 @@
+import assert from "node:assert/strict";
+import { execute } from "../runner/execute.ts";
+import {
+  FUEL_EXPORT,
+  instrumentFuel,
+  MeteredModuleCache,
+  METERING_VERSION,
+  MIB,
+  ModuleError,
+  runJob,
+  SandboxPool,
+} from "../runner/mod.ts";
+import { generateKey, sha256Ref } from "../schemas/mod.ts";
+import { cli, example, examplePath, tempDir } from "./helpers.ts";
+
+const EXAMPLES = [
+  "hello",
+  "cpu_heavy",
+  "echo_env",
+  "fs_probe",
+  "huge_output",
+  "memory_bomb",
+  "sock_probe",
+  "fuel_count",
+];
+
+function runInProcess(module: Uint8Array, key: string, fuel?: number) {
+  return execute({
+    module,
+    moduleKey: key,
+    fuel,
+    programName: "guest",
+    args: ["1"],
+    env: { GREETING: "hi" },
+    stdin: new TextEncoder().encode("stdin bytes"),
+    memoryBytes: 32 * MIB,
+    outputLimit: MIB,
+    preopens: [],
+  });
+}
+
+Deno.test("metering keeps every example's behaviour and exports the fuel counter", () => {
+  for (const name of EXAMPLES) {
+    const original = example(name);
+    const metered = instrumentFuel(original);
+    const compiled = new WebAssembly.Module(
+      metered.bytes as Uint8Array<ArrayBuffer>,
+    );
+    assert.ok(
+      WebAssembly.Module.exports(compiled).some((e) =>
+        e.name === FUEL_EXPORT && e.kind === "global"
+      ),
+      name,
+    );
+    assert.ok(metered.chargePoints >= metered.functions, name);
+    const plain = runInProcess(original, `${name}/plain`);
+    const counted = runInProcess(metered.bytes, `${name}/metered`, 1e12);
+    // Metered modules also record failed memory.grow calls.
+    const status = name === "memory_bomb" ? "memory_limit" : plain.status;
+    assert.equal(counted.status, status, name);
+    assert.equal(counted.exitCode, plain.exitCode, name);
+    assert.deepEqual(counted.stdout, plain.stdout, name);
+    assert.equal(plain.fuelConsumed, null, name);
+    assert.ok(counted.fuelConsumed! > 0, name);
+  }
+});
+
+Deno.test("fuel follows the documented rules exactly (fuel_count.wat: 8004)", () => {
+  const out = runInProcess(
+    instrumentFuel(example("fuel_count")).bytes,
+    "fuel_count",
+    1e6,
+  );
+  assert.equal(out.status, "exited");
+  assert.equal(out.exitCode, 0);
+  assert.equal(out.fuelConsumed, 8004);
+});
+
+Deno.test("a budget below the need stops the guest with fuel exhausted; the exact need is enough", () => {
+  const module = instrumentFuel(example("fuel_count")).bytes;
+  const enough = runInProcess(module, "fuel_count", 8004);
+  assert.equal(enough.status, "exited");
+  assert.equal(enough.fuelConsumed, 8004);
+  const short = runInProcess(module, "fuel_count", 4000);
+  assert.equal(short.status, "fuel_exhausted");
+  assert.equal(short.exitCode, null);
+  assert.equal(
+    short.error,
+    "fuel exhausted: the guest used its budget of 4000 fuel",
+  );
+  assert.ok(short.fuelConsumed! > 4000 && short.fuelConsumed! <= 4008);
+});
+
+Deno.test("fuel consumed is identical across runs, processes and the in-process path", async () => {
+  const metered = instrumentFuel(example("cpu_heavy")).bytes;
+  const inProcess = runInProcess(metered, "cpu", 1e12).fuelConsumed;
+  const fromCli = [];
+  for (let i = 0; i < 2; i++) {
+    const out = await cli([
+      "run",
+      "--ephemeral",
+      "--private",
+      "--json",
+      examplePath("cpu_heavy"),
+      "--env",
+      "GREETING=hi",
+      "--",
+      "1",
+    ], {
+      stdin: "stdin bytes",
+      flags: ["--allow-read", "--allow-run", "--allow-env"],
+    });
+    assert.equal(out.code, 0, out.stderr);
+    const receipt = JSON.parse(out.stdout);
+    assert.equal(receipt.limits.fuel, 30 * 2_000_000_000);
+    fromCli.push(receipt.execution.fuel_consumed);
+  }
+  assert.ok(inProcess! > 1e6);
+  assert.deepEqual(fromCli, [inProcess, inProcess]);
+});
+
+Deno.test("a runaway guest ends with fuel exhausted and its sandbox process serves the next job", async () => {
+  const pool = new SandboxPool({ size: 1 });
+  const key = await generateKey();
+  try {
+    await pool.warm();
+    const before = pool.pids;
+    const { receipt } = await runJob(
+      { module: example("infinite_loop"), fuel: 50_000_000 },
+      { sandbox: pool, key },
+    );
+    assert.equal(receipt.execution.status, "fuel_exhausted");
+    assert.equal(receipt.limits.fuel, 50_000_000);
+    assert.ok(receipt.execution.fuel_consumed! >= 50_000_000);
+    assert.match(receipt.execution.error!, /^fuel exhausted/);
+    const next = await runJob(
+      { module: example("hello"), args: ["again"] },
+      { sandbox: pool, key },
+    );
+    assert.equal(next.receipt.stdout, "niaga\n");
+    assert.deepEqual(pool.pids, before, "the same process served both jobs");
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("phase run --fuel: exit 124 and a one-line reason when the budget is spent", async () => {
+  const out = await cli([
+    "run",
+    "--ephemeral",
+    "--private",
+    "--fuel",
+    "1000",
+    examplePath("infinite_loop"),
+  ], { flags: ["--allow-read", "--allow-run", "--allow-env"] });
+  assert.equal(out.code, 124);
+  assert.equal(
+    out.stderr.trim(),
+    "phase: fuel exhausted: the guest used its budget of 1000 fuel",
+  );
+  const bad = await cli(["run", "--ephemeral", "--fuel=-3", "x.wasm"]);
+  assert.equal(bad.code, 2);
+  assert.equal(
+    bad.stderr.trim(),
+    "phase: --fuel wants a positive integer, got -3",
+  );
+});
+
+Deno.test("the job manifest's fuel is the budget when the caller gives none", async () => {
+  const pool = new SandboxPool({ size: 1 });
+  try {
+    const module = example("fuel_count");
+    const { receipt } = await runJob({
+      module,
+      manifest: { version: 1, module_hash: await sha256Ref(module), fuel: 100 },
+    }, { sandbox: pool, key: await generateKey() });
+    assert.equal(receipt.limits.fuel, 100);
+    assert.equal(receipt.execution.status, "fuel_exhausted");
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("metered modules are cached by hash in memory and on disk, and a damaged file is rebuilt", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const module = example("hello");
+    const hash = await sha256Ref(module);
+    const first = new MeteredModuleCache({ dir });
+    const built = await first.metered(module, hash);
+    assert.equal(built.key, `${hash}+fuel${METERING_VERSION}`);
+    await first.metered(module, hash);
+    assert.deepEqual(first.stats, {
+      memoryHits: 1,
+      diskHits: 0,
+      instrumented: 1,
+    });
+    const file = `${dir}/${hash.slice(7)}.fuel${METERING_VERSION}.wasm`;
+    assert.deepEqual(await Deno.readFile(file), built.bytes);
+
+    const second = new MeteredModuleCache({ dir });
+    assert.deepEqual((await second.metered(module, hash)).bytes, built.bytes);
+    assert.equal(second.stats.diskHits, 1);
+
+    await Deno.writeFile(file, built.bytes.subarray(0, 100));
+    const third = new MeteredModuleCache({ dir });
+    assert.deepEqual((await third.metered(module, hash)).bytes, built.bytes);
+    assert.equal(third.stats.instrumented, 1);
+    assert.deepEqual(await Deno.readFile(file), built.bytes);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("modules that cannot be metered are refused with one line", () => {
+  assert.throws(
+    () => instrumentFuel(new TextEncoder().encode("not wasm")),
+    (error: Error) =>
+      error instanceof ModuleError && /bad magic number/.test(error.message),
+  );
+  // A damaged function body.
+  const broken = instrumentFuel(example("fuel_count")).bytes.slice();
+  const body = broken.lastIndexOf(0x0b);
+  broken[body - 1] = 0xff;
+  assert.throws(
+    () => instrumentFuel(broken),
+    (error: Error) =>
+      error instanceof ModuleError && !error.message.includes("\n"),
+  );
+});
