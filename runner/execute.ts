@@ -148,6 +148,7 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     outputLimit: request.outputLimit,
     preopens: request.preopens,
     scratch: request.scratch,
+    scratchBytes: request.memoryBytes,
     onOutput: request.onOutput,
   });
   const cpuBefore = process.cpuUsage();

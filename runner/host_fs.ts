@@ -93,10 +93,12 @@ class HostRoot {
     const parts = base === this.real
       ? []
       : base.slice(this.real.length + 1).split("/");
+    // `..` may not leave the directory the path is relative to (as cap-std).
+    const floor = parts.length;
     for (const part of path.split("/")) {
       if (part === "" || part === ".") continue;
       if (part === "..") {
-        if (parts.length === 0) {
+        if (parts.length === floor) {
           return { ret: wasi.ERRNO_NOTCAPABLE, host: null };
         }
         parts.pop();
@@ -365,14 +367,12 @@ export class HostDirFd extends Fd {
     const { ret, host } = this.#root.resolve(this.#path, path, false);
     if (host === null) return { ret, data: null };
     try {
+      if (!Deno.lstatSync(host).isSymlink) {
+        return { ret: wasi.ERRNO_INVAL, data: null };
+      }
       return { ret: wasi.ERRNO_SUCCESS, data: Deno.readLinkSync(host) };
     } catch (error) {
-      return {
-        ret: error instanceof Deno.errors.InvalidData
-          ? wasi.ERRNO_INVAL
-          : errnoOf(error),
-        data: null,
-      };
+      return { ret: errnoOf(error), data: null };
     }
   }
 

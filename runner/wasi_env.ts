@@ -1,20 +1,17 @@
 /**
- * The WASI preview1 environment a guest sees: @bjorn3/browser_wasi_shim with
- * the gaps listed in shared/notes/wasi.md closed (UTF-8 args, errno for
- * sockets, CSPRNG randomness, real CPU clocks, poll_oneoff without busy
- * waiting, lowest-free fd numbers, capped output capture).
+ * The WASI preview1 environment a guest sees: @bjorn3/browser_wasi_shim's
+ * dispatch with the gaps listed in shared/notes/wasi.md closed (UTF-8 args,
+ * errno for sockets, CSPRNG randomness, real CPU clocks, poll_oneoff without
+ * busy waiting, lowest-free fd numbers, renumber onto itself, links and
+ * renames, capped output capture) and Phase's own read-only host directories
+ * (host_fs.ts) and writable scratch tree (scratch_fs.ts).
+ * Every function is covered by tests/wasi_test.ts.
  * @module
  */
 import process from "node:process";
-import {
-  Fd,
-  type File,
-  PreopenDirectory,
-  WASI,
-  wasi,
-  WASIProcExit,
-} from "@bjorn3/browser_wasi_shim";
+import { Fd, WASI, wasi, WASIProcExit } from "@bjorn3/browser_wasi_shim";
 import { HostDirFd } from "./host_fs.ts";
+import { ScratchDirFd } from "./scratch_fs.ts";
 
 export { WASIProcExit };
 
@@ -56,7 +53,19 @@ class StdinFd extends Fd {
     return { ret: wasi.ERRNO_SPIPE, offset: 0n };
   }
 
+  override fd_tell() {
+    return { ret: wasi.ERRNO_SPIPE, offset: 0n };
+  }
+
+  override fd_pread() {
+    return { ret: wasi.ERRNO_SPIPE, data: new Uint8Array() };
+  }
+
   override fd_write() {
+    return { ret: wasi.ERRNO_BADF, nwritten: 0 };
+  }
+
+  override fd_pwrite() {
     return { ret: wasi.ERRNO_BADF, nwritten: 0 };
   }
 }
@@ -114,7 +123,19 @@ export class OutputCapture extends Fd {
     return { ret: wasi.ERRNO_SPIPE, offset: 0n };
   }
 
+  override fd_tell() {
+    return { ret: wasi.ERRNO_SPIPE, offset: 0n };
+  }
+
+  override fd_pwrite() {
+    return { ret: wasi.ERRNO_SPIPE, nwritten: 0 };
+  }
+
   override fd_read() {
+    return { ret: wasi.ERRNO_BADF, data: new Uint8Array() };
+  }
+
+  override fd_pread() {
     return { ret: wasi.ERRNO_BADF, data: new Uint8Array() };
   }
 
@@ -152,6 +173,8 @@ export interface WasiEnvOptions {
   preopens?: Preopen[];
   /** Guest path of a writable in-memory directory discarded after the run. */
   scratch?: string;
+  /** Cap on the bytes held in the scratch directory (default 64 MiB). */
+  scratchBytes?: number;
   /** Sees output chunks as they are written. */
   onOutput?: (stream: StreamName, chunk: Uint8Array) => void;
 }
@@ -236,7 +259,12 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     fds.push(HostDirFd.preopen(preopen.host, preopen.guest));
   }
   if (options.scratch) {
-    fds.push(new PreopenDirectory(options.scratch, new Map<string, File>()));
+    fds.push(
+      ScratchDirFd.preopen(
+        options.scratch,
+        options.scratchBytes ?? 64 * 2 ** 20,
+      ),
+    );
   }
   const envList = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
   const shim = new WASI(options.argv, envList, fds, { debug: false });
@@ -246,6 +274,31 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
   const table = shim.fds as (Fd | undefined)[];
   const notSocket = (fd: number) =>
     table[fd] === undefined ? wasi.ERRNO_BADF : wasi.ERRNO_NOTSOCK;
+  const text = (pointer: number, length: number) =>
+    new TextDecoder().decode(
+      new Uint8Array(memory().buffer, pointer, length),
+    );
+  /**
+   * Links and renames: within one scratch tree they happen; a read-only
+   * host directory answers EROFS; across trees EXDEV.
+   */
+  const betweenDirs = (
+    fromFd: number,
+    toFd: number,
+    within: (from: ScratchDirFd, to: ScratchDirFd) => number,
+  ) => {
+    const from = table[fromFd];
+    const to = table[toFd];
+    if (from === undefined || to === undefined) return wasi.ERRNO_BADF;
+    const isDir = (fd: Fd) =>
+      fd instanceof ScratchDirFd || fd instanceof HostDirFd;
+    if (!isDir(from) || !isDir(to)) return wasi.ERRNO_NOTDIR;
+    if (from instanceof HostDirFd || to instanceof HostDirFd) {
+      return wasi.ERRNO_ROFS;
+    }
+    const scratch = from as ScratchDirFd;
+    return scratch.sameTree(to) ? within(scratch, to) : wasi.ERRNO_XDEV;
+  };
 
   const overrides = {
     args_sizes_get: (countPtr: number, sizePtr: number) =>
@@ -288,9 +341,7 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     ) {
       const dir = table[dirFd];
       if (dir === undefined) return wasi.ERRNO_BADF;
-      const path = new TextDecoder().decode(
-        new Uint8Array(memory().buffer, pathPtr, pathLen),
-      );
+      const path = text(pathPtr, pathLen);
       const { ret, fd_obj } = dir.path_open(
         dirflags,
         path,
@@ -322,12 +373,81 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     ) {
       const dir = table[fd];
       if (dir === undefined) return wasi.ERRNO_BADF;
-      const path = new TextDecoder().decode(
-        new Uint8Array(memory().buffer, pathPtr, pathLen),
+      const { ret, filestat } = dir.path_filestat_get(
+        flags,
+        text(pathPtr, pathLen),
       );
-      const { ret, filestat } = dir.path_filestat_get(flags, path);
       if (filestat) writeFilestat(memory(), statPtr, filestat);
       return ret;
+    },
+    fd_prestat_get(fd: number, pointer: number) {
+      const file = table[fd];
+      if (file === undefined) return wasi.ERRNO_BADF;
+      const { prestat } = file.fd_prestat_get();
+      // Only preopened directories have a prestat (wasmtime: EBADF).
+      if (prestat === null) return wasi.ERRNO_BADF;
+      prestat.write_bytes(new DataView(memory().buffer), pointer);
+      return wasi.ERRNO_SUCCESS;
+    },
+    fd_renumber(fd: number, to: number) {
+      if (table[fd] === undefined || table[to] === undefined) {
+        return wasi.ERRNO_BADF;
+      }
+      if (fd === to) return wasi.ERRNO_SUCCESS;
+      table[to]!.fd_close();
+      table[to] = table[fd];
+      table[fd] = undefined;
+      return wasi.ERRNO_SUCCESS;
+    },
+    fd_advise(fd: number, _offset: bigint, _length: bigint, advice: number) {
+      if (table[fd] === undefined) return wasi.ERRNO_BADF;
+      return advice > wasi.ADVICE_NOREUSE
+        ? wasi.ERRNO_INVAL
+        : wasi.ERRNO_SUCCESS;
+    },
+    path_link(
+      oldFd: number,
+      _oldFlags: number,
+      oldPtr: number,
+      oldLen: number,
+      newFd: number,
+      newPtr: number,
+      newLen: number,
+    ) {
+      return betweenDirs(
+        oldFd,
+        newFd,
+        (from, to) => from.link(text(oldPtr, oldLen), to, text(newPtr, newLen)),
+      );
+    },
+    path_rename(
+      oldFd: number,
+      oldPtr: number,
+      oldLen: number,
+      newFd: number,
+      newPtr: number,
+      newLen: number,
+    ) {
+      return betweenDirs(
+        oldFd,
+        newFd,
+        (from, to) =>
+          from.rename(text(oldPtr, oldLen), to, text(newPtr, newLen)),
+      );
+    },
+    path_symlink(
+      _oldPtr: number,
+      _oldLen: number,
+      fd: number,
+      _newPtr: number,
+      _newLen: number,
+    ) {
+      const dir = table[fd];
+      if (dir === undefined) return wasi.ERRNO_BADF;
+      if (dir instanceof HostDirFd) return wasi.ERRNO_ROFS;
+      // The scratch tree has no symbolic links.
+      if (dir instanceof ScratchDirFd) return wasi.ERRNO_NOTSUP;
+      return wasi.ERRNO_NOTDIR;
     },
     poll_oneoff(inPtr: number, outPtr: number, count: number, nPtr: number) {
       return pollOneoff(memory(), table, inPtr, outPtr, count, nPtr);
