@@ -12,7 +12,13 @@ import {
 } from "../discovery/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
-import { exitStatusOf, readInput, readStdin, splitGuestArgs } from "./run.ts";
+import {
+  exitStatusOf,
+  positiveNumber,
+  readInput,
+  readStdin,
+  splitGuestArgs,
+} from "./run.ts";
 
 const CLIENT_OPTIONS = {
   bootstrap: { type: "string", multiple: true },
@@ -108,6 +114,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
       arch: { type: "string" },
       memory: { type: "string" },
       "job-timeout": { type: "string" },
+      fuel: { type: "string" },
       receipt: { type: "string" },
     },
   });
@@ -117,6 +124,9 @@ export async function submitCommand(argv: string[]): Promise<number> {
       "usage: phase submit <module.wasm> (--peer PEER_ID | --auto) [--bootstrap MULTIADDR…] [-- args…]",
     );
   }
+  const memory = positiveNumber(values.memory, "memory", true);
+  const jobTimeout = positiveNumber(values["job-timeout"], "job-timeout");
+  const fuel = positiveNumber(values.fuel, "fuel", true);
   const module = await readInput(modulePath, "module");
   const stdin = await readStdin();
   const node = await client(values);
@@ -126,10 +136,9 @@ export async function submitCommand(argv: string[]): Promise<number> {
       args: guestArgs ?? positionals.slice(1),
       stdin,
       requirements: {
-        ...(values.memory ? { memory_mb: Number(values.memory) } : {}),
-        ...(values["job-timeout"]
-          ? { timeout_seconds: Number(values["job-timeout"]) }
-          : {}),
+        ...(memory ? { memory_mb: memory } : {}),
+        ...(jobTimeout ? { timeout_seconds: jobTimeout } : {}),
+        ...(fuel ? { fuel } : {}),
         ...(values.arch ? { arch: values.arch } : {}),
       },
     };

@@ -96,7 +96,8 @@ function parseEnv(items: string[]): Record<string, string> | undefined {
   return env;
 }
 
-function positiveNumber(
+/** Parses a positive number option (`--flag`), or throws a usage error. */
+export function positiveNumber(
   value: string | undefined,
   flag: string,
   integer = false,

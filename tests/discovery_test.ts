@@ -242,6 +242,20 @@ Deno.test({
       assert.equal(direct.stdout, "!dlroW ,olleH\n");
       assert.equal(direct.receipt.node_peer_id, good.peerId);
       assert.equal(direct.peerId, good.peerId);
+      // The offer's fuel budget is the remote job's budget.
+      const metered = await submitJob(client, good.peerId, {
+        module: example("infinite_loop"),
+        requirements: { fuel: 5000 },
+      });
+      assert.equal(metered.receipt.limits.fuel, 5000);
+      assert.equal(metered.receipt.execution.status, "fuel_exhausted");
+      await assert.rejects(
+        submitJob(client, good.peerId, { ...job, requirements: { fuel: 0.5 } }),
+        (e: Error) => {
+          assert.equal((e as JobRejected).reason, "InvalidRequest");
+          return true;
+        },
+      );
       await assert.rejects(
         submitJob(client, arm.peerId, {
           ...job,
