@@ -20,6 +20,10 @@ export function receiptLines(
     ["Status", receipt.execution.error ?? receipt.execution.status],
     ["Exit Code", String(receipt.execution.exit_code ?? "-")],
     ["Wall Time", `${receipt.execution.wall_time_ms.toFixed(2)} ms`],
+    ...(receipt.execution.fuel_consumed === null ? [] : [[
+      "Fuel",
+      `${receipt.execution.fuel_consumed} of ${receipt.limits.fuel}`,
+    ] as [string, string]]),
     ["Output", output],
     [
       "Receipt",

@@ -187,7 +187,7 @@ const openFiles = new WeakMap<FileNode, number>();
 class ScratchFileFd extends Fd {
   #position = 0;
   #flags: number;
-  #rights: bigint;
+  readonly #rights: bigint;
 
   constructor(
     readonly tree: ScratchTree,
@@ -222,14 +222,6 @@ class ScratchFileFd extends Fd {
   override fd_fdstat_set_flags(flags: number): number {
     if (flags & ~0x1f) return wasi.ERRNO_INVAL;
     this.#flags = flags;
-    return wasi.ERRNO_SUCCESS;
-  }
-
-  override fd_fdstat_set_rights(base: bigint, inheriting: bigint): number {
-    if ((base & ~this.#rights) !== 0n || inheriting !== 0n) {
-      return wasi.ERRNO_NOTCAPABLE;
-    }
-    this.#rights = base;
     return wasi.ERRNO_SUCCESS;
   }
 

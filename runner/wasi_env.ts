@@ -459,8 +459,90 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     sock_send: (fd: number) => notSocket(fd),
     sock_shutdown: (fd: number) => notSocket(fd),
   };
-  const imports = { ...shim.wasiImport, ...overrides } as WasiEnv["imports"];
+  const merged = { ...shim.wasiImport, ...overrides } as WasiEnv["imports"];
+  const imports = withRightsMasks(merged, table, memory);
   return { wasi: shim, imports, stdout, stderr };
+}
+
+/** The right each descriptor call needs, checked against narrowed rights. */
+const NEEDED_RIGHT: Record<string, number> = {
+  fd_read: wasi.RIGHTS_FD_READ,
+  fd_pread: wasi.RIGHTS_FD_READ,
+  fd_write: wasi.RIGHTS_FD_WRITE,
+  fd_pwrite: wasi.RIGHTS_FD_WRITE,
+  fd_seek: wasi.RIGHTS_FD_SEEK,
+  fd_tell: wasi.RIGHTS_FD_TELL,
+  fd_readdir: wasi.RIGHTS_FD_READDIR,
+  fd_filestat_set_size: wasi.RIGHTS_FD_FILESTAT_SET_SIZE,
+  fd_allocate: wasi.RIGHTS_FD_ALLOCATE,
+  path_open: wasi.RIGHTS_PATH_OPEN,
+  path_create_directory: wasi.RIGHTS_PATH_CREATE_DIRECTORY,
+  path_unlink_file: wasi.RIGHTS_PATH_UNLINK_FILE,
+  path_remove_directory: wasi.RIGHTS_PATH_REMOVE_DIRECTORY,
+};
+
+/**
+ * fd_fdstat_set_rights for every descriptor: rights may only be dropped;
+ * fd_fdstat_get reports what is left and calls needing a dropped right
+ * answer ENOTCAPABLE.
+ */
+function withRightsMasks(
+  imports: WasiEnv["imports"],
+  table: (Fd | undefined)[],
+  memory: () => WebAssembly.Memory,
+): WasiEnv["imports"] {
+  const masks = new WeakMap<Fd, { base: bigint; inheriting: bigint }>();
+  const rightsOf = (file: Fd) => {
+    const { fdstat } = file.fd_fdstat_get();
+    const mask = masks.get(file);
+    const base = fdstat?.fs_rights_base ?? 0n;
+    const inheriting = fdstat?.fs_rights_inherited ?? 0n;
+    return mask
+      ? {
+        fdstat,
+        base: base & mask.base,
+        inheriting: inheriting & mask.inheriting,
+      }
+      : { fdstat, base, inheriting };
+  };
+  const out: WasiEnv["imports"] = { ...imports };
+  for (const [name, right] of Object.entries(NEEDED_RIGHT)) {
+    const call = imports[name] as (fd: number, ...rest: unknown[]) => number;
+    out[name] = ((fd: number, ...rest: unknown[]) => {
+      const file = table[fd];
+      if (
+        file && masks.has(file) && (rightsOf(file).base & BigInt(right)) === 0n
+      ) {
+        return wasi.ERRNO_NOTCAPABLE;
+      }
+      return call(fd, ...rest);
+    }) as WasiEnv["imports"][string];
+  }
+  out.fd_fdstat_get = ((fd: number, pointer: number) => {
+    const file = table[fd];
+    if (file === undefined) return wasi.ERRNO_BADF;
+    const { fdstat, base, inheriting } = rightsOf(file);
+    if (fdstat === null) return wasi.ERRNO_NOTSUP;
+    fdstat.fs_rights_base = base;
+    fdstat.fs_rights_inherited = inheriting;
+    fdstat.write_bytes(new DataView(memory().buffer), pointer);
+    return wasi.ERRNO_SUCCESS;
+  }) as WasiEnv["imports"][string];
+  out.fd_fdstat_set_rights =
+    ((fd: number, base: bigint, inheriting: bigint) => {
+      const file = table[fd];
+      if (file === undefined) return wasi.ERRNO_BADF;
+      const current = rightsOf(file);
+      if (
+        (base & ~current.base) !== 0n ||
+        (inheriting & ~current.inheriting) !== 0n
+      ) {
+        return wasi.ERRNO_NOTCAPABLE;
+      }
+      masks.set(file, { base, inheriting });
+      return wasi.ERRNO_SUCCESS;
+    }) as WasiEnv["imports"][string];
+  return out;
 }
 
 /**

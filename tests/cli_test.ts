@@ -310,6 +310,7 @@ Deno.test("execute-job prints the verified receipt box; keygen and version work"
     ) {
       assert.match(out.stdout, new RegExp(label));
     }
+    assert.match(out.stdout, /Fuel:\s+\d+ of 60000000000\n/);
     assert.match(out.stdout, /Output:\s+!dlroW ,olleH/);
     assert.match(out.stdout, /Receipt:\s+✓ Verified/);
     const key = await cli([

@@ -81,6 +81,7 @@ const CASES: Record<string, string[]> = {
     "fd_filestat_get",
     "fd_fdstat_get",
     "fd_advise",
+    "fd_fdstat_set_rights",
     "fd_close",
   ],
   ro_refusals: [

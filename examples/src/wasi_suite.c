@@ -299,6 +299,14 @@ static void case_ro_read(void) {
   OK(__wasi_fd_fdstat_get(fd, &fs));
   CHECK(fs.fs_filetype == __WASI_FILETYPE_REGULAR_FILE);
   CHECK((fs.fs_rights_base & __WASI_RIGHTS_FD_READ) && !(fs.fs_rights_base & __WASI_RIGHTS_FD_WRITE));
+  // Dropping a right on a host file: reported, enforced, never regained.
+  OK(__wasi_fd_fdstat_set_rights(fd, fs.fs_rights_base & ~__WASI_RIGHTS_FD_SEEK, 0));
+  ERR(__wasi_fd_seek(fd, 0, __WASI_WHENCE_SET, &pos), __WASI_ERRNO_NOTCAPABLE);
+  __wasi_fdstat_t narrowed;
+  OK(__wasi_fd_fdstat_get(fd, &narrowed));
+  CHECK(narrowed.fs_rights_base == (fs.fs_rights_base & ~__WASI_RIGHTS_FD_SEEK));
+  ERR(__wasi_fd_fdstat_set_rights(fd, fs.fs_rights_base, 0), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_fd_fdstat_set_rights(99, 0, 0), __WASI_ERRNO_BADF);
   OK(__wasi_fd_advise(fd, 0, 13, __WASI_ADVICE_SEQUENTIAL));
   ERR(__wasi_fd_advise(fd, 0, 13, 9), __WASI_ERRNO_INVAL);
   OK(__wasi_fd_close(fd));
@@ -408,7 +416,9 @@ static void case_scratch_file(void) {
   CHECK(fs.fs_rights_base == R_RW);
   // Rights can be dropped, never regained.
   OK(__wasi_fd_fdstat_set_rights(fd, R_RW & ~__WASI_RIGHTS_FD_WRITE, 0));
-  ERR(__wasi_fd_write(fd, &ciov, 1, &n), __WASI_ERRNO_BADF);
+  ERR(__wasi_fd_write(fd, &ciov, 1, &n), __WASI_ERRNO_NOTCAPABLE);
+  OK(__wasi_fd_fdstat_get(fd, &fs));
+  CHECK(fs.fs_rights_base == (R_RW & ~__WASI_RIGHTS_FD_WRITE));
   ERR(__wasi_fd_fdstat_set_rights(fd, R_RW, 0), __WASI_ERRNO_NOTCAPABLE);
   // A read-only open of a writable file cannot write.
   __wasi_fd_t ro = open_at(SCRATCH, "a.txt", 0, R_READ, 0);
