@@ -26,7 +26,7 @@ commands:
                         run a module in the sandbox, stdin to the guest
                         (fuel: instructions the guest may execute; default
                         2e9 per second of timeout; exit 124 when spent)
-  execute-job --wasm FILE [--args ARG]…
+  execute-job --wasm FILE [--args ARG]… [--memory MB] [--timeout S] [--fuel N]
                         run a module and print its verified receipt
   receipt verify FILE [--peer PEER_ID]
                         check a receipt (exit 0 valid, 1 invalid)

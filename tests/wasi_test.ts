@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { execute } from "../runner/execute.ts";
-import { instrumentFuel, MIB } from "../runner/mod.ts";
+import { instrumentFuel, MIB, runJob, SandboxPool } from "../runner/mod.ts";
+import { generateKey } from "../schemas/mod.ts";
 import { example, tempDir, text } from "./helpers.ts";
 
 /** Every function of wasi_snapshot_preview1. */
@@ -195,3 +196,30 @@ for (const [name, functions] of Object.entries(CASES)) {
     }
   });
 }
+
+Deno.test("the same cases pass inside a permission-less sandbox process", async () => {
+  const [data, cleanup] = await fixture();
+  const pool = new SandboxPool({ size: 1 });
+  const key = await generateKey();
+  try {
+    // The sandbox may read only `data`: escapes must still be ENOTCAPABLE,
+    // never a permission error from the host.
+    for (const name of ["ro_refusals", "ro_stat", "scratch_links", "poll"]) {
+      const { receipt } = await runJob({
+        module: example("wasi_suite"),
+        programName: "wasi_suite",
+        args: [name, "héllo", "✓"],
+        env: { A: "1", UTF: "ü" },
+        stdin: new TextEncoder().encode("stdin-data"),
+        memoryMb: 32,
+        preopens: [{ host: data, guest: "/data" }],
+        scratch: "/tmp",
+      }, { sandbox: pool, key });
+      assert.equal(receipt.execution.exit_code, 0, receipt.stdout);
+      assert.match(receipt.stdout, new RegExp(`^ok ${name}$`, "m"));
+    }
+  } finally {
+    await pool.close();
+    await cleanup();
+  }
+});
