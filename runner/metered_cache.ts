@@ -13,6 +13,8 @@ export interface MeteredModuleCacheOptions {
   dir?: string | null;
   /** Modules kept in memory (default 64). */
   maxEntries?: number;
+  /** Bytes of metered modules kept in memory (default 256 MiB). */
+  maxBytes?: number;
 }
 
 /** A metered module and the key that names its bytes. */
@@ -37,6 +39,8 @@ export interface MeteredModuleCacheStats {
 export class MeteredModuleCache {
   readonly #dir: string | null;
   readonly #max: number;
+  readonly #maxBytes: number;
+  #bytes = 0;
   readonly #entries = new Map<string, CachedModule>();
   /** Counts of where modules came from. */
   readonly stats: MeteredModuleCacheStats = {
@@ -49,6 +53,7 @@ export class MeteredModuleCache {
   constructor(options: MeteredModuleCacheOptions = {}) {
     this.#dir = options.dir ?? null;
     this.#max = options.maxEntries ?? 64;
+    this.#maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
   }
 
   /**
@@ -77,8 +82,15 @@ export class MeteredModuleCache {
     }
     const entry = { bytes, key };
     this.#entries.set(key, entry);
-    if (this.#entries.size > this.#max) {
-      this.#entries.delete(this.#entries.keys().next().value!);
+    this.#bytes += bytes.length;
+    // Least recently used first; the entry just added always stays.
+    for (const [oldKey, old] of this.#entries) {
+      if (this.#entries.size <= this.#max && this.#bytes <= this.#maxBytes) {
+        break;
+      }
+      if (oldKey === key) break;
+      this.#entries.delete(oldKey);
+      this.#bytes -= old.bytes.length;
     }
     return entry;
   }

@@ -203,6 +203,18 @@ Deno.test("metered modules are cached by hash in memory and on disk, and a damag
     assert.equal(second.stats.diskHits, 1);
 
     await Deno.writeFile(file, built.bytes.subarray(0, 100));
+    // Bounded in memory: a cap below two modules keeps only the newest.
+    const small = new MeteredModuleCache({ maxBytes: built.bytes.length + 1 });
+    await small.metered(module, hash);
+    const other = example("echo_env");
+    await small.metered(other, await sha256Ref(other));
+    await small.metered(module, hash);
+    assert.deepEqual(small.stats, {
+      memoryHits: 0,
+      diskHits: 0,
+      instrumented: 3,
+    });
+
     const third = new MeteredModuleCache({ dir });
     assert.deepEqual((await third.metered(module, hash)).bytes, built.bytes);
     assert.equal(third.stats.instrumented, 1);
