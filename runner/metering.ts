@@ -4,8 +4,11 @@
  * segments at `loop`, `if`, `else` and `end`; each segment starts by taking
  * its instruction count from a fuel global, and function entries and loop
  * headers also check it, so a guest whose fuel runs out stops itself with a
- * trap inside the same process. Failed `memory.grow` calls are recorded too,
- * so a memory-limit stop is known rather than guessed.
+ * trap inside the same process. Bulk memory instructions (`memory.fill`,
+ * `memory.copy`, `memory.init`) also take one fuel per
+ * {@link BULK_BYTES_PER_FUEL} bytes they touch, so fuel bounds their work
+ * too. Failed `memory.grow` calls are recorded, so a memory-limit stop is
+ * known rather than guessed.
  *
  * The counts depend only on the instructions executed, so the fuel a run
  * consumes is the same on every run, process and machine.
@@ -30,7 +33,11 @@ export const GROW_FAILED_EXPORT = "__phase_grow_failed";
  * Version of the instrumentation; part of every cache key so that a change
  * here never meets modules instrumented by an older build.
  */
-export const METERING_VERSION = 1;
+export const METERING_VERSION = 2;
+/** Bytes of a bulk memory instruction that cost one fuel. */
+export const BULK_BYTES_PER_FUEL = 64;
+/** 0xFC sub-opcodes of memory.init, memory.copy and memory.fill. */
+const BULK_MEMORY = new Set([8, 10, 11]);
 /**
  * The fuel counter's value at instantiation: large enough that a start
  * function runs to its end; the host then charges what it used against the
@@ -52,6 +59,9 @@ const OP = {
   i32Eq: 0x46,
   i64LtS: 0x53,
   i64Sub: 0x7d,
+  i64ShrU: 0x88,
+  i64ExtendI32U: 0xad,
+  miscPrefix: 0xfc,
   memoryGrow: 0x40,
   emptyBlock: 0x40,
 } as const;
@@ -71,7 +81,7 @@ const EXCEPTION_OPCODES = new Set([
 /** Globals the instrumentation adds. */
 interface MeterGlobals {
   fuel: number;
-  growResult: number;
+  scratchI32: number;
   growFailed: number;
 }
 
@@ -249,7 +259,7 @@ class ChargeCodes {
 
 /** After `memory.grow`: keeps its result and records a failure (-1). */
 function growCheckCode(g: MeterGlobals): Uint8Array {
-  const result = uleb(g.growResult);
+  const result = uleb(g.scratchI32);
   const failed = uleb(g.growFailed);
   return Uint8Array.of(
     OP.globalSet,
@@ -271,11 +281,37 @@ function growCheckCode(g: MeterGlobals): Uint8Array {
   );
 }
 
+/**
+ * Before a bulk memory instruction (its byte count on top of the stack):
+ * takes count / BULK_BYTES_PER_FUEL fuel and leaves the stack as it was.
+ */
+function bulkChargeCode(g: MeterGlobals): Uint8Array {
+  const count = uleb(g.scratchI32);
+  const fuel = uleb(g.fuel);
+  return Uint8Array.of(
+    OP.globalSet,
+    ...count,
+    OP.globalGet,
+    ...fuel,
+    OP.globalGet,
+    ...count,
+    OP.i64ExtendI32U,
+    OP.i64Const,
+    ...sleb(Math.log2(BULK_BYTES_PER_FUEL)),
+    OP.i64ShrU,
+    OP.i64Sub,
+    OP.globalSet,
+    ...fuel,
+    OP.globalGet,
+    ...count,
+  );
+}
+
 /** Instruments one function body (locals and code, without its size). */
 function meterBody(
   body: Uint8Array,
   charges: ChargeCodes,
-  growCheck: Uint8Array,
+  extra: { growCheck: Uint8Array; bulkCharge: Uint8Array },
   out: Uint8Array[],
 ): number {
   const r = new Reader(body);
@@ -338,9 +374,19 @@ function meterBody(
         break;
       case OP.memoryGrow:
         r.u32();
-        pending.push(body.subarray(segmentStart, r.offset), growCheck);
+        pending.push(body.subarray(segmentStart, r.offset), extra.growCheck);
         segmentStart = r.offset;
         break;
+      case OP.miscPrefix: {
+        const start = r.offset - 1;
+        if (BULK_MEMORY.has(r.u32())) {
+          pending.push(body.subarray(segmentStart, start), extra.bulkCharge);
+          segmentStart = start;
+        }
+        r.offset = start + 1;
+        immediates(r, op);
+        break;
+      }
       default:
         immediates(r, op);
     }
@@ -427,7 +473,7 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
     (globals ? new Reader(globals.body).u32() : 0);
   const g: MeterGlobals = {
     fuel: first,
-    growResult: first + 1,
+    scratchI32: first + 1,
     growFailed: first + 2,
   };
   const newGlobals = [
@@ -435,7 +481,10 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
     [0x7f, 1, OP.i32Const, 0, OP.end],
     [0x7f, 1, OP.i32Const, 0, OP.end],
   ];
-  const growCheck = growCheckCode(g);
+  const extra = {
+    growCheck: growCheckCode(g),
+    bulkCharge: bulkChargeCode(g),
+  };
   const charges = new ChargeCodes(g);
   const parts: Uint8Array[] = [];
   let globalsWritten = false;
@@ -484,7 +533,7 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
           chargePoints += meterBody(
             section.body.subarray(start, r.offset),
             charges,
-            growCheck,
+            extra,
             pieces,
           );
           const length = pieces.reduce((n, p) => n + p.length, 0);

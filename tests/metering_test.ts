@@ -22,6 +22,7 @@ const EXAMPLES = [
   "memory_bomb",
   "sock_probe",
   "fuel_count",
+  "bulk_memory",
 ];
 
 function runInProcess(module: Uint8Array, key: string, fuel?: number) {
@@ -74,6 +75,16 @@ Deno.test("fuel follows the documented rules exactly (fuel_count.wat: 8004)", ()
   assert.equal(out.status, "exited");
   assert.equal(out.exitCode, 0);
   assert.equal(out.fuelConsumed, 8004);
+});
+
+Deno.test("bulk memory instructions pay per byte (bulk_memory.wat: 17419)", () => {
+  const out = runInProcess(
+    instrumentFuel(example("bulk_memory")).bytes,
+    "bulk_memory",
+    1e6,
+  );
+  assert.equal(out.status, "exited");
+  assert.equal(out.fuelConsumed, 17419);
 });
 
 Deno.test("a budget below the need stops the guest with fuel exhausted; the exact need is enough", () => {
