@@ -141,6 +141,7 @@ function trapMessage(error: unknown): string {
  */
 export function execute(request: ExecuteRequest): ExecuteOutcome {
   const module = compile(request);
+  let fuel: WebAssembly.Global | undefined;
   const env = createWasiEnv({
     argv: [request.programName, ...request.args],
     env: request.env,
@@ -150,6 +151,9 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     scratch: request.scratch,
     scratchBytes: request.memoryBytes,
     onOutput: request.onOutput,
+    charge: (units) => {
+      if (fuel && units > 0) fuel.value -= BigInt(units);
+    },
   });
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -162,9 +166,7 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     instance = new WebAssembly.Instance(module, {
       wasi_snapshot_preview1: env.imports,
     });
-    const fuel = instance.exports[FUEL_EXPORT] as
-      | WebAssembly.Global
-      | undefined;
+    fuel = instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined;
     if (fuel) {
       // What a start function used counts against the budget.
       budget = BigInt(request.fuel ?? Number.MAX_SAFE_INTEGER);

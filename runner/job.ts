@@ -21,7 +21,7 @@ import type { Preopen } from "./wasi_env.ts";
 import { MIB } from "./wasm_binary.ts";
 
 /** Version of this runtime, written into receipts. */
-export const RUNTIME_VERSION = "0.1.0";
+export const RUNTIME_VERSION = "0.2.0";
 
 /** Defaults applied when neither the caller nor a manifest sets a limit. */
 export const DEFAULT_LIMITS = {

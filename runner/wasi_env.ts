@@ -177,7 +177,16 @@ export interface WasiEnvOptions {
   scratchBytes?: number;
   /** Sees output chunks as they are written. */
   onOutput?: (stream: StreamName, chunk: Uint8Array) => void;
+  /**
+   * Takes fuel for host work: calls that move bytes pay one fuel per
+   * {@link HOST_BYTES_PER_FUEL} bytes of the buffers they are given (sizes
+   * chosen by the guest, so the charge is deterministic).
+   */
+  charge?: (fuel: number) => void;
 }
+
+/** Bytes of a host call's buffers that cost one fuel. */
+export const HOST_BYTES_PER_FUEL = 64;
 
 /** A guest's WASI environment, ready for instantiation. */
 export interface WasiEnv {
@@ -460,8 +469,44 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     sock_shutdown: (fd: number) => notSocket(fd),
   };
   const merged = { ...shim.wasiImport, ...overrides } as WasiEnv["imports"];
-  const imports = withRightsMasks(merged, table, memory);
+  const masked = withRightsMasks(merged, table, memory);
+  const imports = options.charge
+    ? withHostCharges(masked, memory, options.charge)
+    : masked;
   return { wasi: shim, imports, stdout, stderr };
+}
+
+/**
+ * Wraps the calls that move bytes so they take fuel for the buffers they are
+ * given: iovec lists (reads and writes), random_get and fd_readdir buffers.
+ */
+function withHostCharges(
+  imports: WasiEnv["imports"],
+  memory: () => WebAssembly.Memory,
+  charge: (fuel: number) => void,
+): WasiEnv["imports"] {
+  const iovecBytes = (pointer: number, count: number) => {
+    const view = new DataView(memory().buffer);
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      total += view.getUint32(pointer + i * 8 + 4, true);
+    }
+    return total;
+  };
+  const out: WasiEnv["imports"] = { ...imports };
+  const wrap = (name: string, bytes: (args: number[]) => number) => {
+    const call = imports[name] as (...args: unknown[]) => number;
+    out[name] = ((...args: number[]) => {
+      charge(Math.floor(bytes(args) / HOST_BYTES_PER_FUEL));
+      return call(...args);
+    }) as WasiEnv["imports"][string];
+  };
+  for (const name of ["fd_read", "fd_write", "fd_pread", "fd_pwrite"]) {
+    wrap(name, ([, iovs, count]) => iovecBytes(iovs, count));
+  }
+  wrap("random_get", ([, length]) => length);
+  wrap("fd_readdir", ([, , length]) => length);
+  return out;
 }
 
 /** The right each descriptor call needs, checked against narrowed rights. */

@@ -23,6 +23,7 @@ const EXAMPLES = [
   "sock_probe",
   "fuel_count",
   "bulk_memory",
+  "write_bytes",
 ];
 
 function runInProcess(module: Uint8Array, key: string, fuel?: number) {
@@ -85,6 +86,17 @@ Deno.test("bulk memory instructions pay per byte (bulk_memory.wat: 17419)", () =
   );
   assert.equal(out.status, "exited");
   assert.equal(out.fuelConsumed, 17419);
+});
+
+Deno.test("host calls pay for the bytes they move (write_bytes.wat: 107)", () => {
+  const out = runInProcess(
+    instrumentFuel(example("write_bytes")).bytes,
+    "write_bytes",
+    1e6,
+  );
+  assert.equal(out.exitCode, 0);
+  assert.equal(out.stdout.length, 6400);
+  assert.equal(out.fuelConsumed, 107);
 });
 
 Deno.test("a budget below the need stops the guest with fuel exhausted; the exact need is enough", () => {
