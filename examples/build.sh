@@ -23,6 +23,11 @@ for src in "$here"/src/*.c; do
   clang-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-all \
     -o "$here/wasm/$name.wasm" "$src"
 done
+# The same SHA-256 with SIMD, bulk memory, sign extension and saturating
+# conversions enabled, so the fuel instrumenter meets those opcodes in tests.
+clang-14 --target=wasm32-wasi --sysroot=/usr -O3 -msimd128 -mbulk-memory \
+  -msign-ext -mnontrapping-fptoint -Wl,--strip-all \
+  -o "$here/wasm/cpu_heavy_simd.wasm" "$here/src/cpu_heavy.c"
 for src in "$here"/src/*.wat; do
   name=$(basename "$src" .wat)
   wat2wasm -o "$here/wasm/$name.wasm" "$src"

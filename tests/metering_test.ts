@@ -16,6 +16,7 @@ import { cli, example, examplePath, tempDir } from "./helpers.ts";
 const EXAMPLES = [
   "hello",
   "cpu_heavy",
+  "cpu_heavy_simd",
   "echo_env",
   "fs_probe",
   "huge_output",
