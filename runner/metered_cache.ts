@@ -15,6 +15,8 @@ export interface MeteredModuleCacheOptions {
   maxEntries?: number;
   /** Bytes of metered modules kept in memory (default 256 MiB). */
   maxBytes?: number;
+  /** Files kept in `dir`; the least recently used go first (default 256). */
+  maxFiles?: number;
 }
 
 /** A metered module and the key that names its bytes. */
@@ -40,6 +42,7 @@ export class MeteredModuleCache {
   readonly #dir: string | null;
   readonly #max: number;
   readonly #maxBytes: number;
+  readonly #maxFiles: number;
   #bytes = 0;
   readonly #entries = new Map<string, CachedModule>();
   /** Counts of where modules came from. */
@@ -54,6 +57,7 @@ export class MeteredModuleCache {
     this.#dir = options.dir ?? null;
     this.#max = options.maxEntries ?? 64;
     this.#maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
+    this.#maxFiles = options.maxFiles ?? 256;
   }
 
   /**
@@ -78,7 +82,9 @@ export class MeteredModuleCache {
     else {
       bytes = instrumentFuel(module).bytes;
       this.stats.instrumented++;
-      if (path) await writeIfAllowed(this.#dir!, path, bytes);
+      if (path && await writeIfAllowed(this.#dir!, path, bytes)) {
+        await pruneOldest(this.#dir!, this.#maxFiles);
+      }
     }
     const entry = { bytes, key };
     this.#entries.set(key, entry);
@@ -101,27 +107,52 @@ async function readIfSound(path: string): Promise<Uint8Array | null> {
   try {
     const bytes = await Deno.readFile(path);
     readSections(bytes);
+    // Mark it used, so pruning removes the least recently used files.
+    await Deno.utime(path, new Date(), new Date()).catch(() => {});
     return bytes;
   } catch {
     return null;
   }
 }
 
-/** Writes atomically (temporary file + rename); skipped without permission. */
+/**
+ * Writes atomically (temporary file + rename); false when skipped for want
+ * of permission or failed.
+ */
 async function writeIfAllowed(
   dir: string,
   path: string,
   bytes: Uint8Array,
-): Promise<void> {
+): Promise<boolean> {
   const state = Deno.permissions.querySync({ name: "write", path: dir }).state;
-  if (state !== "granted") return;
+  if (state !== "granted") return false;
   const temporary = `${path}.tmp-${crypto.randomUUID()}`;
   try {
     await Deno.mkdir(dir, { recursive: true });
     await Deno.writeFile(temporary, bytes);
     await Deno.rename(temporary, path);
+    return true;
   } catch {
     // A cache that cannot be written only costs the next run a rebuild.
     await Deno.remove(temporary).catch(() => {});
+    return false;
+  }
+}
+
+/** Removes the least recently used cached modules past `keep`. */
+async function pruneOldest(dir: string, keep: number): Promise<void> {
+  try {
+    const files: { path: string; used: number }[] = [];
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !entry.name.endsWith(".wasm")) continue;
+      const path = `${dir}/${entry.name}`;
+      files.push({ path, used: (await Deno.stat(path)).mtime?.getTime() ?? 0 });
+    }
+    files.sort((a, b) => a.used - b.used);
+    for (const file of files.slice(0, Math.max(0, files.length - keep))) {
+      await Deno.remove(file.path).catch(() => {});
+    }
+  } catch {
+    // Pruning is housekeeping; the cache works without it.
   }
 }

@@ -227,6 +227,29 @@ Deno.test("metered modules are cached by hash in memory and on disk, and a damag
     assert.equal(second.stats.diskHits, 1);
 
     await Deno.writeFile(file, built.bytes.subarray(0, 100));
+    // Bounded on disk: the least recently used file goes.
+    const [pruned, cleanupPruned] = await tempDir();
+    try {
+      const two = new MeteredModuleCache({ dir: pruned, maxFiles: 2 });
+      const names = ["hello", "echo_env", "fs_probe"];
+      for (const name of names) {
+        const bytes = example(name);
+        await two.metered(bytes, await sha256Ref(bytes));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const kept = [...Deno.readDirSync(pruned)].map((e) => e.name).sort();
+      const expected = await Promise.all(
+        names.slice(1).map(async (name) =>
+          `${
+            (await sha256Ref(example(name))).slice(7)
+          }.fuel${METERING_VERSION}.wasm`
+        ),
+      );
+      assert.deepEqual(kept, expected.sort());
+    } finally {
+      await cleanupPruned();
+    }
+
     // Bounded in memory: a cap below two modules keeps only the newest.
     const small = new MeteredModuleCache({ maxBytes: built.bytes.length + 1 });
     await small.metered(module, hash);
