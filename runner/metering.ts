@@ -17,8 +17,10 @@
 import {
   assembleModule,
   encodeSection,
+  IMPORT_KIND,
   ModuleError,
   Reader,
+  readImport,
   readSections,
   SECTION,
   sleb,
@@ -398,30 +400,7 @@ function countImportedGlobals(body: Uint8Array): number {
   let globals = 0;
   const count = r.u32();
   for (let i = 0; i < count; i++) {
-    r.name();
-    r.name();
-    const kind = r.byte();
-    if (kind === 0) r.u32();
-    else if (kind === 1) {
-      r.byte();
-      const flags = r.byte();
-      r.skipLeb();
-      if (flags & 1) r.skipLeb();
-    } else if (kind === 2) {
-      const flags = r.byte();
-      r.skipLeb();
-      if (flags & 1) r.skipLeb();
-    } else if (kind === 3) {
-      globals++;
-      r.skip(2);
-    } else if (kind === 4) {
-      r.byte();
-      r.u32();
-    } else {
-      throw new ModuleError(
-        `not a valid WebAssembly module: import kind ${kind}`,
-      );
-    }
+    if (readImport(r).kind === IMPORT_KIND.global) globals++;
   }
   return globals;
 }
@@ -502,8 +481,8 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
   for (const section of sections) {
     if (!globalsWritten && AFTER_GLOBALS.has(section.id)) writeGlobals();
     switch (section.id) {
-      case SECTION.global:
-        if (!globalsWritten) writeGlobals();
+      case SECTION.global: // before every section in AFTER_GLOBALS
+        writeGlobals();
         break;
       case SECTION.export: {
         const names = new TextDecoder().decode(section.body);

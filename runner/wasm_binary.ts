@@ -188,7 +188,7 @@ export function assembleModule(parts: Uint8Array[]): Uint8Array {
 }
 
 /** Memory limits as declared in a module. */
-interface MemoryLimits {
+export interface MemoryLimits {
   flags: number;
   min: bigint;
   max: bigint | null;
@@ -204,6 +204,61 @@ function readLimits(r: Reader): MemoryLimits {
   const min = r.uleb();
   const max = flags & 0x01 ? r.uleb() : null;
   return { flags, min, max };
+}
+
+/** Import kinds of the binary format. */
+export const IMPORT_KIND = {
+  function: 0,
+  table: 1,
+  memory: 2,
+  global: 3,
+  tag: 4,
+} as const;
+
+/** One entry of the import section, as read by {@link readImport}. */
+export interface ImportEntry {
+  /** What is imported (see {@link IMPORT_KIND}). */
+  kind: number;
+  /** Offset of the entry (its module name). */
+  start: number;
+  /** Offset of its descriptor (after the kind byte). */
+  descriptorStart: number;
+  /** The limits of an imported memory, else null. */
+  memory: MemoryLimits | null;
+}
+
+/** Reads one entry of the import section. */
+export function readImport(r: Reader): ImportEntry {
+  const start = r.offset;
+  r.name();
+  r.name();
+  const kind = r.byte();
+  const descriptorStart = r.offset;
+  let memory: MemoryLimits | null = null;
+  switch (kind) {
+    case IMPORT_KIND.function: // type index
+      r.u32();
+      break;
+    case IMPORT_KIND.table: // reftype, limits
+      r.byte();
+      readLimits(r);
+      break;
+    case IMPORT_KIND.memory:
+      memory = readLimits(r);
+      break;
+    case IMPORT_KIND.global: // valtype, mutability
+      r.skip(2);
+      break;
+    case IMPORT_KIND.tag: // attribute, type index
+      r.byte();
+      r.u32();
+      break;
+    default:
+      throw new ModuleError(
+        `not a valid WebAssembly module: import kind ${kind}`,
+      );
+  }
+  return { kind, start, descriptorStart, memory };
 }
 
 function writeLimits(limits: MemoryLimits): number[] {
@@ -270,39 +325,15 @@ export function capMemory(module: Uint8Array, capBytes: number): CappedModule {
         out.push(...writeLimits(limits));
         continue;
       }
-      const entryStart = body.offset;
-      body.name();
-      body.name();
-      const kind = body.byte();
-      out.push(...body.bytes.subarray(entryStart, body.offset));
-      const descStart = body.offset;
-      switch (kind) {
-        case 0: // function: type index
-          body.u32();
-          break;
-        case 1: // table: reftype, limits
-          body.byte();
-          readLimits(body);
-          break;
-        case 2: { // memory
-          const limits = capLimits(readLimits(body), capPages);
-          note(limits);
-          out.push(...writeLimits(limits));
-          continue;
-        }
-        case 3: // global: valtype, mutability
-          body.skip(2);
-          break;
-        case 4: // tag: attribute, type index
-          body.byte();
-          body.u32();
-          break;
-        default:
-          throw new ModuleError(
-            `not a valid WebAssembly module: import kind ${kind}`,
-          );
+      const entry = readImport(body);
+      if (entry.memory === null) {
+        out.push(...bytes.subarray(entry.start, body.offset));
+        continue;
       }
-      out.push(...body.bytes.subarray(descStart, body.offset));
+      out.push(...bytes.subarray(entry.start, entry.descriptorStart));
+      const limits = capLimits(entry.memory, capPages);
+      note(limits);
+      out.push(...writeLimits(limits));
     }
     if (body.offset !== bytes.length) {
       throw new ModuleError(
