@@ -6,6 +6,7 @@
  * @module
  */
 import { Fd, wasi } from "@bjorn3/browser_wasi_shim";
+import { DirFd } from "./dir_fd.ts";
 
 const ROOT_FILETYPES = {
   file: wasi.FILETYPE_REGULAR_FILE,
@@ -224,11 +225,10 @@ class HostFileFd extends Fd {
 }
 
 /** An open read-only host directory (a preopen or a directory under one). */
-export class HostDirFd extends Fd {
+export class HostDirFd extends DirFd {
   #root: HostRoot;
   #path: string;
   #entries: wasi.Dirent[] | null = null;
-  #preopenName: string | null;
 
   /**
    * Opens `hostPath` as a preopen named `guestPath`. Throws when the host
@@ -244,20 +244,9 @@ export class HostDirFd extends Fd {
     path: string,
     preopenName: string | null,
   ) {
-    super();
+    super(preopenName);
     this.#root = root;
     this.#path = path;
-    this.#preopenName = preopenName;
-  }
-
-  override fd_prestat_get() {
-    if (this.#preopenName === null) {
-      return { ret: wasi.ERRNO_BADF, prestat: null };
-    }
-    return {
-      ret: wasi.ERRNO_SUCCESS,
-      prestat: wasi.Prestat.dir(this.#preopenName),
-    };
   }
 
   override fd_fdstat_get() {
@@ -297,18 +286,6 @@ export class HostDirFd extends Fd {
       return { ret: wasi.ERRNO_SUCCESS, dirent: null };
     }
     return { ret: wasi.ERRNO_SUCCESS, dirent: this.#entries[Number(cookie)] };
-  }
-
-  override fd_read() {
-    return { ret: wasi.ERRNO_ISDIR, data: new Uint8Array() };
-  }
-
-  override fd_write() {
-    return { ret: wasi.ERRNO_BADF, nwritten: 0 };
-  }
-
-  override fd_seek() {
-    return { ret: wasi.ERRNO_ISDIR, offset: 0n };
   }
 
   override path_filestat_get(flags: number, path: string) {

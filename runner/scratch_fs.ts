@@ -7,6 +7,7 @@
  * @module
  */
 import { Fd, wasi } from "@bjorn3/browser_wasi_shim";
+import { DirFd } from "./dir_fd.ts";
 
 /** fstflags bits (the shim's constants are all 1). */
 export const FSTFLAGS = {
@@ -315,10 +316,9 @@ class ScratchFileFd extends Fd {
 }
 
 /** A scratch directory: the preopen or one opened under it. */
-export class ScratchDirFd extends Fd {
+export class ScratchDirFd extends DirFd {
   readonly #tree: ScratchTree;
   readonly #node: DirNode;
-  readonly #preopenName: string | null;
 
   /** A fresh, empty scratch tree shown to the guest as `guestPath`. */
   static preopen(guestPath: string, capBytes: number): ScratchDirFd {
@@ -331,10 +331,9 @@ export class ScratchDirFd extends Fd {
     node: DirNode,
     preopenName: string | null,
   ) {
-    super();
+    super(preopenName);
     this.#tree = tree;
     this.#node = node;
-    this.#preopenName = preopenName;
   }
 
   /** True when `other` is a directory of the same scratch tree. */
@@ -380,16 +379,6 @@ export class ScratchDirFd extends Fd {
     return { ret: 0, dir, name: last, node, slash };
   }
 
-  override fd_prestat_get() {
-    if (this.#preopenName === null) {
-      return { ret: wasi.ERRNO_BADF, prestat: null };
-    }
-    return {
-      ret: wasi.ERRNO_SUCCESS,
-      prestat: wasi.Prestat.dir(this.#preopenName),
-    };
-  }
-
   override fd_fdstat_get() {
     const fdstat = new wasi.Fdstat(wasi.FILETYPE_DIRECTORY, 0);
     fdstat.fs_rights_base = DIR_RIGHTS;
@@ -421,24 +410,12 @@ export class ScratchDirFd extends Fd {
     return wasi.ERRNO_ISDIR;
   }
 
-  override fd_read() {
-    return { ret: wasi.ERRNO_ISDIR, data: new Uint8Array() };
-  }
-
   override fd_pread() {
     return { ret: wasi.ERRNO_ISDIR, data: new Uint8Array() };
   }
 
-  override fd_write() {
-    return { ret: wasi.ERRNO_BADF, nwritten: 0 };
-  }
-
   override fd_pwrite() {
     return { ret: wasi.ERRNO_BADF, nwritten: 0 };
-  }
-
-  override fd_seek() {
-    return { ret: wasi.ERRNO_ISDIR, offset: 0n };
   }
 
   override fd_tell() {

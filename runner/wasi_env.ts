@@ -10,8 +10,10 @@
  */
 import process from "node:process";
 import { Fd, WASI, wasi, WASIProcExit } from "@bjorn3/browser_wasi_shim";
+import { DirFd } from "./dir_fd.ts";
 import { HostDirFd } from "./host_fs.ts";
 import { ScratchDirFd } from "./scratch_fs.ts";
+import { MIB } from "./wasm_binary.ts";
 
 export { WASIProcExit };
 
@@ -271,7 +273,7 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     fds.push(
       ScratchDirFd.preopen(
         options.scratch,
-        options.scratchBytes ?? 64 * 2 ** 20,
+        options.scratchBytes ?? 64 * MIB,
       ),
     );
   }
@@ -299,9 +301,9 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     const from = table[fromFd];
     const to = table[toFd];
     if (from === undefined || to === undefined) return wasi.ERRNO_BADF;
-    const isDir = (fd: Fd) =>
-      fd instanceof ScratchDirFd || fd instanceof HostDirFd;
-    if (!isDir(from) || !isDir(to)) return wasi.ERRNO_NOTDIR;
+    if (!(from instanceof DirFd) || !(to instanceof DirFd)) {
+      return wasi.ERRNO_NOTDIR;
+    }
     if (from instanceof HostDirFd || to instanceof HostDirFd) {
       return wasi.ERRNO_ROFS;
     }
