@@ -23,6 +23,7 @@ import {
   verifyReceipt,
 } from "../schemas/mod.ts";
 import {
+  isFuelBudget,
   type JobContext,
   JobRefused,
   logReceipt,
@@ -151,7 +152,7 @@ export function judgeOffer(
     typeof offer.module_hash !== "string" ||
     !/^sha256:[0-9a-f]{64}$/.test(offer.module_hash) ||
     !r || typeof r !== "object" ||
-    (r.fuel != null && (!Number.isSafeInteger(r.fuel) || r.fuel < 1))
+    (r.fuel != null && !isFuelBudget(r.fuel))
   ) {
     return { reason: "InvalidRequest", detail: "offer is malformed" };
   }

@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  isFuelBudget,
   type JobContext,
   JobRefused,
   logReceipt,
@@ -116,7 +117,7 @@ interface ParsedJob {
 
 function fuelBudget(value: unknown): number | undefined {
   const n = number(value, "fuel");
-  if (n !== undefined && (!Number.isSafeInteger(n) || n > MAX_FUEL)) {
+  if (n !== undefined && !isFuelBudget(n)) {
     throw new BadRequest(400, `fuel must be a whole number up to ${MAX_FUEL}`);
   }
   return n;

@@ -39,6 +39,11 @@ export const DEFAULT_LIMITS = {
 /** The largest fuel budget (fuel is counted exactly in a JSON number). */
 export const MAX_FUEL = Number.MAX_SAFE_INTEGER;
 
+/** True for a usable fuel budget: a whole number from 1 to {@link MAX_FUEL}. */
+export function isFuelBudget(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 1;
+}
+
 /** A job refused before it ran; the message is one line. */
 export class JobRefused extends Error {
   /** Creates the error. */
@@ -137,7 +142,7 @@ export async function runJob(
       MAX_FUEL,
       Math.ceil(timeoutSeconds * DEFAULT_LIMITS.fuelPerSecond),
     );
-  if (!Number.isSafeInteger(fuel) || fuel < 1) {
+  if (!isFuelBudget(fuel)) {
     throw new JobRefused(
       `fuel must be a whole number from 1 to ${MAX_FUEL}, got ${fuel}`,
     );

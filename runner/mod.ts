@@ -36,6 +36,7 @@ export {
 } from "./identity.ts";
 export {
   DEFAULT_LIMITS,
+  isFuelBudget,
   type JobContext,
   JobRefused,
   type JobResult,
