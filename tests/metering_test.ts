@@ -68,37 +68,29 @@ Deno.test("metering keeps every example's behaviour and exports the fuel counter
   }
 });
 
-Deno.test("fuel follows the documented rules exactly (fuel_count.wat: 8004)", () => {
-  const out = runInProcess(
-    instrumentFuel(example("fuel_count")).bytes,
-    "fuel_count",
-    1e6,
-  );
-  assert.equal(out.status, "exited");
-  assert.equal(out.exitCode, 0);
-  assert.equal(out.fuelConsumed, 8004);
-});
+/** Modules whose fuel is counted by hand in their source comments. */
+const HAND_COUNTED = [
+  { name: "fuel_count", rule: "segments and loop passes", fuel: 8004 },
+  { name: "bulk_memory", rule: "bulk memory pays per byte", fuel: 17419 },
+  {
+    name: "write_bytes",
+    rule: "host calls pay for the bytes they move",
+    fuel: 107,
+    stdoutBytes: 6400,
+  },
+];
 
-Deno.test("bulk memory instructions pay per byte (bulk_memory.wat: 17419)", () => {
-  const out = runInProcess(
-    instrumentFuel(example("bulk_memory")).bytes,
-    "bulk_memory",
-    1e6,
-  );
-  assert.equal(out.status, "exited");
-  assert.equal(out.fuelConsumed, 17419);
-});
-
-Deno.test("host calls pay for the bytes they move (write_bytes.wat: 107)", () => {
-  const out = runInProcess(
-    instrumentFuel(example("write_bytes")).bytes,
-    "write_bytes",
-    1e6,
-  );
-  assert.equal(out.exitCode, 0);
-  assert.equal(out.stdout.length, 6400);
-  assert.equal(out.fuelConsumed, 107);
-});
+for (const { name, rule, fuel, stdoutBytes } of HAND_COUNTED) {
+  Deno.test(`fuel follows the documented rules: ${rule} (${name}.wat: ${fuel})`, () => {
+    const out = runInProcess(instrumentFuel(example(name)).bytes, name, 1e6);
+    assert.equal(out.status, "exited");
+    assert.equal(out.exitCode, 0);
+    assert.equal(out.fuelConsumed, fuel);
+    if (stdoutBytes !== undefined) {
+      assert.equal(out.stdout.length, stdoutBytes);
+    }
+  });
+}
 
 Deno.test("a budget below the need stops the guest with fuel exhausted; the exact need is enough", () => {
   const module = instrumentFuel(example("fuel_count")).bytes;
