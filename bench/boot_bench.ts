@@ -27,16 +27,11 @@ try {
   const release = await generateKey();
   await releaseArtifacts(`${dir}/artifacts`, images, release);
   await lab.open();
-  await lab.provider([
-    "--artifacts",
-    `${dir}/artifacts`,
-    "--port",
-    "8080",
-    "--data-dir",
-    `${dir}/data`,
-    "--no-jobs",
-    "--no-dht",
-  ]);
+  await lab.serveRelease({
+    artifacts: `${dir}/artifacts`,
+    port: 8080,
+    dataDir: `${dir}/data`,
+  });
   const marks: Record<string, number> = {};
   let seen = "";
   const started = performance.now();

@@ -237,6 +237,28 @@ export class Lab {
     return provider;
   }
 
+  /**
+   * Starts a provider of release artifacts on `port` with jobs off; `extra`
+   * defaults to no DHT.
+   */
+  serveRelease(options: {
+    artifacts: string;
+    port: number;
+    dataDir: string;
+    extra?: string[];
+  }): ReturnType<Lab["provider"]> {
+    return this.provider([
+      "--artifacts",
+      options.artifacts,
+      "--port",
+      String(options.port),
+      "--data-dir",
+      options.dataDir,
+      "--no-jobs",
+      ...(options.extra ?? ["--no-dht"]),
+    ]);
+  }
+
   /** Stops a provider started with {@link provider}. */
   async stopProvider(provider: Announced<unknown>): Promise<void> {
     await stopAnnounced(provider);

@@ -51,21 +51,13 @@ Deno.test({
       kernel[kernel.length >> 1] ^= 0xff;
       await Deno.writeFile(kernelPath, kernel);
       await lab.open();
-      const serve = (
-        artifactsDir: string,
-        port: number,
-        extra: string[] = ["--no-dht"],
-      ) =>
-        lab.provider([
-          "--artifacts",
-          artifactsDir,
-          "--port",
-          String(port),
-          "--data-dir",
-          `${dir}/data-${port}`,
-          "--no-jobs",
-          ...extra,
-        ]);
+      const serve = (artifacts: string, port: number, extra?: string[]) =>
+        lab.serveRelease({
+          artifacts,
+          port,
+          dataDir: `${dir}/data-${port}`,
+          extra,
+        });
       await serve(good, 8080);
       await serve(expired, 8081);
       await serve(tampered, 8082);

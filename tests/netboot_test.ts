@@ -24,18 +24,12 @@ Deno.test({
         manifestVersion: 3000,
       });
       await lab.open();
-      await lab.provider([
-        "--artifacts",
-        `${dir}/artifacts`,
-        "--port",
-        "8080",
-        "--data-dir",
-        `${dir}/data`,
-        "--no-jobs",
-        "--no-dht",
-        "--pubkey",
-        release.peerId,
-      ]);
+      await lab.serveRelease({
+        artifacts: `${dir}/artifacts`,
+        port: 8080,
+        dataDir: `${dir}/data`,
+        extra: ["--no-dht", "--pubkey", release.peerId],
+      });
       await lab.dhcp(`${dir}/dhcp`, "http://10.77.0.1:8080/boot.ipxe");
       const run = await lab.boot({
         images,

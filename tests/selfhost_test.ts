@@ -25,16 +25,11 @@ Deno.test({
         manifestVersion: 2000,
       });
       await lab.open();
-      const host = await lab.provider([
-        "--artifacts",
-        `${dir}/artifacts`,
-        "--port",
-        "8080",
-        "--data-dir",
-        `${dir}/data`,
-        "--no-jobs",
-        "--no-dht",
-      ]);
+      const host = await lab.serveRelease({
+        artifacts: `${dir}/artifacts`,
+        port: 8080,
+        dataDir: `${dir}/data`,
+      });
       const started = performance.now();
       vm1 = await lab.start({
         images,
