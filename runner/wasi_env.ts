@@ -20,20 +20,22 @@ export { WASIProcExit };
 /** Which captured stream a chunk belongs to. */
 export type StreamName = "stdout" | "stderr";
 
-/** Standard input served from bytes held in memory. */
-class StdinFd extends Fd {
-  #data: Uint8Array;
-  #position = 0;
+/**
+ * A standard stream: a character device that cannot seek, with the rights
+ * of its direction.
+ */
+abstract class StreamFd extends Fd {
+  readonly #rights: number;
 
-  constructor(data: Uint8Array) {
+  constructor(rights: number) {
     super();
-    this.#data = data;
+    this.#rights = rights;
   }
 
   override fd_fdstat_get() {
     const fdstat = new wasi.Fdstat(wasi.FILETYPE_CHARACTER_DEVICE, 0);
     fdstat.fs_rights_base = BigInt(
-      wasi.RIGHTS_FD_READ | wasi.RIGHTS_POLL_FD_READWRITE,
+      this.#rights | wasi.RIGHTS_POLL_FD_READWRITE,
     );
     return { ret: wasi.ERRNO_SUCCESS, fdstat };
   }
@@ -45,18 +47,29 @@ class StdinFd extends Fd {
     };
   }
 
-  override fd_read(size: number) {
-    const data = this.#data.subarray(this.#position, this.#position + size);
-    this.#position += data.length;
-    return { ret: wasi.ERRNO_SUCCESS, data };
-  }
-
   override fd_seek() {
     return { ret: wasi.ERRNO_SPIPE, offset: 0n };
   }
 
   override fd_tell() {
     return { ret: wasi.ERRNO_SPIPE, offset: 0n };
+  }
+}
+
+/** Standard input served from bytes held in memory. */
+class StdinFd extends StreamFd {
+  #data: Uint8Array;
+  #position = 0;
+
+  constructor(data: Uint8Array) {
+    super(wasi.RIGHTS_FD_READ);
+    this.#data = data;
+  }
+
+  override fd_read(size: number) {
+    const data = this.#data.subarray(this.#position, this.#position + size);
+    this.#position += data.length;
+    return { ret: wasi.ERRNO_SUCCESS, data };
   }
 
   override fd_pread() {
@@ -76,7 +89,7 @@ class StdinFd extends Fd {
  * A captured output stream. Bytes past the cap are dropped and the stream is
  * marked truncated; the guest still sees its writes succeed so it runs on.
  */
-export class OutputCapture extends Fd {
+export class OutputCapture extends StreamFd {
   #chunks: Uint8Array[] = [];
   #kept = 0;
   /** True once a write went past the cap. */
@@ -90,22 +103,7 @@ export class OutputCapture extends Fd {
     readonly limit: number,
     readonly onChunk?: (chunk: Uint8Array) => void,
   ) {
-    super();
-  }
-
-  override fd_fdstat_get() {
-    const fdstat = new wasi.Fdstat(wasi.FILETYPE_CHARACTER_DEVICE, 0);
-    fdstat.fs_rights_base = BigInt(
-      wasi.RIGHTS_FD_WRITE | wasi.RIGHTS_POLL_FD_READWRITE,
-    );
-    return { ret: wasi.ERRNO_SUCCESS, fdstat };
-  }
-
-  override fd_filestat_get() {
-    return {
-      ret: wasi.ERRNO_SUCCESS,
-      filestat: new wasi.Filestat(0n, wasi.FILETYPE_CHARACTER_DEVICE, 0n),
-    };
+    super(wasi.RIGHTS_FD_WRITE);
   }
 
   override fd_write(data: Uint8Array) {
@@ -119,14 +117,6 @@ export class OutputCapture extends Fd {
       this.onChunk?.(copy);
     }
     return { ret: wasi.ERRNO_SUCCESS, nwritten: data.length };
-  }
-
-  override fd_seek() {
-    return { ret: wasi.ERRNO_SPIPE, offset: 0n };
-  }
-
-  override fd_tell() {
-    return { ret: wasi.ERRNO_SPIPE, offset: 0n };
   }
 
   override fd_pwrite() {
