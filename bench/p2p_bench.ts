@@ -16,7 +16,8 @@ import {
   PhaseNode,
   submitJob,
 } from "../discovery/mod.ts";
-import { RUNTIME_VERSION, SandboxPool } from "../runner/mod.ts";
+import { RUNTIME_VERSION } from "../runner/mod.ts";
+import { JobService } from "../node/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 
 const { values } = parseArgs({
@@ -44,8 +45,7 @@ const capability = (): Capability => ({
   load: { queued: 0, queue_limit: 64 },
 });
 
-const pool = new SandboxPool({ size: 2 });
-await pool.warm();
+const services: JobService[] = [];
 const before = rss();
 const nodes: PhaseNode[] = [];
 for (let i = 0; i < count; i++) {
@@ -60,11 +60,15 @@ for (let i = 0; i < count; i++) {
     capability: capable ? capability : undefined,
   });
   if (capable) {
+    // Sandbox processes start on a node's first job.
+    const jobs = new JobService({ key, arch: "x86_64", sandboxSize: 1 });
+    services.push(jobs);
     await acceptJobs(node, {
       key,
-      sandbox: pool,
+      arch: "x86_64",
+      dataDir: null,
+      jobs,
       capability,
-      receiptsDir: null,
     });
   }
   nodes.push(node);
@@ -154,5 +158,5 @@ if (values.json) {
 }
 await client.stop();
 await Promise.all(nodes.map((n) => n.stop()));
-await pool.close();
+await Promise.all(services.map((s) => s.close()));
 Deno.exit(0);

@@ -9,8 +9,10 @@
  * phase.* options carried forward. Unverified bytes are never kexec'd.
  *
  * Stage 2 (the booted system) fetches and verifies the same artifacts into
- * tmpfs, runs the hello job named by its job manifest, shows its verified
- * receipt, and serves the artifacts so the next machine can boot from it.
+ * tmpfs, starts a full node (the same assembly as `phase serve`), runs the
+ * hello job named by its job manifest through the node's job service, shows
+ * its verified receipt, and keeps serving artifacts and running jobs for
+ * others, so the next machine can boot from it.
  * @module
  */
 import {
@@ -20,20 +22,14 @@ import {
   verifyManifest,
   verifyReceipt,
 } from "../schemas/mod.ts";
-import { download, startProvider } from "../provider/mod.ts";
+import { download, httpTransport } from "../provider/mod.ts";
 import {
   findBootProviders,
+  p2pTransport,
   PhaseNode,
-  publishBootProvider,
 } from "../discovery/mod.ts";
-import {
-  loadIdentity,
-  logReceipt,
-  receiptLines,
-  renderLines,
-  runJob,
-  SandboxPool,
-} from "../runner/mod.ts";
+import { loadIdentity, receiptLines, renderLines } from "../runner/mod.ts";
+import { startNode } from "../node/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 import { type BootOptions, carriedOptions } from "./cmdline.ts";
 
@@ -309,109 +305,123 @@ export async function stageTwo(
     path: `${env.runDir}/node.key`,
     ephemeral: options.mode === "private",
   });
-  const sandbox = new SandboxPool({ size: 1 });
+  const address = localAddress() ?? "127.0.0.1";
+  const port = 8080;
+  // Private mode writes nothing: no receipts, no module cache.
+  const node = await startNode({
+    key,
+    arch: manifest.arch,
+    dataDir: null,
+    jobs: {
+      sandboxSize: 1,
+      receiptsDir: options.mode === "private"
+        ? undefined
+        : `${env.runDir}/receipts`,
+    },
+    transports: [],
+  });
   const jobManifestPath = Object.values(paths).find((p) =>
     p.endsWith(".job.json")
   );
-  if (jobManifestPath) {
-    const job = validateJobManifest(
-      JSON.parse(await Deno.readTextFile(jobManifestPath)),
-    );
-    const moduleFile = Object.values(paths).find((p) =>
-      p.endsWith(`${job.name ?? "hello"}.wasm`)
-    );
-    if (!moduleFile) {
-      throw new BootError(
-        `the job manifest names ${job.name}, which the manifest does not carry`,
+  try {
+    if (jobManifestPath) {
+      const job = validateJobManifest(
+        JSON.parse(await Deno.readTextFile(jobManifestPath)),
       );
-    }
-    const { receipt } = await runJob({
-      module: await Deno.readFile(moduleFile),
-      manifest: job,
-      programName: `${job.name}.wasm`,
-    }, { sandbox, key });
-    const verdict = await verifyReceipt(receipt, {
-      peerId: key.peerId,
-      moduleHash: job.module_hash,
-    });
-    env.log("job done; receipt:");
-    for (
-      const line of renderLines(
-        receiptLines(
-          receipt,
-          verdict.valid
-            ? { valid: true }
-            : { valid: false, reason: verdict.reason },
-        ),
-        true,
-      ).trimEnd().split("\n")
-    ) {
-      env.log(line);
-    }
-    if (options.mode !== "private") {
-      await logReceipt(`${env.runDir}/receipts`, receipt);
-    }
-  }
-  await fetchArtifacts(
-    manifest,
-    manifestUrl,
-    others,
-    dir,
-    env.log,
-    Object.keys(manifest.artifacts).filter((n) => !jobNames.includes(n)),
-  );
-  const served = await startProvider({
-    artifactsDir: `${env.runDir}/artifacts`,
-    dataDir: null,
-    key,
-    channel: manifest.channel,
-    arch: manifest.arch,
-    port: 8080,
-    hostname: "0.0.0.0",
-    sandbox,
-  });
-  env.log(
-    `serving the artifacts it booted from on port ${served.port} (booted from ${provider})`,
-  );
-  let node: PhaseNode | null = null;
-  // Always on libp2p, so that machines booting next can find this one by the
-  // DHT (it can be their phase.bootstrap) or, in local mode, by mDNS.
-  {
-    try {
-      node = await PhaseNode.start({
-        key,
-        listen: ["/ip4/0.0.0.0/tcp/4001"],
-        bootstrap: options.bootstrap,
-        mdns: options.mode === "local",
+      const moduleFile = Object.values(paths).find((p) =>
+        p.endsWith(`${job.name ?? "hello"}.wasm`)
+      );
+      if (!moduleFile) {
+        throw new BootError(
+          `the job manifest names ${job.name}, which the manifest does not carry`,
+        );
+      }
+      const { receipt } = await node.services.jobs!.run({
+        module: await Deno.readFile(moduleFile),
+        manifest: job,
+        memoryMb: job.memory_mb,
+        timeoutSeconds: job.timeout_seconds,
       });
-      const address = localAddress() ?? "127.0.0.1";
-      await publishBootProvider(
-        node,
-        manifest.channel,
-        manifest.arch,
-        `http://${address}:${served.port}/${manifest.channel}/${manifest.arch}/manifest.json`,
-        manifest.manifest_version,
-      );
+      const verdict = await verifyReceipt(receipt, {
+        peerId: key.peerId,
+        moduleHash: job.module_hash,
+      });
+      env.log("job done; receipt:");
+      for (
+        const line of renderLines(
+          receiptLines(
+            receipt,
+            verdict.valid
+              ? { valid: true }
+              : { valid: false, reason: verdict.reason },
+          ),
+          true,
+        ).trimEnd().split("\n")
+      ) {
+        env.log(line);
+      }
+    }
+    await fetchArtifacts(
+      manifest,
+      manifestUrl,
+      others,
+      dir,
+      env.log,
+      Object.keys(manifest.artifacts).filter((n) => !jobNames.includes(n)),
+    );
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+  // Then the same node serves: artifacts and jobs over HTTP, and on libp2p
+  // (always, so machines booting next can find it by the DHT, where it can
+  // be their phase.bootstrap, or by mDNS in local mode) with its capability.
+  const transports = [
+    httpTransport({
+      artifactsDir: `${env.runDir}/artifacts`,
+      dataDir: null,
+      channel: manifest.channel,
+      arch: manifest.arch,
+      port,
+      hostname: "0.0.0.0",
+      advertise: [`http://${address}:${port}`],
+    }),
+    p2pTransport({
+      listen: ["/ip4/0.0.0.0/tcp/4001"],
+      bootstrap: options.bootstrap,
+      mode: options.mode === "local" ? "local" : "internet",
+      bootProvider: {
+        channel: manifest.channel,
+        arch: manifest.arch,
+        manifestVersion: manifest.manifest_version,
+        manifestUrl: (services) =>
+          `${services.httpUrl}/${manifest.channel}/${manifest.arch}/manifest.json`,
+      },
+      onWarning: (line) => env.log(line),
+    }),
+  ];
+  let announced = true;
+  for (const transport of transports) {
+    await node.attach(transport).catch((error) => {
+      announced = false;
       env.log(
-        `announced as a boot provider (${
-          options.mode === "internet" ? "DHT" : "mDNS + DHT"
-        })`,
-      );
-    } catch (error) {
-      env.log(
-        `could not announce on libp2p: ${
+        `could not start ${transport.name}: ${
           (error as Error).message.split("\n")[0]
         }`,
       );
-    }
+    });
   }
-  return {
-    close: async () => {
-      await node?.stop();
-      await served.close();
-      await sandbox.close();
-    },
-  };
+  env.log(
+    `serving the artifacts it booted from on port ${port} (booted from ${provider})`,
+  );
+  if (announced) {
+    env.log(
+      `announced as a boot provider and job node (${
+        options.mode === "internet" ? "DHT" : "mDNS + DHT"
+      })`,
+    );
+  }
+  return node;
 }
 
 function localAddress(): string | null {

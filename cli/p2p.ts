@@ -10,7 +10,7 @@ import {
   submitAuto,
   submitJob,
 } from "../discovery/mod.ts";
-import { generateKey } from "../schemas/mod.ts";
+import { type Arch, canonicalArch, generateKey } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import {
   exitStatusOf,
@@ -54,6 +54,21 @@ async function client(
   }
 }
 
+/** The canonical form of an --arch value, or a usage error. */
+function archOption(value: string | undefined): Arch | undefined {
+  if (value === undefined) return undefined;
+  const arch = canonicalArch(value);
+  if (!arch) {
+    throw new UsageError(`--arch must be x86_64, amd64, aarch64 or arm64`);
+  }
+  return arch;
+}
+
+/** Prints a skipped record or node as one line on stderr. */
+function warn(line: string): void {
+  console.error(`phase: ${line}`);
+}
+
 async function waitForPeers(node: PhaseNode, timeoutMs: number): Promise<void> {
   if (await node.waitForPeers(timeoutMs)) {
     // A peer found by mDNS may have published before it knew anyone.
@@ -67,10 +82,11 @@ export async function discoverCommand(argv: string[]): Promise<number> {
     args: argv,
     options: { ...CLIENT_OPTIONS, arch: { type: "string" } },
   });
+  const arch = archOption(values.arch);
   const node = await client(values);
   try {
     const found = await node.findCapable(
-      { arch: values.arch },
+      { arch, onWarning: values.json ? undefined : warn },
       Number(values.timeout) * 1000,
     );
     if (values.json) {
@@ -127,6 +143,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
   const memory = positiveNumber(values.memory, "memory", true);
   const jobTimeout = positiveNumber(values["job-timeout"], "job-timeout");
   const fuel = positiveNumber(values.fuel, "fuel", true);
+  const arch = archOption(values.arch);
   const module = await readInput(modulePath, "module");
   const stdin = await readStdin();
   const node = await client(values);
@@ -139,7 +156,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
         ...(memory ? { memory_mb: memory } : {}),
         ...(jobTimeout ? { timeout_seconds: jobTimeout } : {}),
         ...(fuel ? { fuel } : {}),
-        ...(values.arch ? { arch: values.arch } : {}),
+        ...(arch ? { arch } : {}),
       },
     };
     let result;
@@ -147,13 +164,12 @@ export async function submitCommand(argv: string[]): Promise<number> {
       result = values.peer
         ? await submitJob(node, values.peer, job)
         : await submitAuto(node, job, {
-          arch: values.arch,
+          arch,
           timeoutMs: Number(values.timeout) * 1000,
-          onSkip: (peer, reason) =>
+          onWarning: values.json ? undefined : warn,
+          onAttempt: ({ peerId, reason }) =>
             values.json ||
-            console.error(
-              `phase: ${peer} refused (${reason}); trying another node`,
-            ),
+            warn(`${peerId} failed (${reason}); trying the next node`),
         });
     } catch (error) {
       if (error instanceof JobRejected) throw new CliError(error.message);

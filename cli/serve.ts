@@ -1,27 +1,19 @@
 /**
- * `phase serve`: the provider node, with zero configuration by default.
+ * `phase serve`: a full node (artifacts over HTTP, jobs over HTTP and
+ * libp2p, capability advertised), with zero configuration by default.
  * @module
  */
 import { parseArgs } from "node:util";
 import {
   CHANNELS,
   hostArch,
+  httpTransport,
+  ProviderError,
   seedArtifacts,
-  startProvider,
 } from "../provider/mod.ts";
-import {
-  acceptJobs,
-  type Capability,
-  PhaseNode,
-  publishBootProvider,
-} from "../discovery/mod.ts";
-import { DEFAULT_JOB_LIMITS } from "../provider/mod.ts";
-import {
-  loadIdentity,
-  MeteredModuleCache,
-  RUNTIME_VERSION,
-  SandboxPool,
-} from "../runner/mod.ts";
+import { p2pTransport } from "../discovery/mod.ts";
+import { loadIdentity } from "../runner/mod.ts";
+import { type NodeTransport, startNode } from "../node/mod.ts";
 import { canonicalArch, type Channel } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { assertPrivateMode } from "./node_context.ts";
@@ -46,6 +38,16 @@ async function assertReadableDirectory(dir: string): Promise<void> {
   }
 }
 
+/** A positive whole number flag, or undefined when absent. */
+function count(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`--${flag} wants a whole number from 1, got ${value}`);
+  }
+  return n;
+}
+
 /** `phase serve [options]` */
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -68,6 +70,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       mode: { type: "string", default: "internet" },
       "no-dht": { type: "boolean" },
       "no-mdns": { type: "boolean" },
+      "receipts-max": { type: "string" },
+      "receipts-max-mb": { type: "string" },
+      "allow-private-module-urls": { type: "boolean" },
       json: { type: "boolean" },
     },
   });
@@ -84,6 +89,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`--port wants 0-65535, got ${values.port}`);
   }
+  const receiptsMax = count(values["receipts-max"], "receipts-max");
+  const receiptsMaxMb = count(values["receipts-max-mb"], "receipts-max-mb");
   if (values.private) {
     assertPrivateMode();
     if (!values.artifacts) {
@@ -105,129 +112,108 @@ export async function serveCommand(argv: string[]): Promise<number> {
     path: values.key ?? (data ? dataPaths(data).key : ""),
     ephemeral: values.private,
   });
-  const sandbox = values["no-jobs"]
-    ? null
-    : new SandboxPool({ size: 2, queueLimit: 64 });
-  const modules = new MeteredModuleCache({
-    dir: data ? dataPaths(data).modules : null,
-  });
-  const provider = await startProvider({
-    artifactsDir,
-    dataDir: data,
-    key,
-    channel: values.channel as Channel,
-    arch: values.arch,
-    port,
-    hostname: values.bind,
-    advertise: values.advertise,
-    cmdline: values.cmdline,
-    pinnedKeys: values.pubkey,
-    jobs: sandbox !== null,
-    sandbox: sandbox ?? undefined,
-    modules,
-    receiptsDir: data ? dataPaths(data).receipts : null,
-  });
-  const receiptsDir = data ? dataPaths(data).receipts : null;
   const arch = canonicalArch(values.arch)!;
-  const httpUrl = values.advertise?.[0] ??
-    (values.bind === "0.0.0.0" ? undefined : provider.url);
-  const capability = (): Capability => ({
-    arch,
-    cpu_cores: navigator.hardwareConcurrency,
-    memory_mb: DEFAULT_JOB_LIMITS.maxMemoryMb,
-    runtime: { name: "phase-deno", version: RUNTIME_VERSION, wasi: "preview1" },
-    limits: {
-      max_timeout_seconds: DEFAULT_JOB_LIMITS.maxTimeoutSeconds,
-      max_module_bytes: DEFAULT_JOB_LIMITS.maxBodyBytes,
-    },
-    load: {
-      queued: sandbox?.queued ?? 0,
-      queue_limit: sandbox?.queueLimit ?? 0,
-    },
-    ...(httpUrl ? { http_url: httpUrl } : {}),
-  });
-  let node: PhaseNode | null = null;
+  const channel = values.channel as Channel;
+  const transports: NodeTransport[] = [
+    httpTransport({
+      artifactsDir,
+      dataDir: data,
+      channel,
+      arch: values.arch,
+      port,
+      hostname: values.bind,
+      advertise: values.advertise,
+      cmdline: values.cmdline,
+      pinnedKeys: values.pubkey,
+    }),
+  ];
   if (!values["no-dht"]) {
-    try {
-      node = await PhaseNode.start({
-        key,
-        listen: values.listen ?? ["/ip4/0.0.0.0/tcp/4001"],
-        bootstrap: values.bootstrap,
-        mdns: values.mode === "local" && !values["no-mdns"],
-        capability: sandbox ? capability : undefined,
-      });
-    } catch (error) {
-      await provider.close();
-      await sandbox?.close();
-      throw new CliError(
-        `cannot start the libp2p node: ${
-          (error as Error).message.split("\n")[0]
-        }`,
-      );
-    }
-    if (sandbox) {
-      await acceptJobs(node, {
-        key,
-        sandbox,
-        modules,
-        capability,
-        receiptsDir,
-      });
-    }
-    if (httpUrl) {
-      const manifestUrl = `${httpUrl}/${values.channel}/${arch}/manifest.json`;
-      await publishBootProvider(node, values.channel, arch, manifestUrl).catch(
-        () => {},
-      );
-    }
+    transports.push(p2pTransport({
+      listen: values.listen,
+      bootstrap: values.bootstrap,
+      mode: values["no-mdns"] ? "internet" : values.mode,
+      bootProvider: {
+        channel,
+        arch,
+        manifestUrl: (node) =>
+          node.httpUrl
+            ? `${node.httpUrl}/${channel}/${arch}/manifest.json`
+            : null,
+      },
+      onWarning: (line) => console.error(`phase: ${line}`),
+    }));
   }
+  let node;
+  try {
+    node = await startNode({
+      key,
+      arch,
+      dataDir: data,
+      jobs: values["no-jobs"] ? false : {
+        receiptsMaxCount: receiptsMax,
+        receiptsMaxBytes: receiptsMaxMb && receiptsMaxMb * 1024 * 1024,
+        allowPrivateModuleUrls: values["allow-private-module-urls"],
+      },
+      transports,
+    });
+  } catch (error) {
+    if (error instanceof CliError || error instanceof ProviderError) {
+      throw error;
+    }
+    throw new CliError(
+      `cannot start the node: ${(error as Error).message.split("\n")[0]}`,
+    );
+  }
+  const http = node.transports.http as { url: string; port: number };
+  const p2p = node.transports.libp2p as
+    | { multiaddrs: string[]; mode: string }
+    | undefined;
+  const jobs = node.services.jobs !== null;
   const info = {
-    url: provider.url,
-    port: provider.port,
+    url: http.url,
+    port: http.port,
     peer_id: key.peerId,
-    multiaddrs: node?.multiaddrs() ?? [],
+    multiaddrs: p2p?.multiaddrs ?? [],
     artifacts: artifactsDir,
-    channel: values.channel,
+    channel,
     arch,
-    jobs: sandbox !== null,
-    mode: node ? values.mode : "off",
+    jobs,
+    receipts: node.services.jobs?.receipts?.dir ?? null,
+    mode: p2p ? values.mode : "off",
     private: Boolean(values.private),
   };
   if (values.json) {
     console.log(JSON.stringify(info));
   } else {
-    console.log(
-      `phase provider serving ${provider.url}/ (bound to ${values.bind})`,
-    );
+    console.log(`phase node serving ${http.url}/ (bound to ${values.bind})`);
     console.log(`  peer id:   ${key.peerId}`);
     console.log(`  artifacts: ${artifactsDir}`);
-    console.log(
-      `  manifest:  ${provider.url}/manifest.json (${info.channel}/${info.arch})`,
-    );
+    console.log(`  manifest:  ${http.url}/manifest.json (${channel}/${arch})`);
     console.log(
       `  jobs:      ${
-        info.jobs
-          ? `POST ${provider.url}/jobs, ${
-            node ? "and /phase/job/1.0.0" : "HTTP only"
-          }`
+        jobs
+          ? `POST ${http.url}/jobs${p2p ? " and /phase/job/1.0.0" : ""}`
           : "off"
       }`,
     );
     console.log(
+      `  receipts:  ${info.receipts ?? "none kept"}`,
+    );
+    console.log(
       `  libp2p:    ${
-        node ? `${values.mode} mode, ${info.multiaddrs.join(" ")}` : "off"
+        p2p ? `${values.mode} mode, ${p2p.multiaddrs.join(" ")}` : "off"
       }`,
     );
   }
-  const stop = Promise.withResolvers<void>();
-  const onSignal = () => stop.resolve();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  await stop.promise;
-  Deno.removeSignalListener("SIGINT", onSignal);
-  Deno.removeSignalListener("SIGTERM", onSignal);
-  await node?.stop();
-  await provider.close();
-  await sandbox?.close();
+  const stop = Promise.withResolvers<string>();
+  const onInt = () => stop.resolve("SIGINT");
+  const onTerm = () => stop.resolve("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  const signal = await stop.promise;
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  await node.close();
+  if (!values.json) console.error(`phase: node stopped (${signal})`);
   return 0;
 }

@@ -20,28 +20,37 @@ export {
   DEFAULT_RECORD_TTL_MS,
   encodeRecord,
   jobManifestKey,
+  MAX_CLOCK_SKEW_MS,
   MAX_RECORD_BYTES,
+  MAX_RECORD_LIFETIME_MS,
   RecordError,
   type RecordType,
   selectRecord,
   type SignedRecord,
   signRecord,
   validateRecord,
+  validatorKeepingNewest,
 } from "./records.ts";
 export {
   acceptJobs,
+  type Attempt,
   JOB_PROTOCOL,
   JobRejected,
-  type JobServerContext,
-  judgeOffer,
-  type RejectReason,
+  MESSAGE_TIMEOUT_MS,
   type RemoteJob,
   type RemoteResult,
-  type Requirements,
   serveJobStream,
   submitAuto,
   submitJob,
 } from "./job_protocol.ts";
+export {
+  MAX_MESSAGE_BYTES,
+  type Messages,
+  messageStream,
+  receiveMessage,
+  sendMessage,
+} from "./framing.ts";
+export { p2pTransport, type P2pTransportOptions } from "./transport.ts";
 export {
   type BootProviderInfo,
   bootTopic,

@@ -19,7 +19,11 @@ import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
 import { CID } from "multiformats/cid";
 import { sha256 } from "multiformats/hashes/sha2";
-import type { NodeKey } from "../schemas/mod.ts";
+import { MemoryDatastore } from "datastore-core";
+import { Key } from "interface-datastore";
+import { Libp2pRecord } from "@libp2p/record";
+import { toString as bytesToString } from "uint8arrays/to-string";
+import type { Capability, NodeKey } from "../schemas/mod.ts";
 import {
   capabilityKey,
   decodeRecord,
@@ -30,29 +34,14 @@ import {
   selectRecord,
   type SignedRecord,
   signRecord,
-  validateRecord,
+  validatorKeepingNewest,
 } from "./records.ts";
+import { MAX_MESSAGE_BYTES } from "./framing.ts";
+
+export type { Capability };
 
 /** The DHT protocol name (Phase's own DHT, not the public IPFS one). */
 export const DHT_PROTOCOL = "/phase/kad/1.0.0";
-
-/** What a node offers for jobs (the capability record's payload). */
-export interface Capability extends Record<string, unknown> {
-  /** Canonical architecture. */
-  arch: string;
-  /** CPU cores available for jobs. */
-  cpu_cores: number;
-  /** Largest memory_mb a job may ask for. */
-  memory_mb: number;
-  /** Runtime name and version. */
-  runtime: { name: string; version: string; wasi: "preview1" };
-  /** Job limits. */
-  limits: { max_timeout_seconds: number; max_module_bytes: number };
-  /** Load when the record was made. */
-  load: { queued: number; queue_limit: number };
-  /** HTTP provider base URL when it serves artifacts. */
-  http_url?: string;
-}
 
 /** A node found by discovery. */
 export interface FoundNode {
@@ -77,7 +66,7 @@ export interface PhaseNodeOptions {
   /** Only query the DHT, never answer queries (short-lived clients). */
   clientMode?: boolean;
   /** Capability to advertise (nodes that accept jobs). */
-  capability?: () => Capability;
+  capability?: () => Capability | null;
   /** How long records live (default 30 min; re-published at half). */
   recordTtlMs?: number;
 }
@@ -126,12 +115,32 @@ export class PhaseNode {
       "Ed25519",
       options.key.seed,
     );
+    // The node's own record store, so its validator can compare a record
+    // offered for storage with the one it already keeps (kad-dht stores
+    // records under /dht/record/<base32 key>).
+    const datastore = new MemoryDatastore();
+    const stored = async (key: Uint8Array) => {
+      try {
+        const raw = await datastore.get(
+          new Key(`/dht/record/${bytesToString(key, "base32")}`, false),
+        );
+        return Libp2pRecord.deserialize(raw).value;
+      } catch {
+        return null;
+      }
+    };
     const libp2p = await createLibp2p({
       privateKey,
+      datastore,
       addresses: { listen: options.listen ?? ["/ip4/0.0.0.0/tcp/0"] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // Job messages may be as large as MAX_MESSAGE_BYTES.
+      streamMuxers: [
+        yamux({
+          streamOptions: { maxReadBufferLength: MAX_MESSAGE_BYTES + 16 },
+        }),
+      ],
       peerDiscovery: options.mdns ? [mdns({ interval: 1000 })] : [],
       connectionManager: {
         // Many nodes behind one address (a LAN gateway, tests on loopback)
@@ -153,7 +162,7 @@ export class PhaseNode {
           clientMode: options.clientMode ?? false,
           // Phase runs on LANs: keep private and loopback addresses.
           peerInfoMapper: passthroughMapper,
-          validators: { phase: validateRecord },
+          validators: { phase: validatorKeepingNewest(stored) },
           selectors: { phase: selectRecord },
           allowQueryWithZeroPeers: true,
           initialQuerySelfInterval: 0,
@@ -360,13 +369,19 @@ export class PhaseNode {
     return [...found].map(([peerId, addresses]) => ({ peerId, addresses }));
   }
 
-  /** Finds nodes whose capability satisfies `accept`, best first. */
+  /**
+   * Finds nodes whose capability satisfies `accept`, best first. A node
+   * whose record is missing, invalid or expired is skipped; `onWarning`
+   * hears one line for each.
+   */
   async findCapable(
     filter: {
       arch?: string;
       accept?: (c: Capability) => boolean;
       /** Stop the DHT walk once this many announcers are known (default 20). */
       limit?: number;
+      /** Hears one line per skipped node. */
+      onWarning?: (line: string) => void;
     } = {},
     timeoutMs = 5000,
   ): Promise<FoundNode[]> {
@@ -384,11 +399,19 @@ export class PhaseNode {
       providers.map(async ({ peerId, addresses }) => {
         try {
           const record = await this.getRecord(capabilityKey(peerId), timeoutMs);
-          if (!record) return null;
+          if (!record) {
+            filter.onWarning?.(
+              `skipped ${peerId}: no valid capability record was found`,
+            );
+            return null;
+          }
           const capability = record.payload as Capability;
           if (filter.accept && !filter.accept(capability)) return null;
           return { peerId, capability, addresses };
-        } catch {
+        } catch (error) {
+          filter.onWarning?.(
+            `skipped ${peerId}: ${(error as Error).message.split("\n")[0]}`,
+          );
           return null;
         }
       }),

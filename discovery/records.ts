@@ -5,16 +5,23 @@
  * payload, signature}`, signed with Ed25519 over the JCS bytes of everything
  * but `signature`, by the key inside `peer_id`. The DHT validator refuses
  * unsigned, wrongly signed, expired, oversized or misplaced records (a record
- * must name the DHT key it is stored under, and per-node keys must be owned by
- * the signer); the selector keeps the valid record with the highest `seq`.
+ * must name the DHT key it is stored under, and per-node keys must be owned by the
+ * signer), records whose payload does not match the schema of their type,
+ * and records that claim to live longer than {@link MAX_RECORD_LIFETIME_MS};
+ * the selector keeps the valid record with the highest `seq`, and a node
+ * never replaces a stored record with one of lower `seq` (see node.ts).
+ * Every key names its owner: nobody can publish under another peer's key.
  * @module
  */
 import {
   canonicalBytes,
+  type DocumentKind,
   type NodeKey,
   publicKeyOfPeerId,
+  type SchemaError,
   signBytes,
   signingBytes,
+  validateDocument,
   verifyBytes,
 } from "../schemas/mod.ts";
 
@@ -22,6 +29,10 @@ import {
 export const MAX_RECORD_BYTES = 8 * 1024;
 /** Records live this long unless said otherwise (and are re-published at half). */
 export const DEFAULT_RECORD_TTL_MS = 30 * 60 * 1000;
+/** Longest a record may claim to live, from now: 24 hours. */
+export const MAX_RECORD_LIFETIME_MS = 24 * 60 * 60 * 1000;
+/** Clock difference tolerated between peers for `issued_at`: 5 minutes. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
 
 /** Kinds of record and where they live. */
 export type RecordType = "capability" | "boot-provider" | "job-manifest";
@@ -69,9 +80,13 @@ export function bootProviderKey(
   return `/phase/boot/${channel}/${arch}/${peerId}`;
 }
 
-/** DHT key of a named job manifest. */
-export function jobManifestKey(name: string): string {
-  return `/phase/wasm/${name}/manifest`;
+/**
+ * DHT key of a named job manifest. Names are owned: the key carries the
+ * publisher's peer id, so a name means "this publisher's manifest of that
+ * name" and nobody else can publish under it.
+ */
+export function jobManifestKey(publisher: string, name: string): string {
+  return `/phase/wasm/${publisher}/${name}/manifest`;
 }
 
 const encoder = new TextEncoder();
@@ -116,23 +131,35 @@ export function encodeRecord(record: SignedRecord<unknown>): Uint8Array {
   return bytes;
 }
 
-function ownerOf(dhtKey: string): string | null {
-  const parts = dhtKey.split("/");
-  if (parts[2] === "capability") return parts[3] ?? null;
-  if (parts[2] === "boot") return parts[5] ?? null;
-  return null;
-}
+const SEGMENT = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
-function typeOf(dhtKey: string): RecordType | null {
+/** What lives under a DHT key: its record type and its owner's peer id. */
+function placeOf(dhtKey: string): { type: RecordType; owner: string } | null {
   const parts = dhtKey.split("/");
-  if (parts[1] !== "phase") return null;
-  if (parts[2] === "capability" && parts.length === 4) return "capability";
-  if (parts[2] === "boot" && parts.length === 6) return "boot-provider";
-  if (parts[2] === "wasm" && parts.length === 5 && parts[4] === "manifest") {
-    return "job-manifest";
+  if (parts[0] !== "" || parts[1] !== "phase") return null;
+  if (parts[2] === "capability" && parts.length === 4) {
+    return { type: "capability", owner: parts[3] };
+  }
+  if (
+    parts[2] === "boot" && parts.length === 6 && SEGMENT.test(parts[3]) &&
+    SEGMENT.test(parts[4])
+  ) {
+    return { type: "boot-provider", owner: parts[5] };
+  }
+  if (
+    parts[2] === "wasm" && parts.length === 6 && SEGMENT.test(parts[4]) &&
+    parts[5] === "manifest"
+  ) {
+    return { type: "job-manifest", owner: parts[3] };
   }
   return null;
 }
+
+const PAYLOAD_SCHEMA: Record<RecordType, DocumentKind> = {
+  capability: "capability record",
+  "boot-provider": "boot-provider record",
+  "job-manifest": "job manifest",
+};
 
 /**
  * Decodes and checks a record stored under `dhtKey`; throws
@@ -154,25 +181,20 @@ export async function decodeRecord(
   } catch {
     throw new RecordError("record is not JSON");
   }
-  const expectedType = typeOf(dhtKey);
-  if (!expectedType) {
-    throw new RecordError(`no record type lives under ${dhtKey}`);
+  const place = placeOf(dhtKey);
+  if (!place) {
+    throw new RecordError(`no record type lives under ${dhtKey.slice(0, 200)}`);
   }
-  if (
-    typeof record !== "object" || record === null ||
-    record.type !== expectedType ||
-    record.key !== dhtKey || !Number.isSafeInteger(record.seq) ||
-    record.seq < 0 ||
-    typeof record.peer_id !== "string" ||
-    typeof record.signature !== "string" ||
-    typeof record.payload !== "object" || record.payload === null ||
-    Number.isNaN(Date.parse(record.issued_at)) ||
-    Number.isNaN(Date.parse(record.expires_at))
-  ) {
-    throw new RecordError("record is malformed or stored under another key");
+  try {
+    validateDocument("record", record);
+    validateDocument(PAYLOAD_SCHEMA[place.type], record.payload);
+  } catch (error) {
+    throw new RecordError((error as SchemaError).message);
   }
-  const owner = ownerOf(dhtKey);
-  if (owner !== null && owner !== record.peer_id) {
+  if (record.type !== place.type || record.key !== dhtKey) {
+    throw new RecordError("record is stored under another key");
+  }
+  if (place.owner !== record.peer_id) {
     throw new RecordError(`record under ${dhtKey} is signed by another peer`);
   }
   let publicKey: Uint8Array;
@@ -184,18 +206,57 @@ export async function decodeRecord(
   if (!await verifyBytes(publicKey, signingBytes(record), record.signature)) {
     throw new RecordError("record signature is invalid");
   }
-  if (Date.parse(record.expires_at) <= now.getTime()) {
+  const expires = Date.parse(record.expires_at);
+  if (expires <= now.getTime()) {
     throw new RecordError(`record expired at ${record.expires_at}`);
+  }
+  if (expires > now.getTime() + MAX_RECORD_LIFETIME_MS) {
+    throw new RecordError(
+      `record claims to live more than ${
+        MAX_RECORD_LIFETIME_MS / 3_600_000
+      } hours from now`,
+    );
+  }
+  if (Date.parse(record.issued_at) > now.getTime() + MAX_CLOCK_SKEW_MS) {
+    throw new RecordError("record was issued in the future");
   }
   return record;
 }
 
-/** DHT validator for the `phase` namespace. */
+/** DHT validator for the `phase` namespace (stateless checks only). */
 export async function validateRecord(
   key: Uint8Array,
   value: Uint8Array,
 ): Promise<void> {
   await decodeRecord(decoder.decode(key), value);
+}
+
+/**
+ * A DHT validator that also refuses a record older than the one this node
+ * stores under the same key, so a replayed record (lower `seq`, still signed
+ * and unexpired) never replaces a newer one. `stored` reads the node's
+ * current value for a key, or null.
+ */
+export function validatorKeepingNewest(
+  stored: (key: Uint8Array) => Promise<Uint8Array | null>,
+): (key: Uint8Array, value: Uint8Array) => Promise<void> {
+  return async (key, value) => {
+    const dhtKey = decoder.decode(key);
+    const incoming = await decodeRecord(dhtKey, value);
+    const current = await stored(key);
+    if (!current) return;
+    let kept: SignedRecord;
+    try {
+      kept = await decodeRecord(dhtKey, current);
+    } catch {
+      return; // the stored record expired or is damaged: any valid one wins
+    }
+    if (kept.seq > incoming.seq) {
+      throw new RecordError(
+        `record seq ${incoming.seq} is older than the stored seq ${kept.seq}`,
+      );
+    }
+  };
 }
 
 /** DHT selector: index of the valid record with the highest seq. */

@@ -1,66 +1,57 @@
 /**
- * `POST /jobs`: edge-style execution. The body is either the module itself
- * (`application/wasm`, options in the query string) or JSON naming the module
- * by bytes (base64) or by the sha256 of a module this node already has. The
- * answer is the signed receipt.
+ * `POST /jobs`: edge-style execution, a thin adapter over the node layer's
+ * job service. The body is either the module itself (`application/wasm`,
+ * options in the query string) or JSON naming the module by bytes (base64)
+ * or by the sha256 of a module this node serves; both forms are judged by
+ * the same schema and checks as libp2p offers. A job slot is taken before
+ * the body is read, the body streams in under its cap, and a client that
+ * disconnects cancels its job. The answer is the signed receipt.
  * @module
  */
+import { JobCancelled } from "../runner/mod.ts";
+import { readAllCapped, type RejectReason } from "../schemas/mod.ts";
 import {
-  isFuelBudget,
-  type JobContext,
-  JobRefused,
-  logReceipt,
-  MAX_FUEL,
-  ModuleError,
-  QueueFullError,
-  runJob,
-} from "../runner/mod.ts";
-import {
-  fromBase64,
-  type JobManifest,
-  readAllCapped,
-  SchemaError,
-  sha256Ref,
-  validateJobManifest,
-} from "../schemas/mod.ts";
+  type Admission,
+  JobError,
+  type JobService,
+  judgeHttpJob,
+  queryToJobBody,
+} from "../node/mod.ts";
 import { jsonResponse } from "./json_response.ts";
 import { Metrics } from "./metrics.ts";
 
-/** Limits for jobs submitted over HTTP. */
-export interface JobLimits {
-  /** Largest request body in bytes (413 beyond). */
-  maxBodyBytes: number;
-  /** Largest memory_mb a job may ask for. */
-  maxMemoryMb: number;
-  /** Largest timeout_seconds a job may ask for. */
-  maxTimeoutSeconds: number;
-}
-
-/** Default HTTP job limits. */
-export const DEFAULT_JOB_LIMITS: JobLimits = {
-  maxBodyBytes: 16 * 1024 * 1024,
-  maxMemoryMb: 512,
-  maxTimeoutSeconds: 60,
-};
-
 /** What the jobs endpoint needs. */
-export interface JobEndpointContext extends JobContext {
-  /** Limits. */
-  limits: JobLimits;
-  /** Where receipts are logged, or null. */
-  receiptsDir: string | null;
-  /** Finds a module this node has by `sha256:<hex>`. */
+export interface JobEndpointContext {
+  /** The node's job service. */
+  service: JobService;
+  /** Largest request body in bytes (413 beyond); default the module limit plus 50%. */
+  maxBodyBytes?: number;
+  /** Finds a module this node serves by `sha256:<hex>`. */
   findModule: (hash: string) => Promise<Uint8Array | null>;
   /** Counters. */
   metrics: Metrics;
 }
 
-/** A 4xx answer with a reason. */
-class BadRequest extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
+/** HTTP status of each refusal reason. */
+const STATUS: Record<RejectReason, number> = {
+  InvalidRequest: 400,
+  InsufficientResources: 400,
+  ArchMismatch: 400,
+  RuntimeNotSupported: 400,
+  QueueFull: 503,
+  ModuleUnavailable: 404,
+  Timeout: 408,
+};
+
+/** Stable `error` codes of the answers. */
+const CODE: Record<number, string> = {
+  400: "bad request",
+  404: "not found",
+  408: "request timeout",
+  413: "payload too large",
+  415: "unsupported media type",
+  503: "busy",
+};
 
 /** Job answers are compact: receipts can be large. */
 function json(
@@ -71,160 +62,28 @@ function json(
   return jsonResponse(status, body, headers, 0);
 }
 
+/** A body over its cap. */
+class TooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`body is larger than ${limit} bytes`);
+  }
+}
+
 async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) {
-    throw new BadRequest(413, `body is larger than ${limit} bytes`);
-  }
+  if (declared > limit) throw new TooLarge(limit);
   if (!request.body) return new Uint8Array();
   return await readAllCapped(request.body, limit, () => {
-    throw new BadRequest(413, `body is larger than ${limit} bytes`);
+    throw new TooLarge(limit);
   });
 }
 
-function number(value: unknown, name: string): number | undefined {
-  if (value === undefined || value === null || value === "") return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new BadRequest(400, `${name} must be a positive number`);
-  }
-  return n;
-}
-
-function decodeBase64(value: unknown, name: string): Uint8Array | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "string") {
-    throw new BadRequest(400, `${name} must be base64`);
-  }
+function parseJson(body: Uint8Array): unknown {
   try {
-    return fromBase64(value);
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
   } catch {
-    throw new BadRequest(400, `${name} must be base64`);
+    throw new JobError("InvalidRequest", "body is not JSON");
   }
-}
-
-interface ParsedJob {
-  module: Uint8Array;
-  manifest?: JobManifest;
-  args?: string[];
-  env?: Record<string, string>;
-  stdin?: Uint8Array;
-  memoryMb?: number;
-  timeoutSeconds?: number;
-  fuel?: number;
-  nonce?: string;
-}
-
-function fuelBudget(value: unknown): number | undefined {
-  const n = number(value, "fuel");
-  if (n !== undefined && !isFuelBudget(n)) {
-    throw new BadRequest(400, `fuel must be a whole number up to ${MAX_FUEL}`);
-  }
-  return n;
-}
-
-function stringList(value: unknown, name: string): string[] | undefined {
-  if (value === undefined) return undefined;
-  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
-    throw new BadRequest(400, `${name} must be a list of strings`);
-  }
-  return value;
-}
-
-async function parseJson(
-  body: Uint8Array,
-  ctx: JobEndpointContext,
-): Promise<ParsedJob> {
-  let doc: Record<string, unknown>;
-  try {
-    doc = JSON.parse(new TextDecoder().decode(body));
-  } catch {
-    throw new BadRequest(400, "body is not JSON");
-  }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
-    throw new BadRequest(400, "body must be a JSON object");
-  }
-  const known = [
-    "manifest",
-    "module",
-    "module_hash",
-    "args",
-    "env",
-    "stdin",
-    "memory_mb",
-    "timeout_seconds",
-    "fuel",
-    "nonce",
-  ];
-  const unknown = Object.keys(doc).find((k) => !known.includes(k));
-  if (unknown) throw new BadRequest(400, `unknown field ${unknown}`);
-  const manifest = doc.manifest === undefined
-    ? undefined
-    : validateJobManifest(doc.manifest);
-  let module = decodeBase64(doc.module, "module");
-  const wanted = (doc.module_hash as string | undefined) ??
-    manifest?.module_hash;
-  if (!module) {
-    if (typeof wanted !== "string") {
-      throw new BadRequest(400, "give module (base64) or module_hash");
-    }
-    module = await ctx.findModule(wanted) ?? undefined;
-    if (!module) throw new BadRequest(404, `this node has no module ${wanted}`);
-  } else if (
-    typeof doc.module_hash === "string" &&
-    doc.module_hash !== await sha256Ref(module)
-  ) {
-    throw new BadRequest(400, "module_hash does not match the module");
-  }
-  const env = doc.env;
-  if (
-    env !== undefined &&
-    (typeof env !== "object" || env === null ||
-      Object.values(env).some((v) => typeof v !== "string"))
-  ) {
-    throw new BadRequest(400, "env must be an object of strings");
-  }
-  if (
-    doc.nonce !== undefined &&
-    (typeof doc.nonce !== "string" || !/^[0-9a-f]{16,128}$/.test(doc.nonce))
-  ) {
-    throw new BadRequest(400, "nonce must be 16 to 128 lowercase hex digits");
-  }
-  return {
-    module,
-    manifest,
-    args: stringList(doc.args, "args"),
-    env: env as Record<string, string> | undefined,
-    stdin: decodeBase64(doc.stdin, "stdin"),
-    memoryMb: number(doc.memory_mb, "memory_mb"),
-    timeoutSeconds: number(doc.timeout_seconds, "timeout_seconds"),
-    fuel: fuelBudget(doc.fuel),
-    nonce: doc.nonce as string | undefined,
-  };
-}
-
-function parseWasm(body: Uint8Array, url: URL): ParsedJob {
-  const q = url.searchParams;
-  const env: Record<string, string> = {};
-  for (const item of q.getAll("env")) {
-    const eq = item.indexOf("=");
-    if (eq <= 0) throw new BadRequest(400, `env wants K=V, got ${item}`);
-    env[item.slice(0, eq)] = item.slice(eq + 1);
-  }
-  const nonce = q.get("nonce") ?? undefined;
-  if (nonce !== undefined && !/^[0-9a-f]{16,128}$/.test(nonce)) {
-    throw new BadRequest(400, "nonce must be 16 to 128 lowercase hex digits");
-  }
-  return {
-    module: body,
-    args: q.has("arg") ? q.getAll("arg") : undefined,
-    env: q.has("env") ? env : undefined,
-    stdin: decodeBase64(q.get("stdin") ?? undefined, "stdin"),
-    memoryMb: number(q.get("memory_mb"), "memory_mb"),
-    timeoutSeconds: number(q.get("timeout_seconds"), "timeout_seconds"),
-    fuel: fuelBudget(q.get("fuel")),
-    nonce,
-  };
 }
 
 /** Handles `POST /jobs`. */
@@ -232,73 +91,81 @@ export async function handleJobs(
   request: Request,
   ctx: JobEndpointContext,
 ): Promise<Response> {
+  const service = ctx.service;
+  // A base64 module inside JSON is a third larger than the module.
+  const limit = ctx.maxBodyBytes ??
+    Math.ceil(service.limits.maxModuleBytes * 1.5);
+  const type = (request.headers.get("content-type") ?? "").split(";")[0]
+    .trim().toLowerCase();
+  const wasm = type === "application/wasm" ||
+    type === "application/octet-stream";
+  if (!wasm && type !== "application/json") {
+    await request.body?.cancel();
+    return json(415, {
+      error: CODE[415],
+      reason: "send application/wasm (the module) or application/json",
+    });
+  }
+  let admission: Admission | undefined;
   try {
-    const body = await readBody(request, ctx.limits.maxBodyBytes);
-    const type = (request.headers.get("content-type") ?? "").split(";")[0]
-      .trim();
-    const url = new URL(request.url);
-    let job: ParsedJob;
-    if (type === "application/json") job = await parseJson(body, ctx);
-    else if (
-      type === "application/wasm" || type === "application/octet-stream"
-    ) {
-      job = parseWasm(body, url);
+    let judged;
+    let module: Uint8Array | undefined;
+    if (wasm) {
+      // The whole job is judged from the query before a module byte is read.
+      judged = judgeHttpJob(
+        queryToJobBody(new URL(request.url).searchParams),
+        service.limits,
+        { moduleInBody: true },
+      );
+      admission = service.admit();
+      module = await readBody(request, service.limits.maxModuleBytes);
     } else {
-      throw new BadRequest(
-        415,
-        "send application/wasm (the module) or application/json",
+      admission = service.admit();
+      judged = judgeHttpJob(
+        parseJson(await readBody(request, limit)),
+        service.limits,
+      );
+      module = judged.order.module ??
+        (judged.moduleHash
+          ? await ctx.findModule(judged.moduleHash) ?? undefined
+          : undefined);
+    }
+    const { order, moduleHash } = judged;
+    if (!module) {
+      throw new JobError(
+        "ModuleUnavailable",
+        `this node has no module ${moduleHash}`,
       );
     }
-    const memoryMb = job.memoryMb ?? job.manifest?.memory_mb;
-    const timeout = job.timeoutSeconds ?? job.manifest?.timeout_seconds;
-    if (memoryMb !== undefined && memoryMb > ctx.limits.maxMemoryMb) {
-      throw new BadRequest(
-        400,
-        `memory_mb exceeds this node's limit of ${ctx.limits.maxMemoryMb}`,
-      );
-    }
-    if (timeout !== undefined && timeout > ctx.limits.maxTimeoutSeconds) {
-      throw new BadRequest(
-        400,
-        `timeout_seconds exceeds this node's limit of ${ctx.limits.maxTimeoutSeconds}`,
-      );
-    }
-    if (memoryMb !== undefined && !Number.isInteger(memoryMb)) {
-      throw new BadRequest(400, "memory_mb must be an integer");
-    }
-    const { receipt } = await runJob({
-      module: job.module,
-      programName: "main.wasm",
-      args: job.args,
-      env: job.env,
-      stdin: job.stdin,
-      memoryMb,
-      timeoutSeconds: timeout,
-      fuel: job.fuel,
-      manifest: job.manifest,
-      nonce: job.nonce,
-    }, ctx);
+    const resolved = await service.resolveModule({ ...order, module }, {
+      moduleHash,
+    });
+    const { receipt } = await service.run({ ...order, module: resolved }, {
+      signal: request.signal,
+    });
     Metrics.bump(ctx.metrics.jobs, receipt.execution.status);
-    if (ctx.receiptsDir) await logReceipt(ctx.receiptsDir, receipt);
     return json(200, receipt);
   } catch (error) {
-    if (error instanceof BadRequest) {
-      return json(error.status, {
-        error: error.status === 413 ? "payload too large" : "bad request",
+    if (error instanceof TooLarge) {
+      service.refused("InsufficientResources");
+      return json(413, {
+        error: CODE[413],
         reason: error.message,
       });
     }
-    if (error instanceof QueueFullError) {
-      return json(503, { error: "busy", reason: error.message }, {
-        "retry-after": "1",
-      });
+    if (error instanceof JobError) {
+      const status = STATUS[error.reason];
+      return json(
+        status,
+        { error: CODE[status], reason: error.message },
+        error.reason === "QueueFull" ? { "retry-after": "1" } : {},
+      );
     }
-    if (
-      error instanceof ModuleError || error instanceof SchemaError ||
-      error instanceof JobRefused
-    ) {
-      return json(400, { error: "bad request", reason: error.message });
+    if (error instanceof JobCancelled) {
+      return json(408, { error: CODE[408], reason: error.message });
     }
     throw error;
+  } finally {
+    admission?.release();
   }
 }

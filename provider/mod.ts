@@ -17,7 +17,8 @@ export {
   type BuildManifestOptions,
   ManifestPublisher,
 } from "./manifest_publisher.ts";
-export { DEFAULT_JOB_LIMITS, type JobLimits } from "./jobs.ts";
+export { type JobEndpointContext } from "./jobs.ts";
+export { httpTransport, type HttpTransportOptions } from "./transport.ts";
 export { Metrics } from "./metrics.ts";
 export {
   hostArch,

@@ -3,11 +3,8 @@
  * jobs endpoint and the HTTP listener.
  * @module
  */
-import {
-  type MeteredModuleCache,
-  RUNTIME_VERSION,
-  SandboxPool,
-} from "../runner/mod.ts";
+import { RUNTIME_VERSION } from "../runner/mod.ts";
+import type { JobService } from "../node/mod.ts";
 import {
   canonicalArch,
   type Channel,
@@ -19,7 +16,6 @@ import {
 import { ArtifactStore } from "./artifacts.ts";
 import { HELLO_WASM_BASE64 } from "./embedded_hello.ts";
 import { createHandler } from "./http.ts";
-import { DEFAULT_JOB_LIMITS, type JobLimits } from "./jobs.ts";
 import { ManifestPublisher } from "./manifest_publisher.ts";
 import { Metrics } from "./metrics.ts";
 
@@ -52,20 +48,8 @@ export interface ProviderOptions {
   advertise?: string[];
   /** Kernel command line written into generated manifests. */
   cmdline?: string;
-  /** Run `POST /jobs` (default true). */
-  jobs?: boolean;
-  /** Limits for HTTP jobs. */
-  jobLimits?: JobLimits;
-  /** Sandbox pool to share (e.g. with the libp2p job protocol); else one is made. */
-  sandbox?: SandboxPool;
-  /** Warm sandbox processes for jobs (default 2). */
-  sandboxSize?: number;
-  /** Metered-module cache to share; else the process-wide in-memory one. */
-  modules?: MeteredModuleCache;
-  /** Jobs that may wait before 503 (default 64). */
-  queueLimit?: number;
-  /** Where receipts of HTTP jobs are logged, or null. */
-  receiptsDir?: string | null;
+  /** The node's job service for `POST /jobs`, or null/absent for no jobs. */
+  jobs?: JobService | null;
   /** Free bytes below which /health fails (default 64 MiB). */
   minFreeBytes?: number;
   /** Keys machines booting through /boot.ipxe pin (default: the manifest's signers). */
@@ -80,7 +64,7 @@ export interface Provider {
   port: number;
   /** Counters. */
   metrics: Metrics;
-  /** Stops listening and ends sandbox processes. */
+  /** Stops listening. */
   close(): Promise<void>;
 }
 
@@ -161,12 +145,6 @@ export async function startProvider(
       ? `${options.dataDir}/manifest-state.json`
       : undefined,
   });
-  const ownSandbox = options.jobs !== false && !options.sandbox;
-  const sandbox = options.jobs === false ? null : options.sandbox ??
-    new SandboxPool({
-      size: options.sandboxSize ?? 2,
-      queueLimit: options.queueLimit ?? 64,
-    });
   const findModule = async (hash: string): Promise<Uint8Array | null> => {
     for (const file of await store.list(channel, arch)) {
       if (
@@ -189,16 +167,7 @@ export async function startProvider(
     dataDir: options.dataDir ?? options.artifactsDir,
     minFreeBytes: options.minFreeBytes ?? 64 * 1024 * 1024,
     pinnedKeys: options.pinnedKeys,
-    jobs: sandbox
-      ? {
-        sandbox,
-        key: options.key,
-        modules: options.modules,
-        limits: options.jobLimits ?? DEFAULT_JOB_LIMITS,
-        receiptsDir: options.receiptsDir ?? null,
-        findModule,
-      }
-      : null,
+    jobs: options.jobs ? { service: options.jobs, findModule } : null,
   });
   const listening = Promise.withResolvers<number>();
   let server: Deno.HttpServer;
@@ -213,7 +182,6 @@ export async function startProvider(
         }),
     }, handler);
   } catch (error) {
-    if (ownSandbox) await sandbox?.close();
     if (error instanceof Deno.errors.AddrInUse) {
       throw new ProviderError(
         `port ${port} on ${hostname} is in use; pick another with --port`,
@@ -235,7 +203,6 @@ export async function startProvider(
     metrics,
     async close() {
       await server.shutdown();
-      if (ownSandbox) await sandbox?.close();
     },
   };
 }

@@ -86,6 +86,8 @@ export interface JobSpec {
   nonce?: string;
   /** Job id (default a random UUID). */
   jobId?: string;
+  /** Cancels the job while it waits or runs (its client went away). */
+  signal?: AbortSignal;
 }
 
 /** A finished job. */
@@ -170,6 +172,7 @@ export async function runJob(
     timeoutMs: limits.timeout_seconds * 1000,
     preopens: spec.preopens,
     scratch: spec.scratch,
+    signal: spec.signal,
   });
   const utf8 = isUtf8(outcome.stdout) && isUtf8(outcome.stderr);
   const text = (bytes: Uint8Array) =>

@@ -20,6 +20,7 @@ export type { Preopen, StreamName } from "./wasi_env.ts";
 export type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 export {
   defaultSandboxCommand,
+  JobCancelled,
   QueueFullError,
   SandboxError,
   type SandboxJob,

@@ -22,7 +22,21 @@ export type SandboxJob = Omit<ExecuteRequest, "onOutput" | "preopens"> & {
   timeoutMs: number;
   /** Read-only host directories. */
   preopens?: Preopen[];
+  /**
+   * Cancels the job: a queued job leaves the queue, a running one is stopped
+   * by killing its process. The run then rejects with {@link JobCancelled}.
+   */
+  signal?: AbortSignal;
 };
+
+/** A job cancelled through its signal (its client went away). */
+export class JobCancelled extends Error {
+  /** Creates the error. */
+  constructor() {
+    super("cancelled: the client went away");
+    this.name = "JobCancelled";
+  }
+}
 
 /** Thrown when the pool's queue is full. */
 export class QueueFullError extends Error {
@@ -223,6 +237,11 @@ class SandboxProcess {
       done.resolve(
         partial("trap", `trap: sandbox process died (${this.lastError()})`),
       );
+    const cancel = () => {
+      this.kill();
+      done.reject(new JobCancelled());
+    };
+    job.signal?.addEventListener("abort", cancel, { once: true });
     const timer = setTimeout(() => {
       this.kill();
       done.resolve(
@@ -249,6 +268,7 @@ class SandboxProcess {
       return await done.promise;
     } finally {
       clearTimeout(timer);
+      job.signal?.removeEventListener("abort", cancel);
       this.#listener = null;
       this.#onExit = null;
     }
@@ -333,6 +353,7 @@ export class SandboxPool {
   /** Runs a job in a sandbox process. */
   async run(job: SandboxJob): Promise<ExecuteOutcome> {
     if (this.#closed) throw new SandboxError("the sandbox pool is closed");
+    if (job.signal?.aborted) throw new JobCancelled();
     if (job.preopens && job.preopens.length > 0) {
       const own = this.#spawn(job.preopens.map((p) => p.host));
       try {
@@ -342,7 +363,7 @@ export class SandboxPool {
         own.kill();
       }
     }
-    const process = await this.#acquire();
+    const process = await this.#acquire(job.signal);
     try {
       return await process.run(job);
     } finally {
@@ -357,7 +378,7 @@ export class SandboxPool {
     return process;
   }
 
-  async #acquire(): Promise<SandboxProcess> {
+  async #acquire(signal?: AbortSignal): Promise<SandboxProcess> {
     for (;;) {
       const idle = this.#idle.pop();
       if (idle && !idle.dead) return idle;
@@ -379,8 +400,20 @@ export class SandboxPool {
       if (this.#waiting.length >= this.#queueLimit) {
         throw new QueueFullError(this.#queueLimit);
       }
-      const next = await new Promise<SandboxProcess | null>((resolve) =>
-        this.#waiting.push(resolve)
+      const next = await new Promise<SandboxProcess | null>(
+        (resolve, reject) => {
+          const waiter = (p: SandboxProcess | null) => {
+            signal?.removeEventListener("abort", leave);
+            resolve(p);
+          };
+          const leave = () => {
+            const at = this.#waiting.indexOf(waiter);
+            if (at >= 0) this.#waiting.splice(at, 1);
+            reject(new JobCancelled());
+          };
+          signal?.addEventListener("abort", leave, { once: true });
+          this.#waiting.push(waiter);
+        },
       );
       if (next) return next;
     }

@@ -7,12 +7,33 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-/** Decodes standard base64; throws on anything else. */
+/**
+ * Decodes canonical standard base64 (RFC 4648 section 4, padded); throws on
+ * anything else, including encodings whose unused padding bits are not zero:
+ * one byte string has exactly one accepted text, so a signature cannot be
+ * altered without changing the bytes it decodes to.
+ */
 export function fromBase64(text: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
     throw new Error("not base64");
   }
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  if (!hasZeroPaddingBits(text)) {
+    throw new Error("not canonical base64: unused bits are not zero");
+  }
+  return bytes;
+}
+
+const BASE64_ALPHABET =
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** True when the bits after the last whole byte of padded base64 are zero. */
+function hasZeroPaddingBits(text: string): boolean {
+  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  if (padding === 0) return true;
+  const last = BASE64_ALPHABET.indexOf(text[text.length - padding - 1]);
+  // One "=" leaves 2 unused bits in the last symbol, "==" leaves 4.
+  return (last & (padding === 1 ? 0b11 : 0b1111)) === 0;
 }
 
 /** Encodes bytes as lowercase hex. */

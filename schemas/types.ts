@@ -165,3 +165,89 @@ export interface BootManifest {
   /** Signatures. */
   signatures: ManifestSignature[];
 }
+
+/** Why a node refuses a job (the `reason` of a rejected message). */
+export type RejectReason =
+  | "InvalidRequest"
+  | "InsufficientResources"
+  | "ArchMismatch"
+  | "RuntimeNotSupported"
+  | "QueueFull"
+  | "ModuleUnavailable"
+  | "Timeout";
+
+/** What a job needs from a node (an offer's `requirements`). */
+export interface Requirements {
+  /** CPU cores. */
+  cpu_cores?: number;
+  /** Memory cap in MiB. */
+  memory_mb?: number;
+  /** Wall-clock limit in seconds. */
+  timeout_seconds?: number;
+  /** Fuel budget, or null for the node's default. */
+  fuel?: number | null;
+  /** Architecture, or "any" (WASM is portable). */
+  arch?: "any" | "x86_64" | "aarch64";
+  /** Runtime, e.g. `wasi-preview1@0.2.0`. */
+  wasm_runtime?: string;
+}
+
+/** `/phase/job/1.0.0` offer (schemas/job_offer.schema.json). */
+export interface JobOffer {
+  /** Message type. */
+  type: "offer";
+  /** Client-chosen job id. */
+  job_id: string;
+  /** Client-chosen nonce. */
+  nonce: string;
+  /** sha256 of the module. */
+  module_hash: Sha256Ref;
+  /** Size of the module in bytes. */
+  module_size: number;
+  /** What the job needs. */
+  requirements: Requirements;
+}
+
+/** `/phase/job/1.0.0` request (schemas/job_request.schema.json). */
+export interface JobRequestMessage {
+  /** Message type. */
+  type: "request";
+  /** The offered job id. */
+  job_id: string;
+  /** The module as base64, or null when the node has it cached. */
+  module?: string | null;
+  /** Where the node may fetch the module instead. */
+  module_url?: string;
+  /** Guest arguments. */
+  args?: string[];
+  /** Guest environment. */
+  env?: Record<string, string>;
+  /** Standard input as base64. */
+  stdin?: string;
+}
+
+/** What a node offers for jobs (schemas/capability.schema.json). */
+export interface Capability extends Record<string, unknown> {
+  /** Canonical architecture. */
+  arch: string;
+  /** CPU cores available for jobs. */
+  cpu_cores: number;
+  /** Largest memory_mb a job may ask for. */
+  memory_mb: number;
+  /** Runtime name and version. */
+  runtime: { name: string; version: string; wasi: "preview1" };
+  /** Job limits. */
+  limits: { max_timeout_seconds: number; max_module_bytes: number };
+  /** Load when the record was made. */
+  load: { queued: number; queue_limit: number };
+  /** HTTP provider base URL when it serves artifacts. */
+  http_url?: string;
+}
+
+/** Boot-provider record payload (schemas/boot_provider.schema.json). */
+export interface BootProviderPayload extends Record<string, unknown> {
+  /** Where the provider's signed boot manifest is. */
+  manifest_url: string;
+  /** Its manifest_version when published, if known. */
+  manifest_version: number | null;
+}

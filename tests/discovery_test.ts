@@ -20,7 +20,8 @@ import {
   submitJob,
 } from "../discovery/mod.ts";
 import { runJob, RUNTIME_VERSION, SandboxPool } from "../runner/mod.ts";
-import { fromBase64, generateKey, type NodeKey } from "../schemas/mod.ts";
+import { JobService } from "../node/mod.ts";
+import { fromBase64, generateKey } from "../schemas/mod.ts";
 import { example } from "./helpers.ts";
 
 // libp2p keeps timers and sockets past stop(); the process-level tests in
@@ -75,12 +76,16 @@ Deno.test("records: forged, expired, wrong-signer, oversized and misplaced recor
     type: "capability",
     key,
     seq: 5,
-    payload: { a: 1 },
+    payload: capability()(),
   });
   const bytes = (r: unknown) => new TextEncoder().encode(JSON.stringify(r));
   assert.equal((await decodeRecord(key, encodeRecord(good))).seq, 5);
   const cases: [string, Uint8Array, RegExp][] = [
-    ["forged", bytes({ ...good, payload: { a: 2 } }), /signature is invalid/],
+    [
+      "forged",
+      bytes({ ...good, payload: { ...good.payload, cpu_cores: 64 } }),
+      /signature is invalid/,
+    ],
     ["unsigned", bytes({ ...good, signature: "" }), /signature is invalid/],
     [
       "expired",
@@ -89,7 +94,7 @@ Deno.test("records: forged, expired, wrong-signer, oversized and misplaced recor
           type: "capability",
           key,
           seq: 6,
-          payload: {},
+          payload: capability()(),
           ttlMs: -1000,
         }),
       ),
@@ -102,7 +107,7 @@ Deno.test("records: forged, expired, wrong-signer, oversized and misplaced recor
           type: "capability",
           key,
           seq: 7,
-          payload: {},
+          payload: capability()(),
         }),
       ),
       /signed by another peer/,
@@ -114,10 +119,10 @@ Deno.test("records: forged, expired, wrong-signer, oversized and misplaced recor
           type: "capability",
           key: capabilityKey(other.peerId),
           seq: 1,
-          payload: {},
+          payload: capability()(),
         }),
       ),
-      /malformed or stored under another key/,
+      /stored under another key/,
     ],
     [
       "oversized",
@@ -142,7 +147,7 @@ Deno.test("records: forged, expired, wrong-signer, oversized and misplaced recor
     type: "capability",
     key,
     seq: 9,
-    payload: {},
+    payload: capability()(),
   });
   const k = new TextEncoder().encode(key);
   assert.equal(
@@ -204,25 +209,38 @@ Deno.test({
   },
 });
 
+/** A libp2p node running jobs with its own job service (closed with the node). */
 async function jobNode(
   bootstrap: PhaseNode | null,
-  key: NodeKey,
-  cap: () => Capability,
-  pool: SandboxPool,
+  options: { arch?: "x86_64" | "aarch64"; queueLimit?: number } = {},
 ) {
+  const key = await generateKey();
+  const jobs = new JobService({
+    key,
+    arch: options.arch ?? "x86_64",
+    sandboxSize: 1,
+    queueLimit: options.queueLimit,
+  });
+  const services = {
+    key,
+    arch: options.arch ?? "x86_64",
+    dataDir: null,
+    jobs,
+    capability: () => jobs.capability(),
+  };
   const node = await PhaseNode.start({
     key,
     listen: ["/ip4/127.0.0.1/tcp/0"],
     bootstrap: bootstrap ? [bootstrap.multiaddrs()[0]] : [],
-    capability: cap,
+    capability: services.capability,
   });
-  await acceptJobs(node, {
-    key,
-    sandbox: pool,
-    capability: cap,
-    receiptsDir: null,
-  });
-  return node;
+  await acceptJobs(node, services);
+  const stop = node.stop.bind(node);
+  node.stop = async () => {
+    await stop();
+    await jobs.close();
+  };
+  return Object.assign(node, { jobs });
 }
 
 Deno.test({
@@ -230,25 +248,16 @@ Deno.test({
     "remote jobs: receipts bind to the remote peer; refusing nodes make the client move on",
   ...LIBP2P,
   fn: async () => {
-    const pool = new SandboxPool({ size: 1 });
     const nodes: PhaseNode[] = [];
     try {
-      const good = await jobNode(null, await generateKey(), capability(), pool);
+      const good = await jobNode(null);
       nodes.push(good);
-      const arm = await jobNode(
-        good,
-        await generateKey(),
-        capability({ arch: "aarch64" }),
-        pool,
-      );
+      const arm = await jobNode(good, { arch: "aarch64" });
       nodes.push(arm);
-      const full = await jobNode(
-        good,
-        await generateKey(),
-        capability({ load: { queued: 0, queue_limit: 0 } }),
-        pool,
-      );
+      // A node whose only slot is taken and whose queue holds nothing.
+      const full = await jobNode(good, { queueLimit: 0 });
       nodes.push(full);
+      full.jobs.admit();
       const client = await start(good, { clientMode: true });
       nodes.push(client);
       const job = { module: example("hello"), args: ["Hello, World!"] };
@@ -303,7 +312,7 @@ Deno.test({
         requirements: { arch: "x86_64" },
       }, {
         arch: "x86_64",
-        onSkip: (peer) => skipped.push(peer),
+        onAttempt: ({ peerId }) => skipped.push(peerId),
       });
       assert.equal(auto.peerId, good.peerId);
       assert.ok(skipped.every((p) => p === full.peerId));
@@ -327,7 +336,6 @@ Deno.test({
       ]);
     } finally {
       await Promise.all(nodes.map((n) => n.stop()));
-      await pool.close();
     }
   },
 });
@@ -358,8 +366,8 @@ Deno.test({
           await write({
             type: "accepted",
             job_id: offer.job_id,
-            estimated_start: "",
             node_peer_id: key.peerId,
+            module_cached: false,
           });
           const request = await read();
           const { receipt } = await runJob({
@@ -373,10 +381,9 @@ Deno.test({
           await write({
             type: "result",
             job_id: offer.job_id,
-            stdout: mode === "stdout" ? "forged\n" : receipt.stdout,
-            stderr: receipt.stderr,
-            exit_code: 0,
-            receipt,
+            receipt: mode === "stdout"
+              ? { ...receipt, stdout: "forged\n" }
+              : receipt,
           });
           await stream.close();
         });
@@ -393,7 +400,7 @@ Deno.test({
             assert.match(
               e.message,
               mode === "stdout"
-                ? /differs from its signed receipt/
+                ? /receipt rejected: invalid signature/
                 : /receipt rejected: peerId is/,
             );
             return true;

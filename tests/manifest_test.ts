@@ -124,7 +124,7 @@ Deno.test("manifest signed offline: verifies with the pinned key only, and is se
       key: await generateKey(),
       hostname: "127.0.0.1",
       port: 0,
-      jobs: false,
+      jobs: null,
     });
     try {
       const served =

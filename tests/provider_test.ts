@@ -7,6 +7,7 @@ import {
   verifyManifest,
   verifyReceipt,
 } from "../schemas/mod.ts";
+import { JobService, type JobServiceOptions } from "../node/mod.ts";
 import { cli, example, tempDir, text } from "./helpers.ts";
 
 const SECRET = "TOP-SECRET-OUTSIDE-THE-ARTIFACTS";
@@ -21,6 +22,7 @@ interface Fixture {
 
 async function fixture(
   options: Partial<Parameters<typeof startProvider>[0]> = {},
+  jobOptions: Partial<JobServiceOptions> = {},
 ): Promise<Fixture> {
   const [dir, removeDir] = await tempDir();
   const arch = `${dir}/artifacts/stable/x86_64`;
@@ -39,13 +41,19 @@ async function fixture(
   await Deno.symlink(`${dir}/secret.txt`, `${arch}/link-out`);
   await Deno.mkdir(`${dir}/data`);
   const key = await generateKey();
+  const jobs = new JobService({
+    key,
+    arch: "x86_64",
+    sandboxSize: 1,
+    ...jobOptions,
+  });
   const provider = await startProvider({
     artifactsDir: `${dir}/artifacts`,
     dataDir: `${dir}/data`,
     key,
     hostname: "127.0.0.1",
     port: 0,
-    sandboxSize: 1,
+    jobs,
     ...options,
   });
   return {
@@ -55,6 +63,7 @@ async function fixture(
     kernel: big,
     cleanup: async () => {
       await provider.close();
+      await jobs.close();
       await removeDir();
     },
   };
@@ -187,7 +196,7 @@ Deno.test("provider: manifest_version grows when artifacts change and survives r
       key: f.key,
       hostname: "127.0.0.1",
       port: 0,
-      jobs: false,
+      jobs: null,
     });
     try {
       const third = await (await fetch(`${again.url}/manifest.json`)).json();
@@ -514,9 +523,9 @@ Deno.test("fetch: an interrupted download resumes with Range and verifies", asyn
 });
 
 Deno.test("provider: POST /jobs returns a receipt that phase receipt verify accepts", async () => {
-  const f = await fixture({
-    jobLimits: {
-      maxBodyBytes: 64 * 1024,
+  const f = await fixture({}, {
+    limits: {
+      maxModuleBytes: 64 * 1024,
       maxMemoryMb: 64,
       maxTimeoutSeconds: 5,
     },
@@ -625,7 +634,7 @@ Deno.test("provider: POST /jobs returns a receipt that phase receipt verify acce
     assert.equal(metered.limits.fuel, 1000);
     const badFuel = await post("x", "application/wasm", "?fuel=1.5");
     assert.equal(badFuel.status, 400);
-    assert.match((await badFuel.json()).reason, /fuel must be a whole number/);
+    assert.match((await badFuel.json()).reason, /fuel must be integer/);
     const get = await fetch(`${f.provider.url}/jobs`);
     assert.equal(get.status, 405);
     await get.body?.cancel();

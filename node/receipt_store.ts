@@ -1,0 +1,146 @@
+/**
+ * The receipts a node keeps of the jobs it ran for others: a folder of
+ * JSON files bounded by count and bytes, oldest removed first.
+ *
+ * File names never come from a job's input: each is the time the receipt was
+ * stored and a hash of its signature (`<ms>-<16 hex>.json`), so no `job_id`
+ * can name, replace or escape a file. Writes are atomic (temporary file and
+ * rename in the same folder) and temporaries of interrupted runs are removed
+ * when the store opens.
+ * @module
+ */
+import { type Receipt, sha256Hex } from "../schemas/mod.ts";
+
+/** Bounds of a receipt store. */
+export interface ReceiptStoreOptions {
+  /** The folder (created on first write). */
+  dir: string;
+  /** Most receipts kept (default {@link DEFAULT_RECEIPT_LIMITS}.maxCount). */
+  maxCount?: number;
+  /** Most bytes kept (default {@link DEFAULT_RECEIPT_LIMITS}.maxBytes). */
+  maxBytes?: number;
+}
+
+/** Default bounds: 10,000 receipts or 256 MiB, whichever is reached first. */
+export const DEFAULT_RECEIPT_LIMITS = {
+  maxCount: 10_000,
+  maxBytes: 256 * 1024 * 1024,
+} as const;
+
+/** One stored receipt file. */
+export interface StoredReceipt {
+  /** File name inside the store's folder. */
+  name: string;
+  /** Its size in bytes. */
+  size: number;
+}
+
+const NAME = /^\d{13}-[0-9a-f]{16}\.json$/;
+const TEMPORARY = /^\.tmp-/;
+
+/** A bounded folder of receipts. */
+export class ReceiptStore {
+  readonly #dir: string;
+  readonly #maxCount: number;
+  readonly #maxBytes: number;
+  /** Oldest first; loaded from the folder on first use. */
+  #index: StoredReceipt[] | null = null;
+  #bytes = 0;
+  /** Serialises writes so the index and the folder agree. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** Creates the store; nothing is read or written until first use. */
+  constructor(options: ReceiptStoreOptions) {
+    this.#dir = options.dir;
+    this.#maxCount = options.maxCount ?? DEFAULT_RECEIPT_LIMITS.maxCount;
+    this.#maxBytes = options.maxBytes ?? DEFAULT_RECEIPT_LIMITS.maxBytes;
+    if (!(this.#maxCount >= 1) || !(this.#maxBytes >= 1)) {
+      throw new RangeError("a receipt store keeps at least one receipt");
+    }
+  }
+
+  /** The folder. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** Stores a receipt; returns the path written. Removes the oldest beyond the bounds. */
+  add(receipt: Receipt): Promise<string> {
+    const next = this.#queue.then(() => this.#add(receipt));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /** The stored receipts, oldest first. */
+  async list(): Promise<StoredReceipt[]> {
+    await this.#queue;
+    return [...await this.#load()];
+  }
+
+  /** The newest `count` receipts, newest first; unreadable files are skipped. */
+  async recent(count: number): Promise<Receipt[]> {
+    const names = (await this.list()).slice(-count).reverse();
+    const receipts: Receipt[] = [];
+    for (const { name } of names) {
+      try {
+        receipts.push(
+          JSON.parse(await Deno.readTextFile(`${this.#dir}/${name}`)),
+        );
+      } catch {
+        // removed or damaged meanwhile
+      }
+    }
+    return receipts;
+  }
+
+  async #load(): Promise<StoredReceipt[]> {
+    if (this.#index) return this.#index;
+    const index: StoredReceipt[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.#dir)) {
+        if (!entry.isFile) continue;
+        const path = `${this.#dir}/${entry.name}`;
+        if (TEMPORARY.test(entry.name)) {
+          await Deno.remove(path).catch(() => {});
+        } else if (NAME.test(entry.name)) {
+          index.push({ name: entry.name, size: (await Deno.stat(path)).size });
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    index.sort((a, b) => a.name < b.name ? -1 : 1);
+    this.#index = index;
+    this.#bytes = index.reduce((n, r) => n + r.size, 0);
+    return index;
+  }
+
+  async #add(receipt: Receipt): Promise<string> {
+    const index = await this.#load();
+    const bytes = new TextEncoder().encode(
+      JSON.stringify(receipt, null, 2) + "\n",
+    );
+    const digest = await sha256Hex(new TextEncoder().encode(receipt.signature));
+    const name = `${String(Date.now()).padStart(13, "0")}-${
+      digest.slice(0, 16)
+    }.json`;
+    await Deno.mkdir(this.#dir, { recursive: true });
+    const path = `${this.#dir}/${name}`;
+    const temporary = `${this.#dir}/.tmp-${digest.slice(0, 16)}`;
+    await Deno.writeFile(temporary, bytes);
+    await Deno.rename(temporary, path);
+    const existing = index.findIndex((r) => r.name === name);
+    if (existing >= 0) this.#bytes -= index.splice(existing, 1)[0].size;
+    index.push({ name, size: bytes.length });
+    this.#bytes += bytes.length;
+    while (
+      index.length > this.#maxCount ||
+      (this.#bytes > this.#maxBytes && index.length > 1)
+    ) {
+      const oldest = index.shift()!;
+      this.#bytes -= oldest.size;
+      await Deno.remove(`${this.#dir}/${oldest.name}`).catch(() => {});
+    }
+    return path;
+  }
+}
