@@ -184,6 +184,12 @@ export class PhaseNode {
         libp2p.dial(id, { signal: AbortSignal.timeout(5000) }).catch(() => {});
       });
     }
+    // kad-dht answers provider lookups with the addresses its peer store
+    // holds, and libp2p fills in the node's own addresses a moment after
+    // start: without them, a lookup in that moment omits this node.
+    await libp2p.peerStore.merge(libp2p.peerId, {
+      multiaddrs: libp2p.getMultiaddrs(),
+    }).catch(() => {});
     await node.join(options.bootstrap ?? []);
     if (options.capability) {
       await node.publishCapability();

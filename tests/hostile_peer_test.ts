@@ -11,6 +11,7 @@ import { tcp } from "@libp2p/tcp";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { identify } from "@libp2p/identify";
+import { ping } from "@libp2p/ping";
 import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
@@ -39,7 +40,9 @@ import {
   toBase64,
   validateDocument,
 } from "../schemas/mod.ts";
-import { cli, example, tempDir } from "./helpers.ts";
+import { cli, example, ROOT, tempDir } from "./helpers.ts";
+
+const ROOT_EXAMPLES = `${ROOT}/examples/wasm`;
 
 // libp2p keeps timers and sockets past stop(); process tests check exits.
 const LIBP2P = { sanitizeOps: false, sanitizeResources: false };
@@ -269,6 +272,251 @@ Deno.test({
     } finally {
       await peer.stop();
       await node.close();
+      await cleanup();
+    }
+  },
+});
+
+/** hello.wasm padded with a custom section to `size` bytes (still valid). */
+function paddedModule(size: number): Uint8Array {
+  const base = example("hello");
+  const name = new TextEncoder().encode("pad");
+  const leb = (n: number) => {
+    const out: number[] = [];
+    do {
+      let byte = n & 0x7f;
+      n >>>= 7;
+      if (n) byte |= 0x80;
+      out.push(byte);
+    } while (n);
+    return out;
+  };
+  // section id 0, size, name length, name, payload
+  const payload = size - base.length - 1 - 5 - 1 - name.length;
+  const body = [...leb(name.length), ...name];
+  const sectionSize = body.length + payload;
+  const header = [0, ...leb(sectionSize)];
+  const out = new Uint8Array(base.length + header.length + sectionSize);
+  out.set(base);
+  out.set(header, base.length);
+  out.set(body, base.length + header.length);
+  return out;
+}
+
+Deno.test({
+  name:
+    "phase submit: a 16 MiB module and 1 MiB on each output stream round-trip over libp2p",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    const node = await fullNode(`${dir}/node`);
+    try {
+      const big = paddedModule(16 * 1024 * 1024 - 64);
+      await Deno.writeFile(`${dir}/big.wasm`, big);
+      const submit = (module: string, args: string[], stdin?: string) =>
+        cli([
+          "submit",
+          module,
+          "--peer",
+          node.services.key.peerId,
+          "--bootstrap",
+          node.addr,
+          "--job-timeout",
+          "30",
+          "--receipt",
+          `${dir}/receipt.json`,
+          "--",
+          ...args,
+        ], { stdin });
+      const large = await submit(`${dir}/big.wasm`, ["big"]);
+      assert.equal(large.code, 0, large.stderr);
+      assert.equal(large.stdout, "gib\n");
+      const oneMiB = "y".repeat(1024 * 1024);
+      const both = await submit(`${ROOT_EXAMPLES}/echo_both.wasm`, [], oneMiB);
+      assert.equal(both.code, 0, both.stderr.slice(0, 500));
+      assert.equal(both.stdout.length, oneMiB.length);
+      assert.ok(both.stderr.startsWith(oneMiB));
+      const receipt = JSON.parse(
+        await Deno.readTextFile(`${dir}/receipt.json`),
+      );
+      assert.equal(receipt.stdout.length, oneMiB.length);
+      assert.equal(receipt.stderr.length, oneMiB.length);
+      assert.equal(receipt.stdout_truncated, false);
+    } finally {
+      await node.close();
+      await cleanup();
+    }
+  },
+});
+
+/**
+ * A stranger's raw libp2p node on Phase's DHT protocol that stores and serves
+ * whatever it is given (its own validator accepts anything).
+ */
+async function rogueNode(key: NodeKey, bootstrap: string) {
+  const libp2p = await createLibp2p({
+    privateKey: await generateKeyPairFromSeed("Ed25519", key.seed),
+    addresses: { listen: ["/ip4/127.0.0.1/tcp/0"] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { allow: ["/ip4/127.0.0.0/ipcidr/8"] },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        peerInfoMapper: passthroughMapper,
+        validators: { phase: async () => {} },
+        selectors: { phase: () => 0 },
+        allowQueryWithZeroPeers: true,
+        initialQuerySelfInterval: 0,
+      }),
+    },
+  });
+  await libp2p.dial(multiaddr(bootstrap));
+  // Identify fills the routing table; a put before that reaches nobody.
+  const table = (libp2p.services.dht as unknown as {
+    routingTable: { size: number };
+  }).routingTable;
+  for (let i = 0; i < 500 && table.size === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const drain = async (events: AsyncIterable<unknown>) => {
+    for await (const _ of events) { /* walk */ }
+  };
+  return {
+    libp2p,
+    peerId: key.peerId,
+    put: (dhtKey: string, value: Uint8Array) =>
+      drain(libp2p.services.dht.put(new TextEncoder().encode(dhtKey), value, {
+        signal: AbortSignal.timeout(5000),
+      })).catch(() => {}),
+    provide: async (topic: string) =>
+      drain(libp2p.services.dht.provide(await cidFor(topic), {
+        signal: AbortSignal.timeout(5000),
+      })).catch(() => {}),
+  };
+}
+
+Deno.test({
+  name:
+    "a malformed signed capability record and a peer that resets streams do not stop phase discover or phase submit --auto",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    const honest = await fullNode(`${dir}/honest`);
+    const rogues: Awaited<ReturnType<typeof rogueNode>>[] = [];
+    try {
+      // Keep the honest node's queue non-empty so it sorts after the resetter.
+      honest.services.jobs!.admit();
+      honest.services.jobs!.admit();
+      const good = honest.services.capability()!;
+      for (const broken of [true, false]) {
+        const key = await generateKey();
+        const rogue = await rogueNode(key, honest.addr);
+        rogues.push(rogue);
+        const payload = broken
+          ? { ...good, load: undefined }
+          : { ...good, load: { queued: 0, queue_limit: 64 } };
+        const record = await signRecord(key, {
+          type: "capability",
+          key: capabilityKey(key.peerId),
+          seq: 1,
+          payload: JSON.parse(JSON.stringify(payload)),
+        });
+        await rogue.put(capabilityKey(key.peerId), encodeRecord(record));
+        await rogue.provide(capabilityTopic("x86_64", WASM_RUNTIME));
+        // Accepts job streams and resets them.
+        await rogue.libp2p.handle(JOB_PROTOCOL, (stream: Stream) => {
+          stream.abort(new Error("reset by a hostile peer"));
+        });
+      }
+      const [broken, resetter] = rogues;
+      const discover = await cli([
+        "discover",
+        "--bootstrap",
+        honest.addr,
+        "--arch",
+        "x86_64",
+      ]);
+      assert.equal(discover.code, 0, discover.stderr);
+      assert.match(discover.stdout, new RegExp(honest.services.key.peerId));
+      assert.doesNotMatch(discover.stdout, new RegExp(broken.peerId));
+      assert.match(discover.stderr, new RegExp(`skipped ${broken.peerId}`));
+      assert.ok(
+        discover.stderr.trim().split("\n").every((l) =>
+          l.startsWith("phase: ")
+        ),
+        discover.stderr,
+      );
+      const auto = await cli([
+        "submit",
+        `${ROOT_EXAMPLES}/hello.wasm`,
+        "--auto",
+        "--bootstrap",
+        honest.addr,
+        "--",
+        "auto",
+      ]);
+      assert.equal(auto.code, 0, auto.stderr);
+      assert.equal(auto.stdout, "otua\n");
+      assert.match(
+        auto.stderr,
+        new RegExp(`${resetter.peerId} failed \\(.*\\); trying the next node`),
+      );
+      assert.match(
+        auto.stderr,
+        new RegExp(`signed by ${honest.services.key.peerId}`),
+      );
+    } finally {
+      await Promise.all(rogues.map((r) => r.libp2p.stop()));
+      await honest.close();
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a replayed older record (lower seq, still signed) never replaces the newer one a node stores",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    const store = await fullNode(`${dir}/store`);
+    const publisherKey = await generateKey();
+    const rogues: Awaited<ReturnType<typeof rogueNode>>[] = [];
+    try {
+      const key = capabilityKey(publisherKey.peerId);
+      const payload = store.services.capability()!;
+      const sign = (seq: number, cores: number) =>
+        signRecord(publisherKey, {
+          type: "capability",
+          key,
+          seq,
+          payload: { ...payload, cpu_cores: cores },
+        });
+      const older = encodeRecord(await sign(10, 1));
+      const newer = encodeRecord(await sign(11, 2));
+      const publisher = await rogueNode(publisherKey, store.addr);
+      rogues.push(publisher);
+      await publisher.put(key, newer);
+      const replayer = await rogueNode(await generateKey(), store.addr);
+      rogues.push(replayer);
+      await replayer.put(key, older);
+      await publisher.libp2p.stop();
+      // A fresh client that knows only the store asks for the record.
+      const reader = await client(store.addr);
+      try {
+        const record = await reader.getRecord(key);
+        assert.equal(record?.seq, 11);
+        assert.equal(record?.payload.cpu_cores, 2);
+      } finally {
+        await reader.stop();
+      }
+    } finally {
+      await Promise.all(rogues.map((r) => r.libp2p.stop()));
+      await store.close();
       await cleanup();
     }
   },
