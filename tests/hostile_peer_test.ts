@@ -32,7 +32,14 @@ import {
   WASM_RUNTIME,
 } from "../discovery/mod.ts";
 import { httpTransport } from "../provider/mod.ts";
-import { type RunningNode, startNode } from "../node/mod.ts";
+import {
+  fetchModule,
+  isPublicAddress,
+  ModuleFetchError,
+  ReceiptStore,
+  type RunningNode,
+  startNode,
+} from "../node/mod.ts";
 import {
   generateKey,
   type NodeKey,
@@ -517,6 +524,251 @@ Deno.test({
     } finally {
       await Promise.all(rogues.map((r) => r.libp2p.stop()));
       await store.close();
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "module_url: file, loopback and private targets are refused with a reason that reveals nothing behind them",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    const node = await fullNode(dir);
+    const peer = await client(node.addr);
+    // Something listens on loopback; a stranger must not learn that.
+    const listening = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response(example("hello") as Uint8Array<ArrayBuffer>),
+    );
+    try {
+      const cases: [string, RegExp][] = [
+        ["file:///etc/passwd", /module_url must be http or https/],
+        [
+          `http://127.0.0.1:${listening.addr.port}/m.wasm`,
+          /non-public address \(127\.0\.0\.1\); refused/,
+        ],
+        [
+          `http://localhost:${listening.addr.port}/m.wasm`,
+          /resolves to a non-public address; refused/,
+        ],
+        ["http://10.1.2.3/m.wasm", /non-public address/],
+        ["http://[::1]:1/m.wasm", /non-public address/],
+        ["http://[::ffff:127.0.0.1]:1/m.wasm", /non-public address/],
+        ["http://169.254.169.254/latest", /non-public address/],
+        ["http://user:pw@example.invalid/m.wasm", /credentials/],
+      ];
+      for (const [url, reason] of cases) {
+        const answers = await exchange(peer, node.services.key.peerId, [
+          await offer(),
+          { type: "request", job_id: "job-1", module: null, module_url: url },
+        ]);
+        assert.deepEqual(answers.map((a) => a.type), ["accepted", "rejected"]);
+        assert.equal(answers[1].reason, "ModuleUnavailable", url);
+        assert.match(String(answers[1].detail), reason, url);
+      }
+    } finally {
+      await listening.shutdown();
+      await peer.stop();
+      await node.close();
+      await cleanup();
+    }
+  },
+});
+
+Deno.test("module_url: a 400 MiB body is refused at the cap without holding it, and redirects are bounded", async () => {
+  const chunk = new Uint8Array(1024 * 1024);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      const path = new URL(request.url).pathname;
+      const hop = /^\/hop\/(\d+)$/.exec(path);
+      if (hop) {
+        const n = Number(hop[1]);
+        return new Response(null, {
+          status: 302,
+          headers: { location: n === 0 ? "/module" : `/hop/${n - 1}` },
+        });
+      }
+      if (path === "/to-file") {
+        return new Response(null, {
+          status: 302,
+          headers: { location: "file:///etc/passwd" },
+        });
+      }
+      if (path === "/module") {
+        return new Response(example("hello") as Uint8Array<ArrayBuffer>);
+      }
+      // 400 MiB, without a Content-Length: the cap must stop the stream.
+      let sent = 0;
+      return new Response(
+        new ReadableStream({
+          pull(controller) {
+            if (sent >= 400) return controller.close();
+            sent++;
+            controller.enqueue(chunk);
+          },
+        }),
+      );
+    },
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const policy = { maxBytes: 16 * 1024 * 1024, allowPrivate: true };
+  try {
+    // Warm up the client code paths so the RSS figure is about the body.
+    await fetchModule(`${base}/module`, policy);
+    const before = Deno.memoryUsage().rss;
+    await assert.rejects(fetchModule(`${base}/huge`, policy), (e: Error) => {
+      assert.ok(e instanceof ModuleFetchError);
+      assert.match(e.message, /larger than 16777216 bytes/);
+      return true;
+    });
+    const growth = Deno.memoryUsage().rss - before;
+    assert.ok(growth < 32 * 1024 * 1024, `RSS grew by ${growth} bytes`);
+    assert.deepEqual(
+      await fetchModule(`${base}/hop/2`, policy),
+      example("hello"),
+    );
+    await assert.rejects(
+      fetchModule(`${base}/hop/3`, policy),
+      /redirected more than 3 times/,
+    );
+    await assert.rejects(
+      fetchModule(`${base}/to-file`, policy),
+      /must be http or https/,
+    );
+    // Without the operator's opt-in, loopback is refused before connecting.
+    await assert.rejects(
+      fetchModule(`${base}/module`, { maxBytes: 1 << 20 }),
+      /non-public address/,
+    );
+    assert.equal(isPublicAddress("8.8.8.8"), true);
+    for (
+      const address of [
+        "127.0.0.1",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "169.254.1.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:10.0.0.1",
+        "not an address",
+      ]
+    ) {
+      assert.equal(isPublicAddress(address), false, address);
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test({
+  name:
+    "a client that goes away cancels its job: HTTP disconnect and stream reset free the sandbox at once",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    const node = await fullNode(dir);
+    const peer = await client(node.addr);
+    const jobs = node.services.jobs!;
+    try {
+      // HTTP: a looping job, abandoned by its client after 300 ms.
+      const gone = new AbortController();
+      const abandoned = fetch(
+        `${node.url}/jobs?timeout_seconds=30&fuel=9000000000000000`,
+        {
+          method: "POST",
+          headers: { "content-type": "application/wasm" },
+          body: example("infinite_loop") as Uint8Array<ArrayBuffer>,
+          signal: gone.signal,
+        },
+      ).catch(() => null);
+      await new Promise((r) => setTimeout(r, 300));
+      gone.abort();
+      await abandoned;
+      // The only sandbox is free again long before the 30 s wall clock.
+      const hello = await fetch(`${node.url}/jobs?arg=next`, {
+        method: "POST",
+        headers: { "content-type": "application/wasm" },
+        body: example("hello") as Uint8Array<ArrayBuffer>,
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(hello.status, 200);
+      assert.equal((await hello.json()).stdout, "txen\n");
+      // libp2p: the same job over a stream the client resets.
+      const module = example("infinite_loop");
+      const stream = await peer.libp2p.dialProtocol(
+        peerIdFromString(node.services.key.peerId),
+        JOB_PROTOCOL,
+      );
+      const framed = messageStream(stream);
+      await sendMessage(framed, {
+        ...await offer({
+          module_hash: await sha256Ref(module),
+          module_size: module.length,
+          requirements: { timeout_seconds: 30, fuel: 9e15 },
+        }),
+      });
+      await receiveMessage(framed, AbortSignal.timeout(5000));
+      await sendMessage(framed, {
+        type: "request",
+        job_id: "job-1",
+        module: toBase64(module),
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      stream.abort(new Error("client gone"));
+      const next = await submitJob(peer, node.services.key.peerId, {
+        module: example("hello"),
+        args: ["again"],
+        timeoutMs: 10_000,
+      });
+      assert.equal(next.stdout, "niaga\n");
+      for (let i = 0; i < 50 && jobs.counters.cancelled < 2; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(jobs.counters.cancelled, 2);
+    } finally {
+      await peer.stop();
+      await node.close();
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "receipts of strangers' jobs are bounded: the oldest go first",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    const node = await fullNode(dir, { receiptsMaxCount: 3 });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const response = await fetch(`${node.url}/jobs?arg=${i}&job_id=j${i}`, {
+          method: "POST",
+          headers: { "content-type": "application/wasm" },
+          body: example("hello") as Uint8Array<ArrayBuffer>,
+        });
+        ids.push((await response.json()).job_id);
+      }
+      const store = node.services.jobs!.receipts!;
+      assert.equal((await store.list()).length, 3);
+      const kept = (await store.recent(10)).map((r) => r.job_id);
+      assert.deepEqual(kept, ["j4", "j3", "j2"]);
+      // A store reopened on the same folder sees the same receipts.
+      const again = new ReceiptStore({ dir: store.dir, maxCount: 3 });
+      assert.deepEqual(await again.list(), await store.list());
+    } finally {
+      await node.close();
       await cleanup();
     }
   },
