@@ -1,0 +1,349 @@
+/**
+ * Property tests of what strangers send: the frame codec, job judgement,
+ * DHT records and canonical base64. Random and mutated inputs never crash
+ * the code that reads them (only its own one-line errors) and are never
+ * accepted when invalid.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { streamPair } from "@libp2p/utils";
+import * as lp from "it-length-prefixed";
+import {
+  capabilityKey,
+  decodeRecord,
+  encodeRecord,
+  MAX_MESSAGE_BYTES,
+  messageStream,
+  receiveMessage,
+  RecordError,
+  sendMessage,
+  signRecord,
+} from "../discovery/mod.ts";
+import {
+  DEFAULT_JOB_LIMITS,
+  JobError,
+  JobService,
+  judgeHttpJob,
+  judgeOffer,
+  judgeRequest,
+} from "../node/mod.ts";
+import {
+  type Capability,
+  fromBase64,
+  generateKey,
+  type JobOffer,
+  toBase64,
+} from "../schemas/mod.ts";
+
+const RUNS = { numRuns: 200, seed: 20261125 };
+
+Deno.test("frames: any JSON message round-trips over a real stream pair, whatever the chunking", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.jsonValue({ maxDepth: 3 }), { minLength: 1, maxLength: 4 }),
+      async (messages) => {
+        const [a, b] = await streamPair();
+        const writer = messageStream(a);
+        const reader = messageStream(b);
+        for (const message of messages) {
+          await sendMessage(writer, message);
+          const got = await receiveMessage(reader, AbortSignal.timeout(5000));
+          // JSON normalises -0 to 0; compare what JSON itself would keep.
+          assert.deepEqual(got, JSON.parse(JSON.stringify(message)));
+        }
+        await a.close();
+        await b.close();
+      },
+    ),
+    { ...RUNS, numRuns: 50 },
+  );
+});
+
+Deno.test("frames: a length above the limit ends the stream before its bytes are buffered; garbage is a one-line refusal", async () => {
+  // A frame that announces MAX + 1 bytes.
+  const [a, b] = await streamPair();
+  const reader = messageStream(b);
+  const header = new Uint8Array(4);
+  for (let n = MAX_MESSAGE_BYTES + 1, i = 0; i < 4; i++, n >>>= 7) {
+    header[i] = (n & 0x7f) | (i < 3 ? 0x80 : 0);
+  }
+  a.send(header);
+  await assert.rejects(
+    receiveMessage(reader, AbortSignal.timeout(5000)),
+    /length|too long|exceed/i,
+  );
+  a.abort(new Error("done"));
+  // Frames of random bytes: either a JSON value or a JobError, never a crash.
+  await fc.assert(
+    fc.asyncProperty(fc.uint8Array({ maxLength: 256 }), async (bytes) => {
+      const [c, d] = await streamPair();
+      const framed = messageStream(d);
+      const frame = lp.encode.single(bytes).subarray();
+      c.send(frame);
+      try {
+        const value = await receiveMessage(framed, AbortSignal.timeout(5000));
+        assert.deepEqual(
+          value,
+          JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)),
+        );
+      } catch (error) {
+        assert.ok(error instanceof JobError, String(error));
+        assert.equal(error.reason, "InvalidRequest");
+      }
+      c.abort(new Error("done"));
+    }),
+    { ...RUNS, numRuns: 100 },
+  );
+  // Sending a message the peer would refuse is refused locally.
+  const [e, f] = await streamPair();
+  await assert.rejects(
+    sendMessage(messageStream(e), "x".repeat(MAX_MESSAGE_BYTES)),
+    /limit is/,
+  );
+  e.abort(new Error("done"));
+  f.abort(new Error("done"));
+});
+
+const capability: Capability = {
+  arch: "x86_64",
+  cpu_cores: 2,
+  memory_mb: 512,
+  runtime: { name: "phase-deno", version: "0.2.0", wasi: "preview1" },
+  limits: { max_timeout_seconds: 60, max_module_bytes: 16 << 20 },
+  load: { queued: 0, queue_limit: 64 },
+};
+
+const validOffer: JobOffer = {
+  type: "offer",
+  job_id: "job-1",
+  nonce: "ab".repeat(16),
+  module_hash: `sha256:${"0".repeat(64)}`,
+  module_size: 1000,
+  requirements: { memory_mb: 64, timeout_seconds: 10, fuel: null },
+};
+
+/** A valid offer with one field replaced by anything (or removed). */
+const mutatedOffer = fc.record({
+  field: fc.constantFrom(
+    "type",
+    "job_id",
+    "nonce",
+    "module_hash",
+    "module_size",
+    "requirements",
+    "memory_mb",
+    "timeout_seconds",
+    "fuel",
+    "arch",
+    "cpu_cores",
+    "wasm_runtime",
+    "extra",
+  ),
+  value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined)),
+}).map(({ field, value }) => {
+  const offer = structuredClone(validOffer) as unknown as Record<
+    string,
+    Record<string, unknown>
+  >;
+  if (field in offer || field === "extra") {
+    (offer as Record<string, unknown>)[field] = value;
+  } else offer.requirements[field] = value;
+  return JSON.parse(JSON.stringify(offer));
+});
+
+/** What a judged offer must satisfy, written independently of the schema. */
+function offerIsSound(offer: JobOffer): boolean {
+  const r = offer.requirements;
+  const positiveInt = (v: unknown) =>
+    Number.isSafeInteger(v) && (v as number) >= 1;
+  return offer.type === "offer" &&
+    /^[A-Za-z0-9._-]{1,128}$/.test(offer.job_id) &&
+    /^[0-9a-f]{16,128}$/.test(offer.nonce) &&
+    /^sha256:[0-9a-f]{64}$/.test(offer.module_hash) &&
+    positiveInt(offer.module_size) &&
+    offer.module_size <= DEFAULT_JOB_LIMITS.maxModuleBytes &&
+    (r.memory_mb === undefined ||
+      (positiveInt(r.memory_mb) &&
+        r.memory_mb <= DEFAULT_JOB_LIMITS.maxMemoryMb)) &&
+    (r.timeout_seconds === undefined ||
+      (typeof r.timeout_seconds === "number" && r.timeout_seconds > 0 &&
+        r.timeout_seconds <= DEFAULT_JOB_LIMITS.maxTimeoutSeconds)) &&
+    (r.fuel === undefined || r.fuel === null || positiveInt(r.fuel)) &&
+    (r.arch === undefined || ["any", "x86_64"].includes(r.arch)) &&
+    (r.cpu_cores === undefined ||
+      (positiveInt(r.cpu_cores) && r.cpu_cores <= 2)) &&
+    Object.keys(offer).every((k) =>
+      ["type", "job_id", "nonce", "module_hash", "module_size", "requirements"]
+        .includes(k)
+    );
+}
+
+Deno.test("job offers: any value or mutation is judged without a crash, and nothing unsound is accepted", () => {
+  fc.assert(
+    fc.property(fc.oneof(fc.anything(), mutatedOffer), (message) => {
+      try {
+        const offer = judgeOffer(message, capability, DEFAULT_JOB_LIMITS);
+        assert.ok(offerIsSound(offer), JSON.stringify(offer));
+      } catch (error) {
+        assert.ok(error instanceof JobError, String(error));
+        assert.equal(error.message.includes("\n"), false);
+      }
+    }),
+    { ...RUNS, numRuns: 2000 },
+  );
+});
+
+Deno.test("job requests and HTTP job bodies: any value is judged without a crash; env, args and stdin are always well-formed when accepted", () => {
+  const input = fc.record({
+    type: fc.constantFrom("request", "offer", 1),
+    job_id: fc.constantFrom("job-1", "other", "../x"),
+    module: fc.oneof(fc.constant(null), fc.base64String(), fc.string()),
+    module_url: fc.oneof(fc.constant(undefined), fc.string()),
+    args: fc.oneof(fc.array(fc.string()), fc.anything()),
+    env: fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.anything()),
+    stdin: fc.oneof(fc.base64String(), fc.string(), fc.anything()),
+  }, { requiredKeys: ["type", "job_id"] });
+  fc.assert(
+    fc.property(fc.oneof(input, fc.anything()), (message) => {
+      const json = JSON.parse(JSON.stringify(message ?? null) ?? "null");
+      for (
+        const judge of [
+          () => judgeRequest(json, validOffer, DEFAULT_JOB_LIMITS).order,
+          () => judgeHttpJob(json, DEFAULT_JOB_LIMITS).order,
+        ]
+      ) {
+        try {
+          const order = judge();
+          for (const arg of order.args ?? []) {
+            assert.equal(typeof arg, "string");
+            assert.equal(arg.includes("\u0000"), false);
+          }
+          for (const [name, value] of Object.entries(order.env ?? {})) {
+            assert.match(name, /^[A-Za-z_][A-Za-z0-9_]*$/);
+            assert.equal(typeof value, "string");
+          }
+          if (order.stdin) {
+            assert.ok(order.stdin.length <= DEFAULT_JOB_LIMITS.maxStdinBytes);
+          }
+        } catch (error) {
+          assert.ok(error instanceof JobError, String(error));
+        }
+      }
+    }),
+    { ...RUNS, numRuns: 1000 },
+  );
+});
+
+Deno.test("base64: exactly one accepted text per byte string", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+      assert.deepEqual(fromBase64(toBase64(bytes)), bytes);
+    }),
+    RUNS,
+  );
+  fc.assert(
+    fc.property(fc.string({ maxLength: 16 }), (text) => {
+      let bytes: Uint8Array;
+      try {
+        bytes = fromBase64(text);
+      } catch {
+        return;
+      }
+      assert.equal(toBase64(bytes), text);
+    }),
+    { ...RUNS, numRuns: 5000 },
+  );
+  // The classic malleability: "QR==" and "QQ==" both decode to "A".
+  assert.throws(() => fromBase64("QR=="), /not canonical/);
+  assert.deepEqual(fromBase64("QQ=="), new Uint8Array([65]));
+});
+
+Deno.test("records: any mutation of a signed record is refused with a RecordError", async () => {
+  const owner = await generateKey();
+  const key = capabilityKey(owner.peerId);
+  const record = await signRecord(owner, {
+    type: "capability",
+    key,
+    seq: 3,
+    payload: capability,
+  });
+  const original = JSON.stringify(record);
+  await decodeRecord(key, encodeRecord(record));
+  const paths = [
+    ["type"],
+    ["key"],
+    ["seq"],
+    ["peer_id"],
+    ["issued_at"],
+    ["expires_at"],
+    ["signature"],
+    ["payload"],
+    ["payload", "arch"],
+    ["payload", "load"],
+    ["payload", "load", "queued"],
+    ["payload", "runtime", "version"],
+    ["payload", "http_url"],
+  ];
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...paths),
+      fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined)),
+      async (path, value) => {
+        const mutated = JSON.parse(original);
+        let at = mutated;
+        for (const step of path.slice(0, -1)) at = at[step];
+        at[path[path.length - 1]] = value;
+        const bytes = new TextEncoder().encode(JSON.stringify(mutated));
+        if (JSON.stringify(mutated) === original) return;
+        await assert.rejects(decodeRecord(key, bytes), RecordError);
+      },
+    ),
+    { ...RUNS, numRuns: 500 },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
+      await assert.rejects(decodeRecord(key, bytes), RecordError);
+    }),
+    RUNS,
+  );
+});
+
+Deno.test("the job service admits at most its slots and gives each back once", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 4 }),
+      fc.integer({ min: 0, max: 4 }),
+      fc.array(fc.boolean(), { maxLength: 40 }),
+      (size, queue, steps) => {
+        const service = new JobService({
+          key: {
+            seed: new Uint8Array(32),
+            publicKey: new Uint8Array(32),
+            peerId: "x",
+          },
+          arch: "x86_64",
+          sandboxSize: size,
+          queueLimit: queue,
+        });
+        const held: { release(): void }[] = [];
+        for (const admit of steps) {
+          if (admit) {
+            try {
+              held.push(service.admit());
+              assert.ok(held.length <= size + queue);
+            } catch (error) {
+              assert.equal((error as JobError).reason, "QueueFull");
+              assert.equal(held.length, size + queue);
+            }
+          } else {
+            const admission = held.pop();
+            admission?.release();
+            admission?.release(); // twice: counted once
+          }
+          assert.equal(service.queued, Math.max(0, held.length - size));
+        }
+      },
+    ),
+    RUNS,
+  );
+});
