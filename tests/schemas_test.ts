@@ -2,17 +2,21 @@ import assert from "node:assert/strict";
 import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
 import {
   canonicalBytes,
+  type DocumentKind,
   fromBase64,
   inputHash,
   keyFromSeed,
   type Receipt,
   SchemaError,
+  schemaOf,
   signingBytes,
   signReceipt,
   toHex,
+  validateDocument,
   validateJobManifest,
   verifyReceipt,
 } from "../schemas/mod.ts";
+import { ROOT } from "./helpers.ts";
 import vector from "./vectors/receipt_v1.json" with { type: "json" };
 
 const seed = Uint8Array.from({ length: 32 }, (_, i) => i);
@@ -153,4 +157,43 @@ Deno.test("input hash covers args, env and stdin", async () => {
   assert.notEqual(h, await inputHash({ ...base, env: {} }));
   assert.notEqual(h, await inputHash({ ...base, stdin: new Uint8Array([2]) }));
   assert.equal(h, await inputHash({ ...base }));
+});
+
+Deno.test("every schema compiles, refuses a wrong document with one line, and is specified in docs/protocol.md", async () => {
+  const protocol = await Deno.readTextFile(`${ROOT}/docs/protocol.md`);
+  const files: string[] = [];
+  for await (const entry of Deno.readDir(`${ROOT}/schemas`)) {
+    if (entry.name.endsWith(".schema.json")) files.push(entry.name);
+  }
+  assert.ok(files.length >= 12);
+  for (const file of files) {
+    if (file === "common.schema.json") continue; // definitions only
+    assert.ok(
+      protocol.includes(`schemas/${file}`) ||
+        protocol.includes(`\`${file.replace(".schema.json", "")}\``),
+      `docs/protocol.md does not mention schemas/${file}`,
+    );
+  }
+  const kinds: DocumentKind[] = [
+    "receipt",
+    "job manifest",
+    "boot manifest",
+    "job offer",
+    "job request",
+    "accepted message",
+    "rejected message",
+    "result message",
+    "job body",
+    "record",
+    "capability record",
+    "boot-provider record",
+  ];
+  for (const kind of kinds) {
+    assert.ok(schemaOf(kind));
+    assert.throws(() => validateDocument(kind, 42), (e: Error) => {
+      assert.ok(e instanceof SchemaError);
+      assert.equal(e.message.includes("\n"), false);
+      return true;
+    });
+  }
 });

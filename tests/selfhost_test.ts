@@ -10,7 +10,7 @@ import { ROOT, tempDir, text } from "./helpers.ts";
 
 Deno.test({
   name:
-    "self-hosting loop: VM2 boots from VM1 (found by mDNS) after the host's provider stopped",
+    "self-hosting loop: the host runs a job on VM1 over libp2p; VM2 boots from VM1 (found by mDNS) after the host's provider stopped",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
@@ -41,6 +41,68 @@ Deno.test({
       const first = await vm1.run;
       assert.ok(first.matched, first.output.slice(-3000));
       assert.match(first.output, /Receipt:\s+✓ Verified/);
+      // The booted VM is a full node: the host finds it on libp2p, runs a
+      // job on it and verifies a receipt signed by the VM's own key.
+      const inLab = (args: string[]) =>
+        new Deno.Command("ip", {
+          args: [
+            "netns",
+            "exec",
+            lab.ns,
+            Deno.execPath(),
+            "run",
+            "-A",
+            `${ROOT}/main.ts`,
+            ...args,
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+      const vmAddress = "/ip4/10.77.0.20/tcp/4001";
+      const discovered = await inLab([
+        "discover",
+        "--bootstrap",
+        vmAddress,
+        "--json",
+        "--timeout",
+        "20",
+      ]);
+      assert.equal(discovered.code, 0, text(discovered.stderr));
+      const vmNode = (JSON.parse(text(discovered.stdout)) as {
+        peer_id: string;
+        arch: string;
+        http_url?: string;
+      }[]).find((n) => n.http_url === "http://10.77.0.20:8080");
+      assert.ok(vmNode, text(discovered.stdout));
+      assert.equal(vmNode.arch, "x86_64");
+      // The VM printed the same peer id in its own receipt box.
+      assert.ok(first.output.includes(vmNode.peer_id));
+      const submitted = await inLab([
+        "submit",
+        `${ROOT}/examples/wasm/hello.wasm`,
+        "--peer",
+        vmNode.peer_id,
+        "--bootstrap",
+        vmAddress,
+        "--receipt",
+        `${dir}/vm-receipt.json`,
+        "--",
+        "from the host",
+      ]);
+      assert.equal(submitted.code, 0, text(submitted.stderr));
+      assert.equal(text(submitted.stdout), "tsoh eht morf\n");
+      assert.match(
+        text(submitted.stderr),
+        new RegExp(`signed by ${vmNode.peer_id}`),
+      );
+      const verified = await inLab([
+        "receipt",
+        "verify",
+        `${dir}/vm-receipt.json`,
+        "--peer",
+        vmNode.peer_id,
+      ]);
+      assert.equal(verified.code, 0, text(verified.stderr));
       await lab.stopProvider(host);
       const vm2 = await lab.boot({
         images,
@@ -83,23 +145,12 @@ Deno.test({
         /phase_artifact_downloads_total\{artifact="stable\/x86_64\/initramfs.img"\} [1-9]/,
       );
       // The operator's view of the VM-served provider.
-      const status = await new Deno.Command("ip", {
-        args: [
-          "netns",
-          "exec",
-          lab.ns,
-          Deno.execPath(),
-          "run",
-          "-A",
-          `${ROOT}/main.ts`,
-          "provider",
-          "status",
-          "--url",
-          "http://10.77.0.20:8080",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+      const status = await inLab([
+        "provider",
+        "status",
+        "--url",
+        "http://10.77.0.20:8080",
+      ]);
       assert.equal(status.code, 0, text(status.stderr));
       assert.match(text(status.stdout), /^health:\s+ok$/m);
       console.log(
