@@ -3,16 +3,8 @@
  * failure into one line on stderr and a non-zero exit status.
  * @module
  */
-import { RUNTIME_VERSION } from "../runner/mod.ts";
+import { RUNTIME_VERSION } from "../runner/job.ts";
 import { CliError, UsageError } from "./errors.ts";
-import { keygenCommand } from "./keys.ts";
-import { manifestCommand } from "./manifest.ts";
-import { fetchCommand, providerCommand } from "./provider.ts";
-import { serveCommand } from "./serve.ts";
-import { discoverCommand, submitCommand } from "./p2p.ts";
-import { bootCommand } from "./boot.ts";
-import { receiptCommand } from "./receipt.ts";
-import { executeJobCommand, runCommand } from "./run.ts";
 
 const HELP =
   `phase ${RUNTIME_VERSION}: run WebAssembly jobs and verify their receipts
@@ -40,19 +32,27 @@ common options: --data-dir DIR, --key FILE, --receipts DIR, --ephemeral,
 
 type Command = (argv: string[]) => Promise<number>;
 
+/**
+ * Each command loads its module only when it runs, so a command loads only
+ * what it uses (libp2p only for the commands on the network) and needs only
+ * the permissions of what it loads.
+ */
 const COMMANDS: Record<string, Command> = {
-  serve: serveCommand,
-  node: serveCommand,
-  discover: discoverCommand,
-  boot: bootCommand,
-  submit: submitCommand,
-  run: runCommand,
-  "execute-job": executeJobCommand,
-  receipt: receiptCommand,
-  keygen: keygenCommand,
-  manifest: manifestCommand,
-  provider: providerCommand,
-  fetch: fetchCommand,
+  serve: async (argv) => (await import("./serve.ts")).serveCommand(argv),
+  node: async (argv) => (await import("./serve.ts")).serveCommand(argv),
+  discover: async (argv) => (await import("./p2p.ts")).discoverCommand(argv),
+  boot: async (argv) => (await import("./boot.ts")).bootCommand(argv),
+  submit: async (argv) => (await import("./p2p.ts")).submitCommand(argv),
+  run: async (argv) => (await import("./run.ts")).runCommand(argv),
+  "execute-job": async (argv) =>
+    (await import("./run.ts")).executeJobCommand(argv),
+  receipt: async (argv) => (await import("./receipt.ts")).receiptCommand(argv),
+  keygen: async (argv) => (await import("./keys.ts")).keygenCommand(argv),
+  manifest: async (argv) =>
+    (await import("./manifest.ts")).manifestCommand(argv),
+  provider: async (argv) =>
+    (await import("./provider.ts")).providerCommand(argv),
+  fetch: async (argv) => (await import("./provider.ts")).fetchCommand(argv),
   version: (argv) => {
     const info = {
       name: "phase",
