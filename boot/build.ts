@@ -17,6 +17,7 @@ import {
   sha256File,
   writeHelloJob,
 } from "../provider/mod.ts";
+import { ElfError, elfInterpreter } from "./elf.ts";
 
 /** Kernel modules loaded by /init, in order (none are built into Debian's kernel): NICs, and virtio_blk so attached disks show up (Phase never mounts them). */
 export const NIC_MODULES = [
@@ -144,9 +145,56 @@ export function kernelFiles(
   };
 }
 
+/**
+ * The interpreter of an executable, or null when it is static; a file that
+ * is not an executable is a build error naming it.
+ */
+async function interpreterOf(binary: string): Promise<string | null> {
+  try {
+    return elfInterpreter(await Deno.readFile(binary));
+  } catch (error) {
+    if (error instanceof ElfError || error instanceof Deno.errors.NotFound) {
+      throw new BuildError(`${binary}: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** The shared libraries a dynamic executable loads (none for a static one). */
 async function sharedLibraries(binary: string): Promise<string[]> {
+  if (await interpreterOf(binary) === null) return [];
   const text = new TextDecoder().decode(await run("ldd", [binary]));
   return [...text.matchAll(/(\/[^\s]+) \(0x/g)].map((m) => m[1]);
+}
+
+/**
+ * Runs each shipped program inside the staged tree (chroot, as root) so a
+ * missing library fails the build here instead of panicking the booted
+ * kernel. Without root, the library lists from ldd are all there is.
+ */
+async function checkRunnable(stage: string, log: (line: string) => void) {
+  if (Deno.uid() !== 0) return;
+  for (
+    const [program, args] of [
+      ["/bin/busybox", ["true"]],
+      ["/sbin/kexec", ["--version"]],
+      ["/bin/deno", ["--version"]],
+    ] as const
+  ) {
+    const out = await new Deno.Command("chroot", {
+      args: [stage, program, ...args],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) {
+      throw new BuildError(
+        `the initramfs cannot run ${program}: ${
+          new TextDecoder().decode(out.stderr).trim().split("\n")[0]
+        }`,
+      );
+    }
+  }
+  log("checked: busybox, kexec and deno run inside the initramfs");
 }
 
 async function copyInto(
@@ -243,6 +291,11 @@ export interface BuildOptions {
   root: string;
   /** The deno binary to ship (default this one). */
   deno?: string;
+  /**
+   * The busybox to ship (default `/bin/busybox`). A static one (Debian's
+   * busybox-static) is copied alone; a dynamic one with its libraries.
+   */
+  busybox?: string;
   /** zstd level (default 9: 10% smaller than 3 for 2 s more). */
   level?: number;
   /** Progress lines. */
@@ -294,9 +347,13 @@ export async function buildInitramfs(
       `${options.root}/runner/sandbox_worker.ts`,
     ], { cwd: options.root });
     log("copying busybox, kexec, deno and their libraries");
-    await copyInto(stage, "/bin/busybox");
+    const busybox = options.busybox ?? "/bin/busybox";
+    if (await interpreterOf(busybox) !== null) {
+      log(`${busybox} is dynamically linked; copying its libraries too`);
+    }
+    await copyInto(stage, busybox, "/bin/busybox");
     const applets = new TextDecoder().decode(
-      await run("/bin/busybox", ["--list"]),
+      await run(busybox, ["--list"]),
     ).split("\n").filter(Boolean);
     for (const applet of applets.sort()) {
       if (applet === "busybox") continue;
@@ -306,10 +363,12 @@ export async function buildInitramfs(
     await Deno.mkdir(`${stage}/usr/sbin`, { recursive: true });
     await copyInto(stage, deno, "/bin/deno");
     const libraries = new Set([
+      ...await sharedLibraries(busybox),
       ...await sharedLibraries("/usr/sbin/kexec"),
       ...await sharedLibraries(deno),
     ]);
     for (const library of [...libraries].sort()) await copyInto(stage, library);
+    await checkRunnable(stage, log);
     for (const module of NIC_MODULES) {
       const found = new TextDecoder().decode(
         await run("find", [

@@ -15,6 +15,7 @@ export {
   NIC_MODULES,
   writeArtifacts,
 } from "./build.ts";
+export { ElfError, elfInterpreter, isStaticElf } from "./elf.ts";
 export {
   type BootOptions,
   carriedOptions,

@@ -27,6 +27,7 @@ async function build(argv: string[]): Promise<number> {
     args: argv,
     options: {
       "kernel-package": { type: "string" },
+      busybox: { type: "string" },
       cache: { type: "string" },
       output: { type: "string", short: "o", default: "build/boot" },
       artifacts: { type: "string" },
@@ -50,6 +51,7 @@ async function build(argv: string[]): Promise<number> {
     modules,
     output: values.output,
     root,
+    busybox: values.busybox,
     log,
   });
   await Deno.copyFile(kernel, `${values.output}/vmlinuz`);

@@ -85,6 +85,8 @@ export interface BootImages {
   /** The same kernel uncompressed, booted directly by QEMU (PVH). */
   vmlinux: string;
   initramfs: string;
+  /** The kernel's module directory the initramfs took its drivers from. */
+  modules: string;
   buildSeconds: number;
   initramfsBytes: number;
 }
@@ -110,6 +112,7 @@ export async function buildImages(dir: string): Promise<BootImages> {
     kernel,
     vmlinux,
     initramfs: built.path,
+    modules,
     buildSeconds: built.seconds,
     initramfsBytes: built.size,
   };
