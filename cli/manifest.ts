@@ -11,7 +11,7 @@ import {
   fetchJson,
   hostArch,
 } from "../provider/mod.ts";
-import { loadIdentity } from "../runner/mod.ts";
+import { loadIdentity, RUNTIME_VERSION } from "../runner/mod.ts";
 import {
   type BootManifest,
   type Channel,
@@ -55,7 +55,7 @@ async function generate(argv: string[]): Promise<number> {
       artifacts: { type: "string", short: "a" },
       channel: { type: "string", default: "stable" },
       arch: { type: "string", default: hostArch() },
-      version: { type: "string", default: "0.1.0" },
+      version: { type: "string", default: RUNTIME_VERSION },
       "manifest-version": { type: "string" },
       cmdline: { type: "string", default: "console=ttyS0 panic=-1" },
       "validity-days": { type: "string", default: "30" },
@@ -92,6 +92,14 @@ async function generate(argv: string[]): Promise<number> {
     validityDays: Number(values["validity-days"]),
   });
   await write(values.output, manifest);
+  if (values.output && values.output !== "-") {
+    const count = Object.keys(manifest.artifacts).length;
+    console.error(
+      `wrote ${values.output}: ${manifest.channel}/${manifest.arch} version ${manifest.version}, manifest_version ${manifest.manifest_version}, ${count} artifact${
+        count === 1 ? "" : "s"
+      }, expires ${manifest.expires_at} (unsigned: sign it with phase manifest sign)`,
+    );
+  }
   return 0;
 }
 

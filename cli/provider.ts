@@ -131,6 +131,10 @@ export async function fetchCommand(argv: string[]): Promise<number> {
   if (!/^[0-9a-f]{64}$/.test(sha256)) {
     throw new UsageError("--sha256 wants 64 hex digits");
   }
+  const folder = values.output.includes("/")
+    ? values.output.slice(0, values.output.lastIndexOf("/"))
+    : "";
+  if (folder) await Deno.mkdir(folder, { recursive: true });
   const progress = new ProgressLine(
     values.output,
     !values.json && !values.quiet && Deno.stderr.isTerminal(),

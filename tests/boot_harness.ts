@@ -62,6 +62,7 @@ export async function ensureBootTools(): Promise<void> {
       stderr: "piped",
     }).output();
   const packages = [...new Set(missing)];
+  console.error(`installing ${packages.join(" ")} with apt-get…`);
   let result = await install(packages);
   if (result.code !== 0) {
     // The package lists may be missing or stale on a fresh machine.
