@@ -81,12 +81,36 @@ Deno.test("zero-configuration serve: key, seeded artifacts, health, clean stop",
   }
 });
 
-Deno.test("serve refuses to write outside its data directory and reports a busy port", async () => {
+Deno.test("serve reads but never writes an artifacts folder outside its data directory, refuses comma paths, and reports a busy port", async () => {
   const [home, cleanup] = await tempDir();
   const outside = await Deno.makeTempDir();
   try {
     await Deno.mkdir(`${outside}/stable/x86_64`, { recursive: true });
-    const out = await new Deno.Command(Deno.execPath(), {
+    await Deno.writeFile(
+      `${outside}/stable/x86_64/hello.wasm`,
+      await Deno.readFile(`${ROOT}/examples/wasm/hello.wasm`),
+    );
+    // An artifacts folder outside the data directory is granted read only:
+    // it is served, and nothing is ever written into it.
+    const outsider = await serveTask(home, ["--artifacts", outside]);
+    try {
+      const served = await fetch(
+        `${outsider.info.url}/stable/x86_64/hello.wasm`,
+      );
+      assert.equal(served.status, 200);
+      await served.body?.cancel();
+      const manifest = await fetch(`${outsider.info.url}/manifest.json`);
+      assert.equal(manifest.status, 200);
+      await manifest.body?.cancel();
+    } finally {
+      await stopAnnounced(outsider);
+    }
+    const written: string[] = [];
+    for await (const entry of Deno.readDir(`${outside}/stable/x86_64`)) {
+      written.push(entry.name);
+    }
+    assert.deepEqual(written, ["hello.wasm"]);
+    const denied = await new Deno.Command(Deno.execPath(), {
       args: [
         "task",
         "--quiet",
@@ -96,18 +120,17 @@ Deno.test("serve refuses to write outside its data directory and reports a busy 
         "--bind",
         "127.0.0.1",
         "--artifacts",
-        outside,
+        "a,b",
       ],
       cwd: ROOT,
       env: { HOME: home, DENO_DIR: await denoDir(), NO_COLOR: "1" },
       stdout: "piped",
       stderr: "piped",
     }).output();
-    // The task may not even read a directory outside its data directory.
-    assert.notEqual(out.code, 0);
-    const err = new TextDecoder().decode(out.stderr).trim();
-    assert.match(err, /^phase: /);
-    assert.equal(err.split("\n").length, 1, err);
+    // A path that would split a permission list is refused, in one line.
+    assert.notEqual(denied.code, 0);
+    const err = new TextDecoder().decode(denied.stderr).trim();
+    assert.match(err, /^phase: paths with a comma cannot be granted: a,b$/);
     const first = await serveTask(home);
     try {
       const busy = await new Deno.Command(Deno.execPath(), {
