@@ -18,13 +18,14 @@ import {
 import {
   fromBase64,
   type JobManifest,
-  readAllCapped,
   SchemaError,
   sha256Ref,
   validateJobManifest,
 } from "../schemas/mod.ts";
-import { jsonResponse } from "./json_response.ts";
+import type { AdmissionTicket } from "./admission.ts";
+import { errorBody, jsonResponse } from "./json_response.ts";
 import { Metrics } from "./metrics.ts";
+import { BodyError, readBodyCapped } from "./request_body.ts";
 
 /** Limits for jobs submitted over HTTP. */
 export interface JobLimits {
@@ -34,6 +35,8 @@ export interface JobLimits {
   maxMemoryMb: number;
   /** Largest timeout_seconds a job may ask for. */
   maxTimeoutSeconds: number;
+  /** Milliseconds the request body may take to arrive (default 60 s). */
+  bodyTimeoutMs?: number;
 }
 
 /** Default HTTP job limits. */
@@ -53,6 +56,8 @@ export interface JobEndpointContext extends JobContext {
   findModule: (hash: string) => Promise<Uint8Array | null>;
   /** Counters. */
   metrics: Metrics;
+  /** This job's admission (see admission.ts); it runs when its turn comes. */
+  ticket?: AdmissionTicket;
 }
 
 /** A 4xx answer with a reason. */
@@ -69,17 +74,6 @@ function json(
   headers: Record<string, string> = {},
 ): Response {
   return jsonResponse(status, body, headers, 0);
-}
-
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) {
-    throw new BadRequest(413, `body is larger than ${limit} bytes`);
-  }
-  if (!request.body) return new Uint8Array();
-  return await readAllCapped(request.body, limit, () => {
-    throw new BadRequest(413, `body is larger than ${limit} bytes`);
-  });
 }
 
 function number(value: unknown, name: string): number | undefined {
@@ -233,7 +227,12 @@ export async function handleJobs(
   ctx: JobEndpointContext,
 ): Promise<Response> {
   try {
-    const body = await readBody(request, ctx.limits.maxBodyBytes);
+    const body = await readBodyCapped(request, {
+      maxBytes: ctx.limits.maxBodyBytes,
+      timeoutMs: ctx.limits.bodyTimeoutMs ?? 60_000,
+      signal: request.signal,
+    });
+    ctx.ticket?.resize(body.length);
     const type = (request.headers.get("content-type") ?? "").split(";")[0]
       .trim();
     const url = new URL(request.url);
@@ -266,6 +265,7 @@ export async function handleJobs(
     if (memoryMb !== undefined && !Number.isInteger(memoryMb)) {
       throw new BadRequest(400, "memory_mb must be an integer");
     }
+    await ctx.ticket?.turn(request.signal);
     const { receipt } = await runJob({
       module: job.module,
       programName: "main.wasm",
@@ -282,22 +282,20 @@ export async function handleJobs(
     if (ctx.receiptsDir) await logReceipt(ctx.receiptsDir, receipt);
     return json(200, receipt);
   } catch (error) {
-    if (error instanceof BadRequest) {
-      return json(error.status, {
-        error: error.status === 413 ? "payload too large" : "bad request",
-        reason: error.message,
-      });
+    if (error instanceof BadRequest || error instanceof BodyError) {
+      return json(error.status, errorBody(error.status, error.message));
     }
     if (error instanceof QueueFullError) {
-      return json(503, { error: "busy", reason: error.message }, {
-        "retry-after": "1",
-      });
+      return json(503, errorBody(503, error.message), { "retry-after": "1" });
     }
     if (
       error instanceof ModuleError || error instanceof SchemaError ||
       error instanceof JobRefused
     ) {
-      return json(400, { error: "bad request", reason: error.message });
+      return json(400, errorBody(400, error.message));
+    }
+    if (request.signal.aborted) {
+      return json(400, errorBody(400, "the client left"));
     }
     throw error;
   }

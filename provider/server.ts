@@ -16,10 +16,18 @@ import {
   type NodeKey,
   sha256Ref,
 } from "../schemas/mod.ts";
+import { type AdmissionLimits, JobAdmission } from "./admission.ts";
 import { ArtifactStore } from "./artifacts.ts";
 import { HELLO_WASM_BASE64 } from "./embedded_hello.ts";
+import { connectionsFor, raiseFileLimit } from "./fd_limit.ts";
 import { createHandler } from "./http.ts";
 import { DEFAULT_JOB_LIMITS, type JobLimits } from "./jobs.ts";
+import {
+  DEFAULT_LISTENER_LIMITS,
+  internalError,
+  listen,
+  type ListenerLimits,
+} from "./listener.ts";
 import { ManifestPublisher } from "./manifest_publisher.ts";
 import { Metrics } from "./metrics.ts";
 
@@ -64,6 +72,16 @@ export interface ProviderOptions {
   modules?: MeteredModuleCache;
   /** Jobs that may wait before 503 (default 64). */
   queueLimit?: number;
+  /**
+   * Job admission beyond `queueLimit` (defaults: a quarter of the admitted
+   * jobs per client, 64 MiB of bodies held at once).
+   */
+  admission?: Partial<Omit<AdmissionLimits, "running" | "admitted">>;
+  /**
+   * Connection limits. maxConnections is also capped by the open-file limit
+   * (raised to its hard limit at start when allowed).
+   */
+  limits?: Partial<ListenerLimits>;
   /** Where receipts of HTTP jobs are logged, or null. */
   receiptsDir?: string | null;
   /** Free bytes below which /health fails (default 64 MiB). */
@@ -80,6 +98,8 @@ export interface Provider {
   port: number;
   /** Counters. */
   metrics: Metrics;
+  /** The connection limits in force. */
+  limits: ListenerLimits;
   /** Stops listening and ends sandbox processes. */
   close(): Promise<void>;
 }
@@ -162,11 +182,18 @@ export async function startProvider(
       : undefined,
   });
   const ownSandbox = options.jobs !== false && !options.sandbox;
+  const sandboxSize = options.sandboxSize ?? 2;
+  const queueLimit = options.queueLimit ?? 64;
   const sandbox = options.jobs === false ? null : options.sandbox ??
-    new SandboxPool({
-      size: options.sandboxSize ?? 2,
-      queueLimit: options.queueLimit ?? 64,
-    });
+    new SandboxPool({ size: sandboxSize, queueLimit });
+  const admitted = sandboxSize + queueLimit;
+  const admission = new JobAdmission({
+    running: sandboxSize,
+    admitted,
+    perClient: Math.max(1, Math.ceil(admitted / 4)),
+    bodyBytes: 64 * 1024 * 1024,
+    ...options.admission,
+  });
   const findModule = async (hash: string): Promise<Uint8Array | null> => {
     for (const file of await store.list(channel, arch)) {
       if (
@@ -189,8 +216,10 @@ export async function startProvider(
     dataDir: options.dataDir ?? options.artifactsDir,
     minFreeBytes: options.minFreeBytes ?? 64 * 1024 * 1024,
     pinnedKeys: options.pinnedKeys,
+    advertise: options.advertise,
     jobs: sandbox
       ? {
+        admission,
         sandbox,
         key: options.key,
         modules: options.modules,
@@ -200,18 +229,20 @@ export async function startProvider(
       }
       : null,
   });
-  const listening = Promise.withResolvers<number>();
-  let server: Deno.HttpServer;
+  const fileLimit = await raiseFileLimit();
+  const maxConnections = Math.min(
+    options.limits?.maxConnections ?? DEFAULT_LISTENER_LIMITS.maxConnections,
+    fileLimit ? connectionsFor(fileLimit.soft) : Infinity,
+  );
+  let server: ReturnType<typeof listen>;
   try {
-    server = Deno.serve({
+    server = listen({
       hostname,
       port,
-      onListen: (addr) => listening.resolve((addr as Deno.NetAddr).port),
-      onError: () =>
-        new Response(JSON.stringify({ error: "internal error" }), {
-          status: 500,
-        }),
-    }, handler);
+      handler,
+      onError: internalError,
+      limits: { ...options.limits, maxConnections },
+    });
   } catch (error) {
     if (ownSandbox) await sandbox?.close();
     if (error instanceof Deno.errors.AddrInUse) {
@@ -223,7 +254,8 @@ export async function startProvider(
       `cannot listen on ${hostname}:${port}: ${(error as Error).message}`,
     );
   }
-  port = await listening.promise;
+  metrics.connections = server.stats;
+  port = server.addr.port;
   const shown = hostname === "0.0.0.0"
     ? "127.0.0.1"
     : hostname.includes(":")
@@ -233,8 +265,9 @@ export async function startProvider(
     url: `http://${shown}:${port}`,
     port,
     metrics,
+    limits: server.limits,
     async close() {
-      await server.shutdown();
+      await server.close();
       if (ownSandbox) await sandbox?.close();
     },
   };
