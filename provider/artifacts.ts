@@ -123,7 +123,7 @@ export class ArtifactStore {
         for (const [path, entry] of Object.entries(saved)) {
           if (
             Array.isArray(entry) && typeof entry[0] === "string" &&
-            typeof entry[1] === "string"
+            typeof entry[1] === "string" && currentIdentity(path) !== null
           ) {
             this.#hashes.set(path, {
               identity: entry[0],
