@@ -142,6 +142,24 @@ function rssMiB(pid: number): number {
   return Number(status.match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
 }
 
+/** Fails when the resident memory of `pid`, sampled for `ms`, grows by `maxMiB` over `before`. */
+async function assertRssStaysUnder(
+  pid: number,
+  before: number,
+  maxMiB: number,
+  ms: number,
+): Promise<void> {
+  let peak = before;
+  for (let waited = 0; waited < ms; waited += 100) {
+    await sleep(100);
+    peak = Math.max(peak, rssMiB(pid));
+  }
+  assert.ok(
+    peak - before < maxMiB,
+    `RSS grew from ${before.toFixed(0)} to ${peak.toFixed(0)} MiB`,
+  );
+}
+
 function softFileLimit(pid: number): number {
   const limits = Deno.readTextFileSync(`/proc/${pid}/limits`);
   return Number(limits.match(/^Max open files\s+(\d+)/m)![1]);
@@ -317,15 +335,7 @@ Deno.test("memory: unread multi-range answers stay out of memory", async () => {
       );
     }
     await conns[0].read(new Uint8Array(1024)); // answers have started
-    let peak = before;
-    for (let i = 0; i < 20; i++) {
-      await sleep(100);
-      peak = Math.max(peak, rssMiB(pid));
-    }
-    assert.ok(
-      peak - before < 64,
-      `RSS grew from ${before.toFixed(0)} to ${peak.toFixed(0)} MiB`,
-    );
+    await assertRssStaysUnder(pid, before, 64, 2000);
   } finally {
     closeAll(conns);
     await stopAnnounced(served);
@@ -352,15 +362,7 @@ Deno.test("memory: held-open uploads are admitted before their bodies are read",
       sending.push(conn.write(chunk).catch(() => 0));
     }
     await Promise.race([Promise.allSettled(sending), sleep(3000)]);
-    let peak = before;
-    for (let i = 0; i < 10; i++) {
-      await sleep(100);
-      peak = Math.max(peak, rssMiB(pid));
-    }
-    assert.ok(
-      peak - before < 128,
-      `RSS grew from ${before.toFixed(0)} to ${peak.toFixed(0)} MiB`,
-    );
+    await assertRssStaysUnder(pid, before, 128, 1000);
     // Refused ones were told so before their bodies were read.
     const refusal = await answer(served.info.port, head);
     assert.match(refusal, /^HTTP\/1\.1 (503|429) /);
