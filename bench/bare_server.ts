@@ -12,6 +12,7 @@ const headers = {
   "last-modified": new Date().toUTCString(),
   "x-artifact-hash": `sha256:${"0".repeat(64)}`,
   "content-type": "application/octet-stream",
+  "cache-control": "no-cache",
 };
 Deno.serve(
   { hostname: "127.0.0.1", port: Number(port), onListen: () => {} },

@@ -29,7 +29,8 @@ import {
 } from "../schemas/mod.ts";
 import { JobCancelled, RUNTIME_VERSION } from "../runner/mod.ts";
 import {
-  type Admission,
+  AdmissionRefused,
+  type AdmissionTicket,
   JobError,
   judgeOffer,
   judgeRequest,
@@ -37,7 +38,12 @@ import {
 } from "../node/mod.ts";
 import type { PhaseNode } from "./node.ts";
 import { WASM_RUNTIME } from "./node.ts";
-import { messageStream, receiveMessage, sendMessage } from "./framing.ts";
+import {
+  MAX_MESSAGE_BYTES,
+  messageStream,
+  receiveMessage,
+  sendMessage,
+} from "./framing.ts";
 
 /** The protocol id. */
 export const JOB_PROTOCOL = "/phase/job/1.0.0";
@@ -63,11 +69,11 @@ function firstLine(error: unknown): string {
   );
 }
 
-/** Handles one inbound job stream for a node. */
+/** Handles one inbound job stream for a node, from the peer `client`. */
 export async function serveJobStream(
   stream: Stream,
   node: NodeServices,
-  options: { messageTimeoutMs?: number } = {},
+  options: { client: string; messageTimeoutMs?: number },
 ): Promise<void> {
   const jobs = node.jobs;
   const messages = messageStream(stream);
@@ -78,7 +84,7 @@ export async function serveJobStream(
   const onClose = () => gone.abort();
   stream.addEventListener("close", onClose);
   let jobId: string | null = null;
-  let admission: Admission | undefined;
+  let ticket: AdmissionTicket | undefined;
   try {
     const capability = node.capability();
     if (!jobs || !capability) {
@@ -96,7 +102,14 @@ export async function serveJobStream(
       throw error;
     }
     jobId = offer.job_id;
-    admission = jobs.admit();
+    // The request carries the module in base64 (4/3 of its size) and input.
+    ticket = jobs.admit(
+      options.client,
+      Math.min(
+        MAX_MESSAGE_BYTES,
+        Math.ceil(offer.module_size * 4 / 3) + 64 * 1024,
+      ),
+    );
     await sendMessage(messages, {
       type: "accepted",
       job_id: jobId,
@@ -115,16 +128,21 @@ export async function serveJobStream(
     });
     const { receipt } = await jobs.run({ ...order, module }, {
       signal: gone.signal,
+      ticket,
     });
     await sendMessage(messages, { type: "result", job_id: jobId, receipt });
   } catch (error) {
     if (!(error instanceof JobCancelled) && !gone.signal.aborted) {
-      const refusal = error instanceof JobError ? error : new JobError(
-        error instanceof DOMException && error.name === "TimeoutError"
-          ? "Timeout"
-          : "InvalidRequest",
-        `request failed: ${firstLine(error)}`,
-      );
+      const refusal = error instanceof JobError
+        ? error
+        : error instanceof AdmissionRefused
+        ? new JobError("QueueFull", error.message)
+        : new JobError(
+          error instanceof DOMException && error.name === "TimeoutError"
+            ? "Timeout"
+            : "InvalidRequest",
+          `request failed: ${firstLine(error)}`,
+        );
       await sendMessage(messages, {
         type: "rejected",
         job_id: jobId,
@@ -133,7 +151,7 @@ export async function serveJobStream(
       }).catch(() => {});
     }
   } finally {
-    admission?.release();
+    ticket?.release();
     stream.removeEventListener("close", onClose);
     await stream.close().catch(() => stream.abort(new Error("closing")));
   }
@@ -147,8 +165,11 @@ export async function acceptJobs(
 ): Promise<void> {
   await libp2p.libp2p.handle(
     JOB_PROTOCOL,
-    (stream: Stream, _connection: Connection) => {
-      serveJobStream(stream, node, options).catch(() => {});
+    (stream: Stream, connection: Connection) => {
+      serveJobStream(stream, node, {
+        ...options,
+        client: connection.remotePeer.toString(),
+      }).catch(() => {});
     },
     { maxInboundStreams: 256 },
   );

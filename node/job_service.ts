@@ -1,7 +1,9 @@
 /**
  * The job service: what a node does with a judged job, whichever transport
- * brought it. It admits jobs into a bounded number of slots before their
- * bytes are read, resolves modules (inline, recently seen, or from a URL
+ * brought it. It admits jobs before their bytes are read (a bounded number of
+ * places, a share per client, a budget of bytes their bodies may hold; see
+ * admission.ts), runs them in turn with the client that has the fewest
+ * running going next, resolves modules (inline, recently seen, or from a URL
  * under the module source policy), runs them in the sandbox pool with
  * cancellation when the client goes away, keeps receipts in a bounded store
  * and describes the node's capability.
@@ -30,6 +32,12 @@ import {
   type JobLimits,
   type JobOrder,
 } from "./job_input.ts";
+import {
+  type AdmissionLimits,
+  AdmissionRefused,
+  type AdmissionTicket,
+  JobAdmission,
+} from "./admission.ts";
 import { fetchModule, ModuleFetchError } from "./module_source.ts";
 import type { ReceiptStore } from "./receipt_store.ts";
 
@@ -45,6 +53,11 @@ export interface JobServiceOptions {
   sandboxSize?: number;
   /** Jobs admitted beyond the running ones before QueueFull (default 64). */
   queueLimit?: number;
+  /**
+   * Admission beyond the places (defaults: a quarter of the places per
+   * client, 64 MiB of job bodies held at once).
+   */
+  admission?: Partial<Omit<AdmissionLimits, "running" | "admitted">>;
   /** Metered modules (default an in-memory cache). */
   modules?: MeteredModuleCache;
   /** Where receipts are kept, or null to keep none (Private mode). */
@@ -53,12 +66,6 @@ export interface JobServiceOptions {
   allowPrivateModuleUrls?: boolean;
   /** CPU cores offered (default the machine's). */
   cpuCores?: number;
-}
-
-/** A slot held by an admitted job; release it when the job ends. */
-export interface Admission {
-  /** Gives the slot back (idempotent). */
-  release(): void;
 }
 
 /** Counters of a job service. */
@@ -110,27 +117,32 @@ export class JobService {
   readonly counters: JobCounters = { completed: {}, refused: {}, cancelled: 0 };
   readonly #arch: string;
   readonly #sandbox: SandboxPool;
-  readonly #sandboxSize: number;
   readonly #queueLimit: number;
+  readonly #admission: JobAdmission;
   readonly #modules: MeteredModuleCache;
   readonly #receipts: ReceiptStore | null;
   readonly #allowPrivate: boolean;
   readonly #cpuCores: number;
   readonly #recent = new RecentModules(64 * 1024 * 1024);
-  #admitted = 0;
 
   /** Creates the service and its sandbox pool (processes start on first use). */
   constructor(options: JobServiceOptions) {
     this.key = options.key;
     this.limits = { ...DEFAULT_JOB_LIMITS, ...options.limits };
     this.#arch = options.arch;
-    this.#sandboxSize = options.sandboxSize ?? 2;
+    const size = options.sandboxSize ?? 2;
     this.#queueLimit = options.queueLimit ?? 64;
-    // The pool never queues more than the admitted jobs beyond its size.
-    this.#sandbox = new SandboxPool({
-      size: this.#sandboxSize,
-      queueLimit: this.#queueLimit,
+    const places = size + this.#queueLimit;
+    this.#admission = new JobAdmission({
+      running: size,
+      admitted: places,
+      perClient: Math.max(1, Math.ceil(places / 4)),
+      bodyBytes: 64 * 1024 * 1024,
+      ...options.admission,
     });
+    // Admitted jobs take their turn before they reach the pool, so its own
+    // queue only ever holds jobs run without a ticket (a boot's first job).
+    this.#sandbox = new SandboxPool({ size, queueLimit: this.#queueLimit });
     this.#modules = options.modules ?? new MeteredModuleCache();
     this.#receipts = options.receipts ?? null;
     this.#allowPrivate = options.allowPrivateModuleUrls ?? false;
@@ -139,7 +151,8 @@ export class JobService {
 
   /** Jobs admitted and not yet running. */
   get queued(): number {
-    return Math.max(0, this.#admitted - this.#sandboxSize);
+    const { admitted, running } = this.#admission.stats;
+    return admitted - running;
   }
 
   /** Where receipts are kept, or null. */
@@ -173,25 +186,17 @@ export class JobService {
   }
 
   /**
-   * Takes a job slot before the job's bytes are read; throws QueueFull when
-   * every running and waiting slot is taken.
+   * Admits a job from `client` (an address or a peer id) whose body may hold
+   * up to `bodyBytes`, before any of it is read; throws
+   * {@link AdmissionRefused} (503 full, 429 the client's share used).
    */
-  admit(): Admission {
-    if (this.#admitted >= this.#sandboxSize + this.#queueLimit) {
-      this.refused("QueueFull");
-      throw new JobError(
-        "QueueFull",
-        `queue full: ${this.#queueLimit} jobs are already waiting`,
-      );
+  admit(client: string, bodyBytes: number): AdmissionTicket {
+    try {
+      return this.#admission.admit(client, bodyBytes);
+    } catch (error) {
+      if (error instanceof AdmissionRefused) this.refused("QueueFull");
+      throw error;
     }
-    this.#admitted++;
-    let held = true;
-    return {
-      release: () => {
-        if (held) this.#admitted--;
-        held = false;
-      },
-    };
   }
 
   /** Counts a refusal by its reason. */
@@ -246,16 +251,20 @@ export class JobService {
   }
 
   /**
-   * Runs an admitted job to a signed receipt and keeps the receipt. Rejects
-   * with {@link JobCancelled} when `signal` aborts first, and with
-   * {@link JobError} when the job is refused.
+   * Runs a job to a signed receipt and keeps the receipt. An admitted job
+   * (`ticket`) first waits for its turn. Rejects with {@link JobCancelled}
+   * when `signal` aborts first, and with {@link JobError} when the job is
+   * refused.
    */
   async run(
     order: JobOrder & { module: Uint8Array },
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; ticket?: AdmissionTicket } = {},
   ): Promise<JobResult> {
     let result: JobResult;
     try {
+      await options.ticket?.turn(options.signal).catch(() => {
+        throw new JobCancelled();
+      });
       result = await runJob({
         module: order.module,
         programName: "main.wasm",

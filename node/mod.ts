@@ -19,7 +19,12 @@ export {
   queryToJobBody,
 } from "./job_input.ts";
 export {
-  type Admission,
+  type AdmissionLimits,
+  AdmissionRefused,
+  type AdmissionTicket,
+  JobAdmission,
+} from "./admission.ts";
+export {
   type JobCounters,
   JobService,
   type JobServiceOptions,

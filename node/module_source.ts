@@ -3,22 +3,23 @@
  * stranger reach inside the node's network.
  *
  * Only `http:` and `https:` are fetched. Every address a host name resolves
- * to is checked before connecting, and the connection goes to the checked
- * address (the check is the DNS lookup of the connection itself, so a name
- * cannot resolve to a public address for the check and a private one for the
- * connection). Loopback, private, link-local, multicast, unspecified and
- * other non-global addresses are refused unless the operator allows private
- * targets. Redirects are followed by hand, at most three, each checked the
- * same way. The body streams into a buffer that never exceeds the size cap,
- * under one overall timeout. Errors say what was refused, never what was
- * found behind a refused address.
+ * to must be global unicast: loopback, private, link-local, multicast,
+ * unspecified and other non-global addresses are refused unless the operator
+ * allows private targets. For `http:` the connection goes to the address
+ * that was checked (the URL is rewritten to it, with the original Host), so a
+ * name cannot resolve to a public address for the check and a private one
+ * for the connection. For `https:` the name is resolved again by the TLS
+ * connection; a rebinding name then reaches at most a TLS handshake, which
+ * fails the certificate check before any request is sent. Redirects are
+ * followed by hand, at most three, each checked the same way. The body
+ * streams under the size cap (a body refused at the cap was never held
+ * whole) within one overall timeout. Errors say what was refused, never what
+ * was found behind a refused address.
  * @module
  */
-import http from "node:http";
-import https from "node:https";
-import { lookup as dnsLookup } from "node:dns";
-import type { LookupAddress } from "node:dns";
+import { lookup } from "node:dns/promises";
 import ipaddr from "ipaddr.js";
+import { concatBytes } from "../schemas/mod.ts";
 
 /** A module that cannot be fetched; the message is one line, safe to show a peer. */
 export class ModuleFetchError extends Error {
@@ -60,38 +61,37 @@ export function isPublicAddress(address: string): boolean {
   return parsed.range() === "unicast";
 }
 
-type LookupCallback = (
-  error: NodeJS.ErrnoException | null,
-  address: string | LookupAddress[],
-  family?: number,
-) => void;
-
-/** A DNS lookup for node:http that refuses non-public answers. */
-function checkedLookup(allowPrivate: boolean) {
-  return (
-    hostname: string,
-    options: { all?: boolean },
-    callback: LookupCallback,
-  ) => {
-    dnsLookup(hostname, { all: true }, (error, addresses) => {
-      if (error) return callback(error, []);
-      const all = addresses as LookupAddress[];
-      const refused = all.find((a) => !isPublicAddress(a.address));
-      if (!allowPrivate && (all.length === 0 || refused)) {
-        return callback(
-          new ModuleFetchError(
-            `module_url host ${hostname} resolves to a non-public address; refused`,
-          ),
-          [],
-        );
-      }
-      if (options.all) return callback(null, all);
-      callback(null, all[0].address, all[0].family);
-    });
-  };
+/** Resolves a host and refuses it unless every address is allowed. */
+async function checkedAddress(
+  host: string,
+  allowPrivate: boolean,
+): Promise<string> {
+  if (ipaddr.isValid(host)) {
+    if (!allowPrivate && !isPublicAddress(host)) {
+      throw new ModuleFetchError(
+        `module_url points to a non-public address (${host}); refused`,
+      );
+    }
+    return host;
+  }
+  let addresses: { address: string }[];
+  try {
+    addresses = await lookup(host, { all: true });
+  } catch {
+    throw new ModuleFetchError(`module_url host ${host} does not resolve`);
+  }
+  if (
+    addresses.length === 0 ||
+    (!allowPrivate && addresses.some((a) => !isPublicAddress(a.address)))
+  ) {
+    throw new ModuleFetchError(
+      `module_url host ${host} resolves to a non-public address; refused`,
+    );
+  }
+  return addresses[0].address;
 }
 
-function checkUrl(text: string, allowPrivate: boolean): URL {
+function checkUrl(text: string): URL {
   let url: URL;
   try {
     url = new URL(text);
@@ -106,12 +106,6 @@ function checkUrl(text: string, allowPrivate: boolean): URL {
   if (url.username || url.password) {
     throw new ModuleFetchError("module_url may not carry credentials");
   }
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  if (ipaddr.isValid(host) && !allowPrivate && !isPublicAddress(host)) {
-    throw new ModuleFetchError(
-      `module_url points to a non-public address (${host}); refused`,
-    );
-  }
   return url;
 }
 
@@ -121,69 +115,64 @@ interface Answer {
   body: Uint8Array | null;
 }
 
-function request(
+/** Lets a request name its Host while connecting to a checked address. */
+let pinningClient: Deno.HttpClient | undefined;
+
+async function request(
   url: URL,
   options: Required<ModuleSourceOptions>,
   signal: AbortSignal,
 ): Promise<Answer> {
-  const client = url.protocol === "https:" ? https : http;
-  return new Promise<Answer>((resolve, reject) => {
-    const req = client.get(url, {
-      lookup: checkedLookup(options.allowPrivate),
-      signal,
-      headers: { accept: "application/wasm, */*" },
-    }, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400) {
-        res.resume();
-        return resolve({
-          status,
-          location: res.headers.location ?? null,
-          body: null,
-        });
-      }
-      if (status !== 200) {
-        res.resume();
-        return resolve({ status, location: null, body: null });
-      }
-      const declared = Number(res.headers["content-length"] ?? NaN);
-      if (declared > options.maxBytes) {
-        req.destroy();
-        return reject(tooLarge(options.maxBytes));
-      }
-      // Known length: one buffer of that size; else grow by doubling, never
-      // past the cap.
-      let buffer = new Uint8Array(
-        Number.isSafeInteger(declared) ? declared : 64 * 1024,
-      );
-      let size = 0;
-      res.on("data", (chunk: Uint8Array) => {
-        if (size + chunk.length > options.maxBytes) {
-          req.destroy();
-          return reject(tooLarge(options.maxBytes));
-        }
-        if (size + chunk.length > buffer.length) {
-          const grown = new Uint8Array(
-            Math.min(
-              options.maxBytes,
-              Math.max(buffer.length * 2, size + chunk.length),
-            ),
-          );
-          grown.set(buffer.subarray(0, size));
-          buffer = grown;
-        }
-        buffer.set(chunk, size);
-        size += chunk.length;
-      });
-      res.on(
-        "end",
-        () =>
-          resolve({ status, location: null, body: buffer.subarray(0, size) }),
-      );
-      res.on("error", reject);
-    });
-    req.on("error", reject);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const address = await checkedAddress(host, options.allowPrivate);
+  let target = url;
+  const headers: Record<string, string> = { accept: "application/wasm, */*" };
+  if (url.protocol === "http:") {
+    target = new URL(url);
+    target.hostname = address.includes(":") ? `[${address}]` : address;
+    headers.host = url.host;
+    pinningClient ??= Deno.createHttpClient({ allowHost: true });
+  }
+  const response = await fetch(target, {
+    headers,
+    redirect: "manual",
+    signal,
+    client: url.protocol === "http:" ? pinningClient : undefined,
   });
+  if (response.status >= 300 && response.status < 400) {
+    await response.body?.cancel();
+    return {
+      status: response.status,
+      location: response.headers.get("location"),
+      body: null,
+    };
+  }
+  if (response.status !== 200 || !response.body) {
+    await response.body?.cancel();
+    return { status: response.status, location: null, body: null };
+  }
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared > options.maxBytes) {
+    await response.body.cancel();
+    throw tooLarge(options.maxBytes);
+  }
+  // Chunks are kept as they come and joined once at the end, so a body
+  // refused at the cap never cost more than the cap.
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > options.maxBytes) {
+      chunks.length = 0;
+      await reader.cancel();
+      throw tooLarge(options.maxBytes);
+    }
+    chunks.push(value);
+  }
+  return { status: 200, location: null, body: concatBytes(chunks) };
 }
 
 function tooLarge(limit: number): ModuleFetchError {
@@ -207,7 +196,7 @@ export async function fetchModule(
     ...options,
   };
   const signal = AbortSignal.timeout(policy.timeoutMs);
-  let current = checkUrl(url, policy.allowPrivate);
+  let current = checkUrl(url);
   for (let redirects = 0;; redirects++) {
     let answer: Answer;
     try {
@@ -237,6 +226,6 @@ export async function fetchModule(
     } catch {
       throw new ModuleFetchError("module_url redirected to an invalid URL");
     }
-    current = checkUrl(next, policy.allowPrivate);
+    current = checkUrl(next);
   }
 }

@@ -1,7 +1,13 @@
 /**
  * The artifacts directory (`<root>/<channel>/<arch>/<file>`): safe name
  * resolution (nothing outside the root is ever served, symlinks included)
- * and sha256 hashes computed once per (path, size, mtime).
+ * and sha256 hashes that cannot go stale: a hash is kept for a file identity
+ * (device, inode, size, mtime, ctime) and recomputed when any of them
+ * changes. ctime is set by the kernel on every change and cannot be set
+ * back (`cp -p`, `rsync -a` and `touch -r` restore mtime only), but Deno
+ * reports it in whole seconds, so a hash read less than a second after the
+ * file's last change is "racy" (as git calls it) and is recomputed on the
+ * next use until the file is older than that.
  * @module
  */
 import { createHash } from "node:crypto";
@@ -26,7 +32,48 @@ export interface ArtifactFile {
   size: number;
   /** Modification time. */
   mtime: Date;
+  /** Device, inode, size, mtime and ctime: changes whenever the bytes may have. */
+  identity: string;
+  /** The file's last change (ctime, else mtime), ms since the epoch, whole seconds. */
+  changedMs: number;
 }
+
+/**
+ * True when bytes read from `file` from `readStartMs` on are known to be
+ * its bytes for as long as its identity stays the same: its last change
+ * (whole seconds) lies before the read began.
+ */
+export function readAfterChange(
+  file: ArtifactFile,
+  readStartMs: number,
+): boolean {
+  return file.changedMs + 1000 <= readStartMs;
+}
+
+/** The identity of a file from its stat. */
+export function fileIdentity(info: Deno.FileInfo): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtime?.getTime()}:${info.ctime?.getTime()}`;
+}
+
+/** The identity of the file at `path` now, or null when it is gone. */
+export function currentIdentity(path: string): string | null {
+  try {
+    return fileIdentity(Deno.statSync(path));
+  } catch {
+    return null;
+  }
+}
+
+/** A computed hash and whether it can be trusted for its identity. */
+interface HashEntry {
+  identity: string;
+  sha256: string;
+  /** False while the file's last change is too recent to tell apart. */
+  settled: boolean;
+}
+
+/** Hash cache entries kept at most (least recently computed go first). */
+const MAX_HASH_ENTRIES = 10_000;
 
 /** Directory names an arch may be stored under, canonical name first. */
 function archDirs(arch: string): string[] {
@@ -61,7 +108,8 @@ export interface ArtifactStoreOptions {
 export class ArtifactStore {
   readonly root: string;
   #realRoot: string | null = null;
-  #hashes = new Map<string, string>();
+  /** By real path. */
+  #hashes = new Map<string, HashEntry>();
   #hashCachePath?: string;
   #pending = new Map<string, Promise<string>>();
 
@@ -72,8 +120,17 @@ export class ArtifactStore {
     if (this.#hashCachePath) {
       try {
         const saved = JSON.parse(Deno.readTextFileSync(this.#hashCachePath));
-        for (const [k, v] of Object.entries(saved)) {
-          if (typeof v === "string") this.#hashes.set(k, v);
+        for (const [path, entry] of Object.entries(saved)) {
+          if (
+            Array.isArray(entry) && typeof entry[0] === "string" &&
+            typeof entry[1] === "string" && currentIdentity(path) !== null
+          ) {
+            this.#hashes.set(path, {
+              identity: entry[0],
+              sha256: entry[1],
+              settled: true,
+            });
+          }
         }
       } catch {
         // no cache yet, or unreadable: hashes are recomputed
@@ -136,7 +193,14 @@ export class ArtifactStore {
       if (!this.#inside(real)) return null;
       const info = await Deno.stat(real);
       if (!info.isFile) return null;
-      return { name, path: real, size: info.size, mtime: info.mtime! };
+      return {
+        name,
+        path: real,
+        size: info.size,
+        mtime: info.mtime!,
+        identity: fileIdentity(info),
+        changedMs: (info.ctime ?? info.mtime)?.getTime() ?? Infinity,
+      };
     } catch {
       return null;
     }
@@ -161,18 +225,23 @@ export class ArtifactStore {
     return files;
   }
 
-  /** sha256 hex of an artifact, computed once per (path, size, mtime). */
+  /**
+   * sha256 hex of an artifact, computed once per identity (again while the
+   * identity is racy, see the module notes).
+   */
   hash(file: ArtifactFile): Promise<string> {
-    const key = `${file.path}\0${file.size}\0${file.mtime.getTime()}`;
-    const known = this.#hashes.get(key);
-    if (known) return Promise.resolve(known);
+    const known = this.#hashes.get(file.path);
+    if (known?.identity === file.identity && known.settled) {
+      return Promise.resolve(known.sha256);
+    }
+    const key = `${file.path}\0${file.identity}`;
     let pending = this.#pending.get(key);
     if (!pending) {
-      pending = sha256File(file.path).then((hex) => {
-        this.#hashes.set(key, hex);
+      const started = Date.now();
+      pending = sha256File(file.path).then((sha256) => {
         this.#pending.delete(key);
-        this.#saveHashes();
-        return hex;
+        this.#remember(file, sha256, started);
+        return sha256;
       }, (error) => {
         this.#pending.delete(key);
         throw error;
@@ -182,14 +251,41 @@ export class ArtifactStore {
     return pending;
   }
 
+  /** True when the hash known for this identity needs no recomputation. */
+  settled(file: ArtifactFile): boolean {
+    const known = this.#hashes.get(file.path);
+    return known?.identity === file.identity && known.settled;
+  }
+
+  #remember(file: ArtifactFile, sha256: string, started: number): void {
+    // The identity must still be the one hashed, and the last change must
+    // lie before the read began: a later change would carry a later ctime.
+    if (currentIdentity(file.path) !== file.identity) return;
+    const settled = readAfterChange(file, started);
+    this.#hashes.delete(file.path);
+    this.#hashes.set(file.path, { identity: file.identity, sha256, settled });
+    if (!settled) return;
+    for (const path of this.#hashes.keys()) {
+      if (this.#hashes.size <= MAX_HASH_ENTRIES) break;
+      this.#hashes.delete(path);
+    }
+    this.#saveHashes();
+  }
+
+  /** Persists settled hashes, dropping those of files that are gone. */
   #saveHashes(): void {
+    const saved: Record<string, [string, string]> = {};
+    for (const [path, entry] of this.#hashes) {
+      if (currentIdentity(path) === null) {
+        this.#hashes.delete(path);
+      } else if (entry.settled) {
+        saved[path] = [entry.identity, entry.sha256];
+      }
+    }
     if (!this.#hashCachePath) return;
     try {
       const tmp = `${this.#hashCachePath}.tmp`;
-      Deno.writeTextFileSync(
-        tmp,
-        JSON.stringify(Object.fromEntries(this.#hashes)),
-      );
+      Deno.writeTextFileSync(tmp, JSON.stringify(saved));
       Deno.renameSync(tmp, this.#hashCachePath);
     } catch {
       // a read-only data directory only costs recomputation after restart

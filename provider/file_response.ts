@@ -1,26 +1,26 @@
 /**
- * Serving one file per RFC 9110: ETag/Last-Modified validators,
- * If-None-Match/If-Modified-Since (304), If-Range, single ranges (206),
- * multiple ranges (multipart/byteranges), unsatisfiable ranges (416), all
- * streamed from disk in bounded chunks. Small files come from memory.
+ * Serving one representation (an artifact or a manifest) per RFC 9110:
+ * preconditions in the order of §13.2.2 (If-Match and If-Unmodified-Since:
+ * 412; If-None-Match with weak comparison and If-Modified-Since: 304),
+ * If-Range, single ranges (206), multiple ranges (multipart/byteranges) and
+ * unsatisfiable ones (416) as {@link decideRange} decides. Bodies stream from
+ * disk one chunk per read of the client (backpressure: memory stays flat
+ * however slowly clients read); small ones come from memory. Body bytes are
+ * counted when the HTTP engine has taken them, not when they are queued.
  * @module
  */
-// @ts-types="@types/range-parser"
-import rangeParser from "range-parser";
+import { jsonError } from "./json_response.ts";
+import { type ByteRange, decideRange, MAX_RANGES } from "./range_header.ts";
 
-/** Largest number of ranges answered as multipart; more get the full body. */
-const MAX_RANGES = 16;
-const CHUNK = 256 * 1024;
-
-/** What is known about the file being served. */
+/** What is known about the representation being served. */
 export interface ServedFile {
-  /** Host path. */
+  /** Host path (needed unless `bytes` is set). */
   path: string;
   /** Size in bytes. */
   size: number;
-  /** Modification time. */
-  mtime: Date;
-  /** sha256 hex of the contents. */
+  /** Modification time, when there is one (Last-Modified). */
+  mtime: Date | null;
+  /** sha256 hex of the contents (the strong ETag). */
   sha256: string;
   /** Content-Type. */
   contentType: string;
@@ -28,198 +28,264 @@ export interface ServedFile {
   bytes?: Uint8Array;
 }
 
-/** Counts bytes actually sent. */
+/** Counts body bytes handed to the connection. */
 export type ByteCounter = (bytes: number) => void;
 
-/** Streams bytes [start, end] of a file, closing it when done or cancelled. */
-export function fileRangeStream(
+/** How to count what a response writes. */
+export interface CountOptions {
+  /** Called with body bytes as they are written. */
+  written: ByteCounter;
+  /**
+   * Settles when the response has been sent (resolves) or abandoned
+   * (rejects); bodies held in memory are counted when it resolves. Without
+   * it they are counted at once.
+   */
+  completed?: Promise<void>;
+}
+
+/** Counts an in-memory body of `n` bytes once it has been sent. */
+export function countWhenSent(count: CountOptions, n: number): void {
+  if (count.completed) count.completed.then(() => count.written(n), noop);
+  else count.written(n);
+}
+
+/** Smallest and largest chunk read from disk per pull of the client. */
+const MIN_CHUNK = 64 * 1024;
+const MAX_CHUNK = 256 * 1024;
+/** A pull this soon after the previous chunk means the client reads fast. */
+const FAST_PULL_MS = 2;
+
+/** Yields bytes [start, end] of a file, closing it when done or abandoned. */
+async function* fileChunks(
   path: string,
   start: number,
   end: number,
-  count: ByteCounter,
-): ReadableStream<Uint8Array> {
-  let file: Deno.FsFile | undefined;
-  let position = start;
-  const close = () => {
-    try {
-      file?.close();
-    } catch {
-      // already closed
-    }
-    file = undefined;
-  };
-  return new ReadableStream<Uint8Array>({
-    async start() {
-      file = await Deno.open(path, { read: true });
-      await file.seek(start, Deno.SeekMode.Start);
-    },
-    async pull(controller) {
-      const remaining = end + 1 - position;
-      if (remaining <= 0 || !file) {
-        close();
-        controller.close();
-        return;
-      }
-      const buffer = new Uint8Array(Math.min(CHUNK, remaining));
-      const n = await file.read(buffer);
-      if (n === null) {
-        close();
-        controller.error(new Error("file shrank while being served"));
-        return;
-      }
-      position += n;
-      count(n);
-      controller.enqueue(buffer.subarray(0, n));
-    },
-    cancel() {
-      close();
-    },
-  }, { highWaterMark: 1 });
+  chunkSize: () => number,
+): AsyncGenerator<Uint8Array> {
+  using file = await Deno.open(path, { read: true });
+  if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+  for (let position = start; position <= end;) {
+    const buffer = new Uint8Array(Math.min(chunkSize(), end + 1 - position));
+    const n = await file.read(buffer);
+    if (n === null) throw new Error("file shrank while being served");
+    position += n;
+    yield n === buffer.length ? buffer : buffer.subarray(0, n);
+  }
 }
 
 /**
- * The body for bytes [start, end]. A body that runs to the end of the file
- * is the file's own readable stream, which Deno pipes to the socket without
- * passing through JavaScript (flat memory, near sendfile speed); its bytes
- * are counted when the response starts.
+ * A body pulled from `chunks` one chunk per read (no read-ahead). A chunk is
+ * counted when the next one is asked for, or at the end: that is when the
+ * engine has written it.
  */
-async function bodyFor(
+function pulledBody(
+  chunks: (chunkSize: () => number) => AsyncGenerator<Uint8Array>,
+  written: ByteCounter,
+): ReadableStream<Uint8Array> {
+  let pending = 0;
+  let size = MIN_CHUNK;
+  let lastEnqueue = 0;
+  const iterator = chunks(() => size);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      written(pending);
+      pending = 0;
+      // Fast readers get larger chunks; slow ones hold only small ones.
+      size = performance.now() - lastEnqueue < FAST_PULL_MS
+        ? Math.min(MAX_CHUNK, size * 2)
+        : MIN_CHUNK;
+      const next = await iterator.next();
+      if (next.done) {
+        controller.close();
+        return;
+      }
+      pending = next.value.length;
+      lastEnqueue = performance.now();
+      controller.enqueue(next.value);
+    },
+    async cancel() {
+      await iterator.return(undefined);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** The body for bytes [start, end]. */
+function bodyFor(
   file: ServedFile,
   start: number,
   end: number,
-  count: ByteCounter,
-): Promise<BodyInit> {
+  count: CountOptions,
+): BodyInit {
   if (file.bytes) {
-    count(end + 1 - start);
+    countWhenSent(count, end + 1 - start);
     return file.bytes.subarray(start, end + 1) as Uint8Array<ArrayBuffer>;
   }
-  if (end === file.size - 1) {
-    const handle = await Deno.open(file.path, { read: true });
-    if (start > 0) await handle.seek(start, Deno.SeekMode.Start);
-    count(end + 1 - start);
-    return handle.readable;
-  }
-  return fileRangeStream(file.path, start, end, count);
+  return pulledBody(
+    (chunkSize) => fileChunks(file.path, start, end, chunkSize),
+    count.written,
+  );
 }
 
-function etagMatches(header: string, etag: string): boolean {
-  if (header.trim() === "*") return true;
-  return header.split(",").some((tag) => {
-    const t = tag.trim();
-    return t === etag || t === `W/${etag}`;
-  });
+function multipartBody(
+  file: ServedFile,
+  parts: { head: Uint8Array; range: ByteRange }[],
+  tail: Uint8Array,
+  written: ByteCounter,
+): ReadableStream<Uint8Array> {
+  return pulledBody(async function* (chunkSize) {
+    for (const { head, range } of parts) {
+      yield head;
+      if (file.bytes) yield file.bytes.subarray(range.start, range.end + 1);
+      else yield* fileChunks(file.path, range.start, range.end, chunkSize);
+    }
+    yield tail;
+  }, written);
 }
 
-/** Builds the response for GET or HEAD of a file. */
-export async function fileResponse(
+function noop(): void {}
+
+/** Entity tags in an If-Match / If-None-Match list (`*` is its own entry). */
+function entityTags(header: string): string[] {
+  return header.split(",").map((t) => t.trim()).filter((t) => t !== "");
+}
+
+/** Weak comparison (§8.8.3.2): opaque tags equal, W/ ignored on both sides. */
+function weakMatch(header: string, etag: string): boolean {
+  return entityTags(header).some((t) =>
+    t === "*" || (t.startsWith("W/") ? t.slice(2) : t) === etag
+  );
+}
+
+/** Strong comparison: neither tag weak, and equal. */
+function strongMatch(header: string, etag: string): boolean {
+  return entityTags(header).some((t) => t === "*" || t === etag);
+}
+
+/** A date header as ms since the epoch, or null when absent or invalid. */
+function dateHeader(request: Request, name: string): number | null {
+  const value = request.headers.get(name);
+  if (value === null) return null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** Builds the response for GET or HEAD of a representation. */
+export function fileResponse(
   request: Request,
   file: ServedFile,
-  count: ByteCounter,
+  count: CountOptions,
   extraHeaders: Record<string, string> = {},
-): Promise<Response> {
+): Response {
   const etag = `"${file.sha256}"`;
-  const lastModified = new Date(Math.floor(file.mtime.getTime() / 1000) * 1000);
+  // HTTP dates have whole seconds.
+  const modified = file.mtime === null
+    ? null
+    : Math.floor(file.mtime.getTime() / 1000) * 1000;
   const headers = new Headers({
     "accept-ranges": "bytes",
     etag,
-    "last-modified": lastModified.toUTCString(),
-    "x-artifact-hash": `sha256:${file.sha256}`,
+    ...(modified === null
+      ? {}
+      : { "last-modified": new Date(modified).toUTCString() }),
     ...extraHeaders,
   });
-  const ifNoneMatch = request.headers.get("if-none-match");
-  const ifModifiedSince = request.headers.get("if-modified-since");
-  if (ifNoneMatch !== null) {
-    if (etagMatches(ifNoneMatch, etag)) {
-      return new Response(null, { status: 304, headers });
-    }
-  } else if (ifModifiedSince !== null) {
-    const since = Date.parse(ifModifiedSince);
-    if (!Number.isNaN(since) && lastModified.getTime() <= since) {
-      return new Response(null, { status: 304, headers });
-    }
+  const get = request.method === "GET";
+
+  // §13.2.2 steps 1-2: the client's copy must still be current.
+  const ifMatch = request.headers.get("if-match");
+  const ifUnmodifiedSince = ifMatch === null
+    ? dateHeader(request, "if-unmodified-since")
+    : null;
+  if (
+    (ifMatch !== null && !strongMatch(ifMatch, etag)) ||
+    (ifUnmodifiedSince !== null && modified !== null &&
+      modified > ifUnmodifiedSince)
+  ) {
+    return jsonError(
+      412,
+      ifMatch !== null
+        ? `If-Match does not match ${etag}`
+        : "modified since If-Unmodified-Since",
+      Object.fromEntries(headers),
+    );
   }
-  const head = request.method === "HEAD";
-  const none: ByteCounter = () => {};
-  const full = async () => {
+  // Steps 3-4: the client's copy may be reused.
+  const ifNoneMatch = request.headers.get("if-none-match");
+  const ifModifiedSince = ifNoneMatch === null
+    ? dateHeader(request, "if-modified-since")
+    : null;
+  if (
+    (ifNoneMatch !== null && weakMatch(ifNoneMatch, etag)) ||
+    (ifModifiedSince !== null && modified !== null &&
+      modified <= ifModifiedSince)
+  ) {
+    return new Response(null, { status: 304, headers });
+  }
+
+  const full = () => {
     headers.set("content-type", file.contentType);
     headers.set("content-length", String(file.size));
-    if (head || file.size === 0) {
+    if (!get || file.size === 0) {
       return new Response(null, { status: 200, headers });
     }
-    return new Response(await bodyFor(file, 0, file.size - 1, count), {
+    return new Response(bodyFor(file, 0, file.size - 1, count), {
       status: 200,
       headers,
     });
   };
-  const rangeHeader = request.headers.get("range");
+  // Step 5: ranges apply to GET only.
+  const rangeHeader = get ? request.headers.get("range") : null;
   if (rangeHeader === null) return full();
   const ifRange = request.headers.get("if-range");
   if (ifRange !== null) {
-    const fresh = ifRange.startsWith('"')
-      ? ifRange.trim() === etag
-      : Date.parse(ifRange) === lastModified.getTime();
+    const value = ifRange.trim();
+    const fresh = value.startsWith('"')
+      ? value === etag
+      : modified !== null && Date.parse(value) === modified;
     if (!fresh) return full();
   }
-  const ranges = rangeParser(file.size, rangeHeader, { combine: true });
-  if (ranges === -2 || (Array.isArray(ranges) && ranges.type !== "bytes")) {
-    return full(); // malformed or unknown unit: ignored, as RFC 9110 allows
-  }
-  if (ranges === -1) {
+  const decision = decideRange(rangeHeader, file.size);
+  if (decision.kind === "ignore") return full();
+  if (decision.kind !== "ranges") {
     headers.set("content-range", `bytes */${file.size}`);
-    headers.set("content-type", "application/json");
-    return new Response(
-      JSON.stringify({ error: "range not satisfiable", size: file.size }),
-      { status: 416, headers },
+    return jsonError(
+      416,
+      decision.kind === "too_many"
+        ? `${decision.count} ranges after coalescing; at most ${MAX_RANGES} are served`
+        : `no range starts before the end (${file.size} bytes)`,
+      Object.fromEntries(headers),
     );
   }
-  if (ranges.length > MAX_RANGES) return full();
+  const { ranges } = decision;
   if (ranges.length === 1) {
     const { start, end } = ranges[0];
     headers.set("content-type", file.contentType);
     headers.set("content-range", `bytes ${start}-${end}/${file.size}`);
     headers.set("content-length", String(end - start + 1));
-    return new Response(head ? null : await bodyFor(file, start, end, count), {
+    return new Response(bodyFor(file, start, end, count), {
       status: 206,
       headers,
     });
   }
   const boundary = `phase-${crypto.randomUUID()}`;
   const encoder = new TextEncoder();
-  const parts = ranges.map(({ start, end }, i) => ({
-    start,
-    end,
+  const parts = ranges.map((range, i) => ({
+    range,
     head: encoder.encode(
       `${
         i === 0 ? "" : "\r\n"
-      }--${boundary}\r\ncontent-type: ${file.contentType}\r\ncontent-range: bytes ${start}-${end}/${file.size}\r\n\r\n`,
+      }--${boundary}\r\ncontent-type: ${file.contentType}\r\ncontent-range: bytes ${range.start}-${range.end}/${file.size}\r\n\r\n`,
     ),
   }));
   const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
-  const length =
-    parts.reduce((n, p) => n + p.head.length + p.end - p.start + 1, 0) +
-    tail.length;
+  const length = parts.reduce(
+    (n, p) => n + p.head.length + p.range.end - p.range.start + 1,
+    tail.length,
+  );
   headers.set("content-type", `multipart/byteranges; boundary=${boundary}`);
   headers.set("content-length", String(length));
-  if (head) return new Response(null, { status: 206, headers });
-  const body = new ReadableStream<Uint8Array>({
-    async start(controller) {
-      try {
-        for (const part of parts) {
-          controller.enqueue(part.head);
-          const stream = file.bytes
-            ? ReadableStream.from([
-              file.bytes.subarray(part.start, part.end + 1),
-            ])
-            : fileRangeStream(file.path, part.start, part.end, none);
-          for await (const chunk of stream) controller.enqueue(chunk);
-          count(part.end - part.start + 1);
-        }
-        controller.enqueue(tail);
-        controller.close();
-      } catch (error) {
-        controller.error(error);
-      }
-    },
+  return new Response(multipartBody(file, parts, tail, count.written), {
+    status: 206,
+    headers,
   });
-  return new Response(body, { status: 206, headers });
 }

@@ -1,21 +1,58 @@
 /**
- * The provider's HTTP surface as a `Request -> Response` handler.
+ * The provider's HTTP surface as a `Request -> Response` handler. Routing
+ * uses the request target only (never Host); a Host header that is present
+ * must be valid (else 400). Every error has the shape of json_response.ts.
  * @module
  */
 import { statfs } from "node:fs/promises";
-import { canonicalArch, type Channel, type NodeKey } from "../schemas/mod.ts";
-import { type ArtifactStore, CHANNELS, MANIFEST_FILE } from "./artifacts.ts";
-import { fileResponse, type ServedFile } from "./file_response.ts";
+import {
+  canonicalArch,
+  type Channel,
+  type NodeKey,
+  sha256Hex,
+} from "../schemas/mod.ts";
+import {
+  type ArtifactStore,
+  CHANNELS,
+  currentIdentity,
+  MANIFEST_FILE,
+  readAfterChange,
+} from "./artifacts.ts";
+import {
+  type CountOptions,
+  countWhenSent,
+  fileResponse,
+  type ServedFile,
+} from "./file_response.ts";
 import { ipxeScript } from "./ipxe.ts";
 import { handleJobs, type JobEndpointContext } from "./jobs.ts";
-import { jsonResponse } from "./json_response.ts";
-import type { ManifestPublisher } from "./manifest_publisher.ts";
+import { jsonError, jsonResponse } from "./json_response.ts";
+import {
+  InvalidManifestError,
+  type ManifestPublisher,
+} from "./manifest_publisher.ts";
 import { Metrics } from "./metrics.ts";
+import { requestTarget, targetPath, validHost } from "./request_target.ts";
 
 /** Files up to this size are kept in memory once read. */
 const SMALL_FILE = 64 * 1024;
-/** How long a resolved artifact is trusted before it is looked up again. */
+/** How long a resolved artifact path is trusted before it is looked up again. */
 const RESOLVE_TTL_MS = 1000;
+/**
+ * How long a prepared small file's identity check is reused: a replaced
+ * file stops being served from memory within this time.
+ */
+const RECHECK_MS = 50;
+/** Architectures whose offline manifests /health checks. */
+const ARCHES = ["x86_64", "aarch64"];
+
+/**
+ * Cache-Control of artifacts and manifests: caches may keep them but must
+ * revalidate every use (a 304 costs one round trip). Artifact URLs are
+ * names, not hashes, so a cache must never hand a booting machine a kernel
+ * that no longer matches the current manifest.
+ */
+export const CACHE_CONTROL = "no-cache";
 
 /** Everything the handler needs. */
 export interface ProviderContext {
@@ -41,6 +78,8 @@ export interface ProviderContext {
   minFreeBytes: number;
   /** Keys a machine booting through /boot.ipxe pins (else the manifest's signers). */
   pinnedKeys?: string[];
+  /** Base URLs this provider is reached at; /boot.ipxe uses the first (else Host). */
+  advertise?: string[];
 }
 
 /** Health as /health and /status report it. */
@@ -49,6 +88,8 @@ export interface Health {
   status: "ok" | "unhealthy";
   /** The artifacts directory can be listed. */
   artifacts_readable: boolean;
+  /** Every offline-signed manifest.json can be served. */
+  manifests_valid: boolean;
   /** Free space in the data directory is above the minimum. */
   disk_space_ok: boolean;
   /** Free bytes in the data directory, when known. */
@@ -57,14 +98,42 @@ export interface Health {
   reason: string | null;
 }
 
-function error(
-  status: number,
-  message: string,
-  reason: string,
-  headers: Record<string, string> = {},
-) {
-  return jsonResponse(status, { error: message, reason }, headers);
+/** The handler: the listener passes connection info; in-process callers may not. */
+export type ProviderHandler = (
+  request: Request,
+  info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
+
+/** An artifact as served: its bytes' identity and whether it may be reused. */
+interface Artifact extends ServedFile {
+  /** The file identity the hash (and bytes) belong to. */
+  identity: string;
+  /** False while the file changed too recently to reuse what was read. */
+  settled: boolean;
 }
+
+/** A response kept for the fast path. */
+interface PreparedResponse {
+  /** When it was prepared. */
+  at: number;
+  /** Cloned for each answer (much cheaper than building a response). */
+  response: Response;
+  /** Body length. */
+  length: number;
+  /** The artifact it counts as a download of, if any. */
+  download: string | null;
+  /** The file and identity the body came from (null for manifests). */
+  file: { path: string; identity: string; checkedAt: number } | null;
+}
+
+/** Request headers that make an answer depend on more than the path. */
+const CONDITIONAL = [
+  "range",
+  "if-none-match",
+  "if-modified-since",
+  "if-match",
+  "if-unmodified-since",
+];
 
 function contentType(name: string): string {
   if (name.endsWith(".json")) return "application/json";
@@ -81,46 +150,96 @@ function segment(raw: string): string | null {
   } catch {
     return null;
   }
-  if (
-    decoded === "" || decoded === "." || decoded === ".." ||
-    /[/\\\0]/.test(decoded)
-  ) return null;
+  if (decoded === "." || decoded === ".." || /[/\\\0]/.test(decoded)) {
+    return null;
+  }
   return decoded;
 }
 
+function outOfDescriptors(error: unknown): boolean {
+  return (error as { code?: string })?.code === "EMFILE" ||
+    /too many open files/i.test(String((error as Error)?.message));
+}
+
 /** Builds the handler. */
-export function createHandler(
-  ctx: ProviderContext,
-): (request: Request) => Response | Promise<Response> {
-  const resolved = new Map<string, { at: number; file: ServedFile | null }>();
+export function createHandler(ctx: ProviderContext): ProviderHandler {
+  const resolved = new Map<string, { at: number; file: Artifact | null }>();
+  const prepared = new Map<string, PreparedResponse>();
+  /** Bodies of responses that may be kept for the fast path. */
+  const preparedBodies = new WeakMap<
+    Response,
+    {
+      body: Uint8Array;
+      download: string | null;
+      file: { path: string; identity: string } | null;
+    }
+  >();
+
+  const counter = (info?: Deno.ServeHandlerInfo): CountOptions => ({
+    written: (n) => ctx.metrics.bytesServed += n,
+    completed: info?.completed,
+  });
 
   async function artifact(
     channel: string,
     arch: string,
     name: string,
-  ): Promise<ServedFile | null> {
+  ): Promise<Artifact | null> {
     const key = `${channel}/${arch}/${name}`;
     const hit = resolved.get(key);
-    if (hit && performance.now() - hit.at < RESOLVE_TTL_MS) return hit.file;
+    const previous = hit?.file;
+    if (
+      hit && performance.now() - hit.at < RESOLVE_TTL_MS &&
+      (previous === null ||
+        (previous!.settled &&
+          currentIdentity(previous!.path) === previous!.identity))
+    ) {
+      return previous!;
+    }
     const found = await ctx.store.resolve(channel, arch, name);
-    let file: ServedFile | null = null;
-    if (found) {
-      const previous = hit?.file;
-      const same = previous && previous.path === found.path &&
-        previous.size === found.size &&
-        previous.mtime.getTime() === found.mtime.getTime();
-      file = same ? previous : {
+    let file: Artifact | null = null;
+    if (found && previous?.identity === found.identity && previous.settled) {
+      file = previous;
+    } else if (found && found.size <= SMALL_FILE) {
+      // Bytes and hash from one read, so they always agree.
+      const started = Date.now();
+      const bytes = await Deno.readFile(found.path);
+      file = {
+        ...found,
+        size: bytes.length,
+        sha256: await sha256Hex(bytes),
+        contentType: contentType(name),
+        bytes,
+        settled: currentIdentity(found.path) === found.identity &&
+          readAfterChange(found, started),
+      };
+    } else if (found) {
+      file = {
         ...found,
         sha256: await ctx.store.hash(found),
         contentType: contentType(name),
-        bytes: found.size <= SMALL_FILE
-          ? await Deno.readFile(found.path)
-          : undefined,
+        settled: ctx.store.settled(found),
       };
     }
     if (resolved.size > 4096) resolved.clear();
     resolved.set(key, { at: performance.now(), file });
     return file;
+  }
+
+  async function manifestProblems(): Promise<string[]> {
+    const problems: string[] = [];
+    for (const channel of CHANNELS) {
+      for (const arch of ARCHES) {
+        try {
+          await ctx.publisher.current(channel, arch);
+        } catch (error) {
+          if (error instanceof InvalidManifestError) {
+            problems.push(error.message);
+          }
+        }
+      }
+    }
+    return problems;
   }
 
   async function health(): Promise<Health> {
@@ -133,92 +252,133 @@ export function createHandler(
       free = null;
     }
     const diskOk = free === null || free >= ctx.minFreeBytes;
+    const manifests = readable ? await manifestProblems() : [];
     const reasons = [
       readable ? null : `artifacts directory ${ctx.store.root} is not readable`,
       diskOk
         ? null
         : `disk full: ${free} bytes free in ${ctx.dataDir}, need ${ctx.minFreeBytes}`,
+      ...manifests,
     ].filter((r) => r !== null);
     return {
       status: reasons.length ? "unhealthy" : "ok",
       artifacts_readable: readable,
+      manifests_valid: manifests.length === 0,
       disk_space_ok: diskOk,
       disk_free_bytes: free,
       reason: reasons.length ? reasons.join("; ") : null,
     };
   }
 
-  async function manifest(request: Request, channel: string, arch: string) {
+  async function manifest(
+    request: Request,
+    channel: string,
+    arch: string,
+    info?: Deno.ServeHandlerInfo,
+  ): Promise<Response> {
     if (!CHANNELS.includes(channel as Channel) || !canonicalArch(arch)) {
-      return error(404, "not found", `no channel/arch ${channel}/${arch}`);
+      return jsonError(404, `no channel/arch ${channel}/${arch}`);
     }
-    const published = await ctx.publisher.current(channel as Channel, arch);
+    let published;
+    try {
+      published = await ctx.publisher.current(channel as Channel, arch);
+    } catch (error) {
+      if (error instanceof InvalidManifestError) {
+        return jsonError(503, error.message);
+      }
+      throw error;
+    }
     if (!published) {
-      return error(
+      return jsonError(
         404,
-        "not found",
         `no artifacts for ${channel}/${canonicalArch(arch)}`,
       );
     }
-    const headers = {
-      "content-type": "application/json",
-      etag: published.etag,
-      "cache-control": "no-cache",
-    };
-    const inm = request.headers.get("if-none-match");
-    if (
-      inm &&
-      inm.split(",").some((t) =>
-        t.trim() === published.etag || t.trim() === "*"
-      )
-    ) {
-      return new Response(null, { status: 304, headers });
-    }
-    ctx.metrics.bytesServed += request.method === "HEAD"
-      ? 0
-      : published.bytes.length;
-    const response = new Response(
-      request.method === "HEAD"
-        ? null
-        : published.bytes as Uint8Array<ArrayBuffer>,
+    const response = fileResponse(
+      request,
       {
-        status: 200,
-        headers: {
-          ...headers,
-          "content-length": String(published.bytes.length),
-        },
+        path: "",
+        size: published.bytes.length,
+        mtime: null,
+        sha256: published.etag.slice(1, -1),
+        contentType: "application/json",
+        bytes: published.bytes,
       },
+      counter(info),
+      { "cache-control": CACHE_CONTROL },
     );
-    preparedBodies.set(response, { bytes: published.bytes, download: null });
+    preparedBodies.set(response, {
+      body: published.bytes,
+      download: null,
+      file: null,
+    });
     return response;
   }
 
-  async function route(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    const raw = url.pathname.split("/").slice(1);
-    if (url.pathname === "/jobs") {
-      if (!ctx.jobs) {
-        return error(404, "not found", "this provider does not run jobs");
-      }
-      if (request.method !== "POST") {
-        return error(405, "method not allowed", "use POST", { allow: "POST" });
-      }
-      return await handleJobs(request, { ...ctx.jobs, metrics: ctx.metrics });
-    }
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return error(
-        405,
-        "method not allowed",
-        `${request.method} is not supported here`,
-        {
-          allow: "GET, HEAD",
-        },
+  function bootScript(request: Request): Response | Promise<Response> {
+    const host = request.headers.get("host");
+    const base = ctx.advertise?.[0]?.replace(/\/+$/, "") ??
+      (host === null ? null : `http://${host}`);
+    if (base === null) {
+      return jsonError(
+        400,
+        "send a Host header, or start the provider with --advertise",
       );
     }
-    if (raw.length > 3 || url.pathname.includes("//")) {
-      return error(404, "not found", "no such path");
+    return ctx.publisher.current(ctx.channel, ctx.arch).then((published) => {
+      const script = published &&
+        ipxeScript({
+          baseUrl: base,
+          manifest: published.manifest,
+          pubkeys: ctx.pinnedKeys ??
+            published.manifest.signatures.map((s) => s.key_id),
+        });
+      if (!script) {
+        return jsonError(
+          404,
+          `no kernel and initramfs for ${ctx.channel}/${
+            canonicalArch(ctx.arch)
+          }`,
+        );
+      }
+      return new Response(request.method === "HEAD" ? null : script, {
+        headers: {
+          "content-type": "text/plain; charset=utf-8",
+          "cache-control": CACHE_CONTROL,
+          // The script names this provider by the Host it was asked with.
+          ...(ctx.advertise?.length ? {} : { vary: "host" }),
+        },
+      });
+    });
+  }
+
+  async function jobs(
+    request: Request,
+    info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ): Promise<Response> {
+    if (!ctx.jobs) return jsonError(404, "this provider does not run jobs");
+    if (request.method !== "POST") {
+      return jsonError(405, "use POST", { allow: "POST" });
     }
-    switch (url.pathname) {
+    return await handleJobs(
+      request,
+      { ...ctx.jobs, metrics: ctx.metrics },
+      info?.remoteAddr.hostname ?? "local",
+    );
+  }
+
+  async function route(
+    request: Request,
+    path: string,
+    info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ): Promise<Response> {
+    if (path === "/jobs") return await jobs(request, info);
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return jsonError(405, `${request.method} is not supported here`, {
+        allow: "GET, HEAD",
+      });
+    }
+    switch (path) {
       case "/":
         return jsonResponse(200, {
           name: "phase",
@@ -251,135 +411,113 @@ export function createHandler(
           },
         });
       }
-      case "/boot.ipxe": {
-        const published = await ctx.publisher.current(ctx.channel, ctx.arch);
-        const base = `${url.protocol}//${url.host}`;
-        const script = published &&
-          ipxeScript({
-            baseUrl: base,
-            manifest: published.manifest,
-            pubkeys: ctx.pinnedKeys ??
-              published.manifest.signatures.map((s) => s.key_id),
-          });
-        if (!script) {
-          return error(
-            404,
-            "not found",
-            `no kernel and initramfs for ${ctx.channel}/${
-              canonicalArch(ctx.arch)
-            }`,
-          );
-        }
-        return new Response(request.method === "HEAD" ? null : script, {
-          headers: { "content-type": "text/plain; charset=utf-8" },
-        });
-      }
+      case "/boot.ipxe":
+        return await bootScript(request);
       case "/manifest.json":
-        return await manifest(request, ctx.channel, ctx.arch);
+        return await manifest(request, ctx.channel, ctx.arch, info);
     }
-    const parts = raw.map(segment);
+    const parts = path.split("/").slice(1).map(segment);
     if (parts.some((p) => p === null)) {
-      return error(400, "bad request", "path segments must be plain names");
+      return jsonError(400, "path segments must be plain names");
     }
-    if (parts.length !== 3) return error(404, "not found", "no such path");
+    if (parts.length !== 3 || parts.includes("")) {
+      return jsonError(404, `no such path ${path}`);
+    }
     const [channel, arch, name] = parts as string[];
-    if (name === MANIFEST_FILE) return await manifest(request, channel, arch);
+    if (name === MANIFEST_FILE) {
+      return await manifest(request, channel, arch, info);
+    }
     const file = await artifact(channel, arch, name);
     if (!file) {
-      return error(404, "not found", `no artifact ${channel}/${arch}/${name}`);
+      return jsonError(404, `no artifact ${channel}/${arch}/${name}`);
     }
-    if (request.method === "GET") {
-      Metrics.bump(
-        ctx.metrics.downloads,
-        `${channel}/${canonicalArch(arch)}/${name}`,
-      );
-    }
-    const response = await fileResponse(
-      request,
-      file,
-      (n) => ctx.metrics.bytesServed += n,
-    );
-    if (file.bytes && response.status === 200) {
+    const download = `${channel}/${canonicalArch(arch)}/${name}`;
+    if (request.method === "GET") Metrics.bump(ctx.metrics.downloads, download);
+    const response = fileResponse(request, file, counter(info), {
+      "x-artifact-hash": `sha256:${file.sha256}`,
+      "cache-control": CACHE_CONTROL,
+    });
+    if (file.bytes && file.settled) {
       preparedBodies.set(response, {
-        bytes: file.bytes,
-        download: `${channel}/${canonicalArch(arch)}/${name}`,
+        body: file.bytes,
+        download,
+        file: { path: file.path, identity: file.identity },
       });
     }
     return response;
   }
 
-  async function handle(request: Request): Promise<Response> {
+  async function handle(
+    request: Request,
+    path: string,
+    info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ): Promise<Response> {
     let response: Response;
     try {
-      response = await route(request);
+      response = await route(request, path, info);
     } catch (cause) {
-      response = error(
-        500,
-        "internal error",
-        String((cause as Error)?.message ?? cause).split("\n")[0],
-      );
+      response = outOfDescriptors(cause)
+        ? jsonError(503, "out of file descriptors; retry shortly", {
+          "retry-after": "1",
+        })
+        : jsonError(
+          500,
+          String((cause as Error)?.message ?? cause).split("\n")[0],
+        );
     }
     ctx.metrics.response(response.status);
-    if (response.status === 200 && request.method === "GET") {
-      remember(request, response);
+    const kept = preparedBodies.get(response);
+    if (kept && response.status === 200 && request.method === "GET") {
+      if (prepared.size > 4096) prepared.clear();
+      const now = performance.now();
+      prepared.set(path, {
+        at: now,
+        response: new Response(kept.body as Uint8Array<ArrayBuffer>, {
+          headers: response.headers,
+        }),
+        length: kept.body.length,
+        download: kept.download,
+        file: kept.file && { ...kept.file, checkedAt: now },
+      });
     }
     return response;
   }
 
-  /**
-   * Plain GETs of small files and manifests are answered from prepared
-   * responses (a map lookup, no parsing), trusted for RESOLVE_TTL_MS.
-   */
-  const prepared = new Map<string, PreparedResponse>();
-
-  function remember(request: Request, response: Response): void {
-    const body = preparedBodies.get(response);
-    if (!body) return;
-    if (prepared.size > 4096) prepared.clear();
-    prepared.set(rawPath(request.url), {
-      at: performance.now(),
-      body: body.bytes,
-      headers: Object.fromEntries(response.headers),
-      download: body.download,
-    });
+  /** True when a prepared file's bytes are still the file's. */
+  function unchanged(file: NonNullable<PreparedResponse["file"]>): boolean {
+    const now = performance.now();
+    if (now - file.checkedAt < RECHECK_MS) return true;
+    if (currentIdentity(file.path) !== file.identity) return false;
+    file.checkedAt = now;
+    return true;
   }
 
-  return (request: Request): Promise<Response> | Response => {
+  /**
+   * Plain GETs of small files and manifests are answered from prepared
+   * responses (a map lookup and, for files, a stat at most every
+   * RECHECK_MS to check the bytes are still the file's), trusted for
+   * RESOLVE_TTL_MS.
+   */
+  return (request, info) => {
+    const host = request.headers.get("host");
+    if (host !== null && !validHost(host)) {
+      ctx.metrics.response(400);
+      return jsonError(400, "invalid Host header");
+    }
+    const path = targetPath(requestTarget(request));
     if (request.method === "GET") {
-      const hit = prepared.get(rawPath(request.url));
+      const hit = prepared.get(path);
       if (
         hit && performance.now() - hit.at < RESOLVE_TTL_MS &&
-        !request.headers.has("range") &&
-        !request.headers.has("if-none-match") &&
-        !request.headers.has("if-modified-since")
+        !CONDITIONAL.some((h) => request.headers.has(h)) &&
+        (hit.file === null || unchanged(hit.file))
       ) {
         ctx.metrics.response(200);
-        ctx.metrics.bytesServed += hit.body.length;
+        countWhenSent(counter(info), hit.length);
         if (hit.download) Metrics.bump(ctx.metrics.downloads, hit.download);
-        return new Response(hit.body as Uint8Array<ArrayBuffer>, {
-          headers: hit.headers,
-        });
+        return hit.response.clone();
       }
     }
-    return handle(request);
+    return handle(request, path, info);
   };
-}
-
-/** A response kept for the fast path. */
-interface PreparedResponse {
-  at: number;
-  body: Uint8Array;
-  headers: Record<string, string>;
-  download: string | null;
-}
-
-/** Bodies of responses that may be kept for the fast path. */
-const preparedBodies = new WeakMap<
-  Response,
-  { bytes: Uint8Array; download: string | null }
->();
-
-/** Path and query of a request URL, as sent. */
-function rawPath(url: string): string {
-  return url.slice(url.indexOf("/", url.indexOf("//") + 2));
 }

@@ -9,23 +9,31 @@
  * @module
  */
 import { JobCancelled } from "../runner/mod.ts";
-import { readAllCapped, type RejectReason } from "../schemas/mod.ts";
+import type { RejectReason } from "../schemas/mod.ts";
 import {
-  type Admission,
+  AdmissionRefused,
+  type AdmissionTicket,
   JobError,
   type JobService,
   judgeHttpJob,
   queryToJobBody,
 } from "../node/mod.ts";
-import { jsonResponse } from "./json_response.ts";
+import { errorBody, jsonResponse } from "./json_response.ts";
 import { Metrics } from "./metrics.ts";
+import {
+  BodyError,
+  checkDeclaredLength,
+  readBodyCapped,
+} from "./request_body.ts";
 
 /** What the jobs endpoint needs. */
 export interface JobEndpointContext {
   /** The node's job service. */
   service: JobService;
-  /** Largest request body in bytes (413 beyond); default the module limit plus 50%. */
+  /** Largest JSON body in bytes (413 beyond); default 1.5 times the module limit. */
   maxBodyBytes?: number;
+  /** Milliseconds the request body may take to arrive (default 60 s). */
+  bodyTimeoutMs?: number;
   /** Finds a module this node serves by `sha256:<hex>`. */
   findModule: (hash: string) => Promise<Uint8Array | null>;
   /** Counters. */
@@ -43,16 +51,6 @@ const STATUS: Record<RejectReason, number> = {
   Timeout: 408,
 };
 
-/** Stable `error` codes of the answers. */
-const CODE: Record<number, string> = {
-  400: "bad request",
-  404: "not found",
-  408: "request timeout",
-  413: "payload too large",
-  415: "unsupported media type",
-  503: "busy",
-};
-
 /** Job answers are compact: receipts can be large. */
 function json(
   status: number,
@@ -60,22 +58,6 @@ function json(
   headers: Record<string, string> = {},
 ): Response {
   return jsonResponse(status, body, headers, 0);
-}
-
-/** A body over its cap. */
-class TooLarge extends Error {
-  constructor(readonly limit: number) {
-    super(`body is larger than ${limit} bytes`);
-  }
-}
-
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) throw new TooLarge(limit);
-  if (!request.body) return new Uint8Array();
-  return await readAllCapped(request.body, limit, () => {
-    throw new TooLarge(limit);
-  });
 }
 
 function parseJson(body: Uint8Array): unknown {
@@ -86,51 +68,55 @@ function parseJson(body: Uint8Array): unknown {
   }
 }
 
-/** Handles `POST /jobs`. */
+/** Handles `POST /jobs` from `client` (its address). */
 export async function handleJobs(
   request: Request,
   ctx: JobEndpointContext,
+  client: string,
 ): Promise<Response> {
   const service = ctx.service;
-  // A base64 module inside JSON is a third larger than the module.
-  const limit = ctx.maxBodyBytes ??
-    Math.ceil(service.limits.maxModuleBytes * 1.5);
   const type = (request.headers.get("content-type") ?? "").split(";")[0]
     .trim().toLowerCase();
   const wasm = type === "application/wasm" ||
     type === "application/octet-stream";
   if (!wasm && type !== "application/json") {
-    await request.body?.cancel();
-    return json(415, {
-      error: CODE[415],
-      reason: "send application/wasm (the module) or application/json",
-    });
+    return json(
+      415,
+      errorBody(415, "send application/wasm (the module) or application/json"),
+      { connection: "close" },
+    );
   }
-  let admission: Admission | undefined;
+  // A base64 module inside JSON is a third larger than the module.
+  const maxBytes = wasm
+    ? service.limits.maxModuleBytes
+    : ctx.maxBodyBytes ?? Math.ceil(service.limits.maxModuleBytes * 1.5);
+  let ticket: AdmissionTicket | undefined;
   try {
-    let judged;
-    let module: Uint8Array | undefined;
-    if (wasm) {
-      // The whole job is judged from the query before a module byte is read.
-      judged = judgeHttpJob(
+    // Before any body byte is read: the query (for a module body), the
+    // declared length, then a place among the admitted jobs.
+    const query = wasm
+      ? judgeHttpJob(
         queryToJobBody(new URL(request.url).searchParams),
         service.limits,
         { moduleInBody: true },
-      );
-      admission = service.admit();
-      module = await readBody(request, service.limits.maxModuleBytes);
-    } else {
-      admission = service.admit();
-      judged = judgeHttpJob(
-        parseJson(await readBody(request, limit)),
-        service.limits,
-      );
-      module = judged.order.module ??
-        (judged.moduleHash
-          ? await ctx.findModule(judged.moduleHash) ?? undefined
-          : undefined);
-    }
+      )
+      : null;
+    checkDeclaredLength(request, maxBytes);
+    const declared = request.headers.get("content-length");
+    ticket = service.admit(
+      client,
+      declared === null ? maxBytes : Number(declared),
+    );
+    const body = await readBodyCapped(request, {
+      maxBytes,
+      timeoutMs: ctx.bodyTimeoutMs ?? 60_000,
+      signal: request.signal,
+    });
+    ticket.resize(body.length);
+    const judged = query ?? judgeHttpJob(parseJson(body), service.limits);
     const { order, moduleHash } = judged;
+    const module = wasm ? body : order.module ??
+      (moduleHash ? await ctx.findModule(moduleHash) : null);
     if (!module) {
       throw new JobError(
         "ModuleUnavailable",
@@ -142,30 +128,35 @@ export async function handleJobs(
     });
     const { receipt } = await service.run({ ...order, module: resolved }, {
       signal: request.signal,
+      ticket,
     });
     Metrics.bump(ctx.metrics.jobs, receipt.execution.status);
     return json(200, receipt);
   } catch (error) {
-    if (error instanceof TooLarge) {
-      service.refused("InsufficientResources");
-      return json(413, {
-        error: CODE[413],
-        reason: error.message,
+    if (error instanceof BodyError) {
+      return json(error.status, errorBody(error.status, error.message), {
+        connection: "close",
+      });
+    }
+    if (error instanceof AdmissionRefused) {
+      return json(error.status, errorBody(error.status, error.message), {
+        "retry-after": "1",
+        connection: "close",
       });
     }
     if (error instanceof JobError) {
       const status = STATUS[error.reason];
       return json(
         status,
-        { error: CODE[status], reason: error.message },
+        errorBody(status, error.message),
         error.reason === "QueueFull" ? { "retry-after": "1" } : {},
       );
     }
     if (error instanceof JobCancelled) {
-      return json(408, { error: CODE[408], reason: error.message });
+      return json(400, errorBody(400, "the client left"));
     }
     throw error;
   } finally {
-    admission?.release();
+    ticket?.release();
   }
 }

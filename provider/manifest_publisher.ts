@@ -2,8 +2,10 @@
  * Boot manifests as a provider serves them: a manifest signed offline
  * (`<channel>/<arch>/manifest.json`) is served byte for byte; otherwise one
  * is generated from the artifacts, signed by the provider key, and
- * regenerated when the artifacts change, with a manifest_version that only
- * grows (persisted in the data directory when it is writable).
+ * regenerated when the artifacts change, with a manifest_version that grows
+ * only then. The last signed manifest and what it was made from persist in
+ * the data directory, so a restart with unchanged artifacts serves the same
+ * manifest (same version) instead of a new one.
  * @module
  */
 import {
@@ -143,7 +145,37 @@ export interface PublisherOptions {
 }
 
 interface VersionState {
-  [channelArch: string]: { manifest_version: number; fingerprint: string };
+  [channelArch: string]: {
+    manifest_version: number;
+    fingerprint: string;
+    /** The signed manifest last served for this fingerprint. */
+    manifest?: BootManifest;
+  };
+}
+
+/** An offline-signed manifest.json that cannot be served; one line. */
+export class InvalidManifestError extends Error {
+  /** Creates the error. */
+  constructor(path: string, cause: unknown) {
+    super(
+      `offline manifest ${path} is invalid: ${
+        String((cause as Error)?.message ?? cause).split("\n")[0]
+      }`,
+    );
+    this.name = "InvalidManifestError";
+  }
+}
+
+function published(manifest: BootManifest): Promise<PublishedManifest> {
+  const bytes = new TextEncoder().encode(
+    JSON.stringify(manifest, null, 2) + "\n",
+  );
+  return sha256Hex(bytes).then((hex) => ({
+    bytes,
+    manifest,
+    etag: `"${hex}"`,
+    offline: false,
+  }));
 }
 
 /** Serves the current manifest per channel/arch. */
@@ -168,7 +200,10 @@ export class ManifestPublisher {
     }
   }
 
-  /** The manifest for a channel/arch, or null when there is nothing to serve. */
+  /**
+   * The manifest for a channel/arch, or null when there is nothing to serve.
+   * Throws {@link InvalidManifestError} for a broken offline manifest.
+   */
   current(channel: Channel, arch: string): Promise<PublishedManifest | null> {
     const canonical = canonicalArch(arch);
     if (!canonical) return Promise.resolve(null);
@@ -201,9 +236,17 @@ export class ManifestPublisher {
     const stored = await store.resolve(channel, arch, MANIFEST_FILE);
     if (stored) {
       const bytes = await Deno.readFile(stored.path);
-      const manifest = validateBootManifest(
-        JSON.parse(new TextDecoder().decode(bytes)),
-      );
+      let manifest: BootManifest;
+      try {
+        manifest = validateBootManifest(
+          JSON.parse(new TextDecoder().decode(bytes)),
+        );
+      } catch (error) {
+        throw new InvalidManifestError(
+          `${channel}/${arch}/${MANIFEST_FILE}`,
+          error,
+        );
+      }
       return {
         bytes,
         manifest,
@@ -219,18 +262,22 @@ export class ManifestPublisher {
       cmdline: this.#options.cmdline,
       version: this.#options.version,
       addresses: this.#options.addresses(),
+      signer: this.#options.key.peerId,
     }));
     const key = `${channel}/${arch}`;
     const known = this.#state[key];
-    const expiresSoon = previous && !previous.offline &&
-      Date.parse(previous.manifest.expires_at) - Date.now() <
-        ((this.#options.validityDays ?? DEFAULT_VALIDITY_DAYS) * 86_400_000) /
-          2;
-    if (
-      previous && !previous.offline && known?.fingerprint === fingerprint &&
-      !expiresSoon
-    ) {
-      return previous;
+    if (known?.fingerprint === fingerprint) {
+      if (previous && !previous.offline && this.#fresh(previous.manifest)) {
+        return previous;
+      }
+      // After a restart: the manifest signed for the same content, if the
+      // stored copy is intact and not half-way to expiry.
+      try {
+        const stored = validateBootManifest(known.manifest);
+        if (this.#fresh(stored)) return await published(stored);
+      } catch {
+        // missing or damaged: sign a new one
+      }
     }
     // A version both above the last one and tied to the clock, so it keeps
     // growing even when the state could not be persisted.
@@ -252,17 +299,20 @@ export class ManifestPublisher {
       },
     });
     const manifest = await signManifest(unsigned, this.#options.key);
-    this.#state[key] = { manifest_version: manifestVersion, fingerprint };
-    this.#saveState();
-    const bytes = new TextEncoder().encode(
-      JSON.stringify(manifest, null, 2) + "\n",
-    );
-    return {
-      bytes,
+    this.#state[key] = {
+      manifest_version: manifestVersion,
+      fingerprint,
       manifest,
-      etag: `"${await sha256Hex(bytes)}"`,
-      offline: false,
     };
+    this.#saveState();
+    return await published(manifest);
+  }
+
+  /** True while a generated manifest is less than half-way to expiry. */
+  #fresh(manifest: BootManifest): boolean {
+    const validity = (this.#options.validityDays ?? DEFAULT_VALIDITY_DAYS) *
+      86_400_000;
+    return Date.parse(manifest.expires_at) - Date.now() >= validity / 2;
   }
 
   #saveState(): void {

@@ -4,14 +4,18 @@
  * @module
  */
 
+import type { ListenerStats } from "./listener.ts";
+
 /** The provider's counters. */
 export class Metrics {
   /** When the provider started (ms since the epoch). */
   readonly startedAt = Date.now();
   /** Responses by status code. */
   readonly responses = new Map<number, number>();
-  /** Body bytes sent. */
+  /** Body bytes written to connections (not merely queued). */
   bytesServed = 0;
+  /** The HTTP listener's connection counters, once it runs. */
+  connections: ListenerStats | null = null;
   /** Jobs run, by status. */
   readonly jobs = new Map<string, number>();
   /** Artifact downloads (GET of an artifact, full or ranged), by file. */
@@ -58,6 +62,7 @@ export class Metrics {
       errors_total: this.errorsTotal(),
       responses_by_status: Object.fromEntries(this.responses),
       artifact_downloads: Object.fromEntries(this.downloads),
+      connections: this.connections,
     };
   }
 
@@ -77,7 +82,8 @@ export class Metrics {
       ...[...this.responses].map(([s, v]) =>
         `phase_http_responses_total{code="${s}"} ${v}`
       ),
-      "# HELP phase_bytes_served_total Body bytes sent.",
+      ...this.#connectionLines(),
+      "# HELP phase_bytes_served_total Body bytes written to connections.",
       "# TYPE phase_bytes_served_total counter",
       `phase_bytes_served_total ${this.bytesServed}`,
       "# HELP phase_jobs_total Jobs run, by status.",
@@ -92,5 +98,22 @@ export class Metrics {
       ),
     ];
     return lines.join("\n") + "\n";
+  }
+
+  #connectionLines(): string[] {
+    const c = this.connections;
+    if (!c) return [];
+    return [
+      "# HELP phase_http_connections_open HTTP connections open now.",
+      "# TYPE phase_http_connections_open gauge",
+      `phase_http_connections_open ${c.open}`,
+      "# HELP phase_http_connections_total HTTP connections by what became of them.",
+      "# TYPE phase_http_connections_total counter",
+      `phase_http_connections_total{outcome="accepted"} ${c.accepted}`,
+      `phase_http_connections_total{outcome="refused"} ${c.refused}`,
+      `phase_http_connections_total{outcome="evicted"} ${c.evicted}`,
+      `phase_http_connections_total{outcome="timed_out"} ${c.timedOut}`,
+      `phase_http_connections_total{outcome="accept_error"} ${c.acceptErrors}`,
+    ];
   }
 }

@@ -15,7 +15,14 @@ import {
 } from "../schemas/mod.ts";
 import { ArtifactStore } from "./artifacts.ts";
 import { HELLO_WASM_BASE64 } from "./embedded_hello.ts";
+import { connectionsFor, raiseFileLimit } from "./fd_limit.ts";
 import { createHandler } from "./http.ts";
+import {
+  DEFAULT_LISTENER_LIMITS,
+  internalError,
+  listen,
+  type ListenerLimits,
+} from "./listener.ts";
 import { ManifestPublisher } from "./manifest_publisher.ts";
 import { Metrics } from "./metrics.ts";
 
@@ -50,6 +57,11 @@ export interface ProviderOptions {
   cmdline?: string;
   /** The node's job service for `POST /jobs`, or null/absent for no jobs. */
   jobs?: JobService | null;
+  /**
+   * Connection limits. maxConnections is also capped by the open-file limit
+   * (raised to its hard limit at start when allowed).
+   */
+  limits?: Partial<ListenerLimits>;
   /** Free bytes below which /health fails (default 64 MiB). */
   minFreeBytes?: number;
   /** Keys machines booting through /boot.ipxe pin (default: the manifest's signers). */
@@ -64,6 +76,8 @@ export interface Provider {
   port: number;
   /** Counters. */
   metrics: Metrics;
+  /** The connection limits in force. */
+  limits: ListenerLimits;
   /** Stops listening. */
   close(): Promise<void>;
 }
@@ -167,20 +181,23 @@ export async function startProvider(
     dataDir: options.dataDir ?? options.artifactsDir,
     minFreeBytes: options.minFreeBytes ?? 64 * 1024 * 1024,
     pinnedKeys: options.pinnedKeys,
+    advertise: options.advertise,
     jobs: options.jobs ? { service: options.jobs, findModule } : null,
   });
-  const listening = Promise.withResolvers<number>();
-  let server: Deno.HttpServer;
+  const fileLimit = await raiseFileLimit();
+  const maxConnections = Math.min(
+    options.limits?.maxConnections ?? DEFAULT_LISTENER_LIMITS.maxConnections,
+    fileLimit ? connectionsFor(fileLimit.soft) : Infinity,
+  );
+  let server: ReturnType<typeof listen>;
   try {
-    server = Deno.serve({
+    server = listen({
       hostname,
       port,
-      onListen: (addr) => listening.resolve((addr as Deno.NetAddr).port),
-      onError: () =>
-        new Response(JSON.stringify({ error: "internal error" }), {
-          status: 500,
-        }),
-    }, handler);
+      handler,
+      onError: internalError,
+      limits: { ...options.limits, maxConnections },
+    });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new ProviderError(
@@ -191,7 +208,8 @@ export async function startProvider(
       `cannot listen on ${hostname}:${port}: ${(error as Error).message}`,
     );
   }
-  port = await listening.promise;
+  metrics.connections = server.stats;
+  port = server.addr.port;
   const shown = hostname === "0.0.0.0"
     ? "127.0.0.1"
     : hostname.includes(":")
@@ -201,8 +219,9 @@ export async function startProvider(
     url: `http://${shown}:${port}`,
     port,
     metrics,
+    limits: server.limits,
     async close() {
-      await server.shutdown();
+      await server.close();
     },
   };
 }

@@ -257,7 +257,7 @@ Deno.test({
       // A node whose only slot is taken and whose queue holds nothing.
       const full = await jobNode(good, { queueLimit: 0 });
       nodes.push(full);
-      full.jobs.admit();
+      full.jobs.admit("holder", 0);
       const client = await start(good, { clientMode: true });
       nodes.push(client);
       const job = { module: example("hello"), args: ["Hello, World!"] };

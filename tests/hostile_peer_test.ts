@@ -47,7 +47,14 @@ import {
   toBase64,
   validateDocument,
 } from "../schemas/mod.ts";
-import { cli, example, ROOT, tempDir } from "./helpers.ts";
+import {
+  cli,
+  example,
+  ROOT,
+  spawnAnnounced,
+  stopAnnounced,
+  tempDir,
+} from "./helpers.ts";
 
 const ROOT_EXAMPLES = `${ROOT}/examples/wasm`;
 
@@ -416,8 +423,8 @@ Deno.test({
     const rogues: Awaited<ReturnType<typeof rogueNode>>[] = [];
     try {
       // Keep the honest node's queue non-empty so it sorts after the resetter.
-      honest.services.jobs!.admit();
-      honest.services.jobs!.admit();
+      honest.services.jobs!.admit("holder", 0);
+      honest.services.jobs!.admit("holder", 0);
       const good = honest.services.capability()!;
       for (const broken of [true, false]) {
         const key = await generateKey();
@@ -578,42 +585,15 @@ Deno.test({
 });
 
 Deno.test("module_url: a 400 MiB body is refused at the cap without holding it, and redirects are bounded", async () => {
-  const chunk = new Uint8Array(1024 * 1024);
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (request) => {
-      const path = new URL(request.url).pathname;
-      const hop = /^\/hop\/(\d+)$/.exec(path);
-      if (hop) {
-        const n = Number(hop[1]);
-        return new Response(null, {
-          status: 302,
-          headers: { location: n === 0 ? "/module" : `/hop/${n - 1}` },
-        });
-      }
-      if (path === "/to-file") {
-        return new Response(null, {
-          status: 302,
-          headers: { location: "file:///etc/passwd" },
-        });
-      }
-      if (path === "/module") {
-        return new Response(example("hello") as Uint8Array<ArrayBuffer>);
-      }
-      // 400 MiB, without a Content-Length: the cap must stop the stream.
-      let sent = 0;
-      return new Response(
-        new ReadableStream({
-          pull(controller) {
-            if (sent >= 400) return controller.close();
-            sent++;
-            controller.enqueue(chunk);
-          },
-        }),
-      );
-    },
-  );
-  const base = `http://127.0.0.1:${server.addr.port}`;
+  const server = await spawnAnnounced<{ port: number }>(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      `${ROOT}/tests/fixtures/module_server.ts`,
+    ],
+  });
+  const base = `http://127.0.0.1:${server.info.port}`;
   const policy = { maxBytes: 16 * 1024 * 1024, allowPrivate: true };
   try {
     // Warm up the client code paths so the RSS figure is about the body.
@@ -667,7 +647,7 @@ Deno.test("module_url: a 400 MiB body is refused at the cap without holding it, 
       assert.equal(isPublicAddress(address), false, address);
     }
   } finally {
-    await server.shutdown();
+    await stopAnnounced(server);
   }
 });
 

@@ -20,6 +20,7 @@ import {
   signRecord,
 } from "../discovery/mod.ts";
 import {
+  AdmissionRefused,
   DEFAULT_JOB_LIMITS,
   JobError,
   JobService,
@@ -308,7 +309,7 @@ Deno.test("records: any mutation of a signed record is refused with a RecordErro
   );
 });
 
-Deno.test("the job service admits at most its slots and gives each back once", () => {
+Deno.test("the job service admits at most its places and gives each back once", () => {
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 4 }),
@@ -324,15 +325,17 @@ Deno.test("the job service admits at most its slots and gives each back once", (
           arch: "x86_64",
           sandboxSize: size,
           queueLimit: queue,
+          admission: { perClient: size + queue, bodyBytes: 1 << 30 },
         });
         const held: { release(): void }[] = [];
         for (const admit of steps) {
           if (admit) {
             try {
-              held.push(service.admit());
+              held.push(service.admit("client", 1000));
               assert.ok(held.length <= size + queue);
             } catch (error) {
-              assert.equal((error as JobError).reason, "QueueFull");
+              assert.ok(error instanceof AdmissionRefused);
+              assert.equal(error.status, 503);
               assert.equal(held.length, size + queue);
             }
           } else {
@@ -340,7 +343,8 @@ Deno.test("the job service admits at most its slots and gives each back once", (
             admission?.release();
             admission?.release(); // twice: counted once
           }
-          assert.equal(service.queued, Math.max(0, held.length - size));
+          // Nobody took a turn yet: every admitted job is waiting.
+          assert.equal(service.queued, held.length);
         }
       },
     ),

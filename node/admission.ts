@@ -1,0 +1,165 @@
+/**
+ * Admission of jobs before their bodies are read. A job first gets a ticket
+ * (a place among the admitted jobs, within the client's share and within the
+ * bytes admitted bodies may hold) or an immediate 503/429; only then is its
+ * body read. It runs when its turn comes: at most `running` at once, and
+ * when a slot frees, the waiting client with the fewest jobs running goes
+ * next. A job whose client leaves while waiting gives its place up and never
+ * runs.
+ * @module
+ */
+
+/** Limits for {@link JobAdmission}. */
+export interface AdmissionLimits {
+  /** Jobs run at once (normally the sandbox processes). */
+  running: number;
+  /** Jobs admitted at once, running or waiting. */
+  admitted: number;
+  /** Jobs one client (address) may have admitted at once. */
+  perClient: number;
+  /** Body bytes all admitted jobs may hold together. */
+  bodyBytes: number;
+}
+
+/** A job that was not admitted; `status` is 503 (full) or 429 (client's share used). */
+export class AdmissionRefused extends Error {
+  /** Creates the error. */
+  constructor(readonly status: 429 | 503, message: string) {
+    super(message);
+    this.name = "AdmissionRefused";
+  }
+}
+
+/** An admitted job's place. Release it when the job is done or abandoned. */
+export interface AdmissionTicket extends Disposable {
+  /** Shrinks the bytes reserved for the body to what it turned out to be. */
+  resize(bodyBytes: number): void;
+  /** Waits for a running slot; rejects with the signal's reason if it aborts first. */
+  turn(signal?: AbortSignal): Promise<void>;
+  /** Gives the place (and the running slot, if any) back; safe to repeat. */
+  release(): void;
+}
+
+interface Waiter {
+  client: string;
+  grant: () => void;
+}
+
+/** Admits jobs; see the module notes. */
+export class JobAdmission {
+  readonly limits: AdmissionLimits;
+  #admitted = 0;
+  #running = 0;
+  #bytes = 0;
+  /** Admitted and running jobs per client. */
+  #clients = new Map<string, { admitted: number; running: number }>();
+  #waiting: Waiter[] = [];
+
+  /** Creates an admission with these limits. */
+  constructor(limits: AdmissionLimits) {
+    this.limits = limits;
+  }
+
+  /** Counts for monitoring. */
+  get stats(): { admitted: number; running: number; waiting: number } {
+    return {
+      admitted: this.#admitted,
+      running: this.#running,
+      waiting: this.#waiting.length,
+    };
+  }
+
+  /** Admits a job from `client` whose body may be up to `bodyBytes`, or throws {@link AdmissionRefused}. */
+  admit(client: string, bodyBytes: number): AdmissionTicket {
+    const counts = this.#clients.get(client) ?? { admitted: 0, running: 0 };
+    if (
+      this.#admitted >= this.limits.admitted ||
+      this.#bytes + bodyBytes > this.limits.bodyBytes
+    ) {
+      throw new AdmissionRefused(
+        503,
+        `the job queue is full (${this.#admitted} jobs admitted); retry shortly`,
+      );
+    }
+    if (counts.admitted >= this.limits.perClient) {
+      throw new AdmissionRefused(
+        429,
+        `this client already has ${counts.admitted} jobs admitted; at most ${this.limits.perClient}`,
+      );
+    }
+    counts.admitted++;
+    this.#clients.set(client, counts);
+    this.#admitted++;
+    this.#bytes += bodyBytes;
+    let reserved = bodyBytes;
+    let running = false;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#admitted--;
+      this.#bytes -= reserved;
+      counts.admitted--;
+      if (running) {
+        this.#running--;
+        counts.running--;
+      }
+      if (counts.admitted === 0) this.#clients.delete(client);
+      this.#next();
+    };
+    return {
+      resize: (bytes) => {
+        const next = Math.min(bytes, reserved);
+        this.#bytes -= reserved - next;
+        reserved = next;
+      },
+      turn: (signal) => {
+        if (released) return Promise.reject(new Error("ticket released"));
+        const grant = () => {
+          running = true;
+          this.#running++;
+          counts.running++;
+        };
+        if (this.#running < this.limits.running && this.#waiting.length === 0) {
+          grant();
+          return Promise.resolve();
+        }
+        return new Promise<void>((resolve, reject) => {
+          const waiter: Waiter = {
+            client,
+            grant: () => {
+              signal?.removeEventListener("abort", abandon);
+              grant();
+              resolve();
+            },
+          };
+          const abandon = () => {
+            this.#waiting = this.#waiting.filter((w) => w !== waiter);
+            reject(signal!.reason);
+          };
+          if (signal?.aborted) return abandon();
+          signal?.addEventListener("abort", abandon, { once: true });
+          this.#waiting.push(waiter);
+        });
+      },
+      release,
+      [Symbol.dispose]: release,
+    };
+  }
+
+  /** Grants free running slots to the waiting clients with the fewest jobs running. */
+  #next(): void {
+    while (this.#running < this.limits.running && this.#waiting.length > 0) {
+      let best = 0;
+      const runningOf = (w: Waiter) =>
+        this.#clients.get(w.client)?.running ?? 0;
+      for (let i = 1; i < this.#waiting.length; i++) {
+        if (runningOf(this.#waiting[i]) < runningOf(this.#waiting[best])) {
+          best = i;
+        }
+      }
+      const [waiter] = this.#waiting.splice(best, 1);
+      waiter.grant();
+    }
+  }
+}

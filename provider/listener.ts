@@ -1,0 +1,306 @@
+/**
+ * The provider's HTTP listener. Deno's HTTP engine parses and answers each
+ * connection; this layer accepts the connections itself so that it can bound
+ * them: how many may be open, how long one may take to send its first request
+ * head or sit idle between requests, and what happens when descriptors run
+ * out (the process keeps serving; it never dies on `accept`).
+ * @module
+ */
+import { jsonError } from "./json_response.ts";
+
+/** Connection limits. */
+export interface ListenerLimits {
+  /**
+   * Most open connections. At the limit, the connection idle the longest (no
+   * request in flight) is closed to make room; when every connection has a
+   * request in flight, new ones get 503 and are closed.
+   */
+  maxConnections: number;
+  /** Milliseconds a new connection has to deliver its first request head. */
+  headersTimeoutMs: number;
+  /** Milliseconds a keep-alive connection may wait for its next request. */
+  idleTimeoutMs: number;
+}
+
+/** Limits used when none are given. */
+export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
+  maxConnections: 4096,
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 15_000,
+};
+
+/** A request handler that also gets the connection's view of the request. */
+export type ConnectionHandler = (
+  request: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
+
+/** Options for {@link listen}. */
+export interface ListenOptions {
+  /** Address to bind. */
+  hostname: string;
+  /** TCP port (0 picks a free one). */
+  port: number;
+  /** Answers requests. */
+  handler: ConnectionHandler;
+  /** The answer when the handler throws. */
+  onError: (error: unknown) => Response;
+  /** Connection limits (defaults: {@link DEFAULT_LISTENER_LIMITS}). */
+  limits?: Partial<ListenerLimits>;
+}
+
+/** What the listener has done, for /metrics. */
+export interface ListenerStats {
+  /** Connections open now. */
+  open: number;
+  /** Connections accepted since start. */
+  accepted: number;
+  /** Connections answered 503 because every slot had a request in flight. */
+  refused: number;
+  /** Idle connections closed to make room for new ones. */
+  evicted: number;
+  /** Connections closed for missing their header or idle deadline. */
+  timedOut: number;
+  /** Failed accepts (e.g. out of descriptors) that were retried. */
+  acceptErrors: number;
+}
+
+/** A running listener. */
+export interface HttpListener {
+  /** The bound address. */
+  addr: Deno.NetAddr;
+  /** The limits in force. */
+  limits: ListenerLimits;
+  /** Counters. */
+  stats: ListenerStats;
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+type ServeOnConnection = (
+  connection: Deno.Conn,
+  signal: AbortSignal,
+  handler: ConnectionHandler,
+  onError: (error: unknown) => Response,
+  onListen: () => void,
+) => { finished: Promise<void> };
+
+/**
+ * Deno's per-connection HTTP server: the same engine as `Deno.serve`, fed
+ * one accepted connection at a time. It is internal API, so its presence is
+ * checked when a listener starts.
+ */
+function serveOnConnection(): ServeOnConnection {
+  const internal = Reflect.get(Deno, Reflect.get(Deno, "internal") as symbol);
+  const serve = internal?.serveHttpOnConnection;
+  if (typeof serve !== "function") {
+    throw new Error(
+      `this Deno (${Deno.version.deno}) has no per-connection HTTP server; the provider needs Deno 2.9`,
+    );
+  }
+  return serve as ServeOnConnection;
+}
+
+/** One accepted connection. */
+interface Connection {
+  /** Requests whose responses are not finished. */
+  inflight: number;
+  /** Requests seen. */
+  requests: number;
+  /** When it was accepted or its last response finished (ms, monotonic). */
+  since: number;
+  /** Closes it at once. */
+  abort: AbortController;
+}
+
+const REFUSAL = new TextEncoder().encode(
+  (() => {
+    const body = JSON.stringify({
+      error: "unavailable",
+      reason: "too many connections with requests in flight; retry shortly",
+    }) + "\n";
+    return "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n" +
+      `retry-after: 1\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+  })(),
+);
+/** Refused connections drained at once before closing (the rest are cut). */
+const MAX_LINGERING = 64;
+
+/** Starts listening. */
+export function listen(options: ListenOptions): HttpListener {
+  const serve = serveOnConnection();
+  const limits = { ...DEFAULT_LISTENER_LIMITS, ...options.limits };
+  const listener = Deno.listen({
+    hostname: options.hostname,
+    port: options.port,
+  });
+  const open = new Set<Connection>();
+  const stats: ListenerStats = {
+    open: 0,
+    accepted: 0,
+    refused: 0,
+    evicted: 0,
+    timedOut: 0,
+    acceptErrors: 0,
+  };
+  let closed = false;
+  let lingering = 0;
+  const finished = new Set<Promise<void>>();
+
+  /** Closes the connection waiting longest with nothing in flight. */
+  function evictIdle(): boolean {
+    let oldest: Connection | null = null;
+    for (const c of open) {
+      if (c.inflight === 0 && (!oldest || c.since < oldest.since)) oldest = c;
+    }
+    if (!oldest) return false;
+    drop(oldest);
+    stats.evicted++;
+    return true;
+  }
+
+  function drop(c: Connection): void {
+    if (open.delete(c)) stats.open = open.size;
+    abortConnection(c.abort);
+  }
+
+  async function refuse(conn: Deno.Conn): Promise<void> {
+    stats.refused++;
+    if (lingering >= MAX_LINGERING) return conn.close();
+    lingering++;
+    // Answer, then wait briefly for the client to read and hang up: closing
+    // with its request unread would reset the connection and lose the 503.
+    const deadline = setTimeout(() => conn.close(), 1000);
+    try {
+      await conn.write(REFUSAL);
+      await conn.closeWrite();
+      const sink = new Uint8Array(16384);
+      while (await conn.read(sink) !== null) { /* discard */ }
+      conn.close();
+    } catch {
+      // reset by the client or closed by the deadline
+    } finally {
+      clearTimeout(deadline);
+      lingering--;
+    }
+  }
+
+  function accept(conn: Deno.Conn): void {
+    if (open.size >= limits.maxConnections && !evictIdle()) {
+      refuse(conn);
+      return;
+    }
+    stats.accepted++;
+    const c: Connection = {
+      inflight: 0,
+      requests: 0,
+      since: performance.now(),
+      abort: new AbortController(),
+    };
+    open.add(c);
+    stats.open = open.size;
+    const done = () => {
+      c.inflight--;
+      c.since = performance.now();
+    };
+    const handler: ConnectionHandler = (request, info) => {
+      c.inflight++;
+      c.requests++;
+      info.completed.then(done, done);
+      return options.handler(request, info);
+    };
+    const served = serve(conn, c.abort.signal, handler, options.onError, noop)
+      .finished.catch(() => {
+        // a reset or a broken request ends only this connection
+      }).finally(() => {
+        if (open.delete(c)) stats.open = open.size;
+        finished.delete(served);
+      });
+    finished.add(served);
+  }
+
+  const accepting = (async () => {
+    while (!closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (closed || error instanceof Deno.errors.BadResource) return;
+        // Out of descriptors (EMFILE/ENFILE) or a connection reset before
+        // it was accepted: make room and try again, never end the process.
+        stats.acceptErrors++;
+        evictIdle();
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      accept(conn);
+    }
+  })();
+
+  const sweeper = setInterval(() => {
+    const now = performance.now();
+    for (const c of open) {
+      if (c.inflight > 0) continue;
+      const allowed = c.requests === 0
+        ? limits.headersTimeoutMs
+        : limits.idleTimeoutMs;
+      if (now - c.since > allowed) {
+        drop(c);
+        stats.timedOut++;
+      }
+    }
+  }, Math.max(50, Math.min(1000, limits.headersTimeoutMs / 4)));
+
+  return {
+    addr: listener.addr,
+    limits,
+    stats,
+    async close(graceMs = 2000) {
+      if (closed) return;
+      closed = true;
+      clearInterval(sweeper);
+      listener.close();
+      await accepting;
+      for (const c of open) if (c.inflight === 0) drop(c);
+      const grace = setTimeout(() => {
+        for (const c of open) drop(c);
+      }, graceMs);
+      while (finished.size > 0) await Promise.all(finished);
+      clearTimeout(grace);
+    },
+  };
+}
+
+function noop(): void {}
+
+/** True while {@link abortConnection} runs. */
+let aborting = false;
+globalThis.addEventListener("error", (event) => {
+  if (aborting && event.error instanceof Deno.errors.BadResource) {
+    event.preventDefault();
+  }
+});
+
+/**
+ * Closes a connection through its signal. Deno's engine closes its side from
+ * the signal's abort listener; when the connection ended on its own a moment
+ * earlier, that listener throws BadResource, which would otherwise surface
+ * as an uncaught error and end the process. Only that error, raised during
+ * this call, is absorbed.
+ */
+function abortConnection(controller: AbortController): void {
+  aborting = true;
+  try {
+    controller.abort();
+  } finally {
+    aborting = false;
+  }
+}
+
+/** The 500 answer when a handler throws. */
+export function internalError(error: unknown): Response {
+  return jsonError(
+    500,
+    String((error as Error)?.message ?? error).split("\n")[0],
+  );
+}
