@@ -113,7 +113,7 @@ Deno.test("phase run: limits give clear results and exit codes", async () => {
     assert.equal(bomb.code, 125);
     assert.match(
       bomb.stderr,
-      /phase: memory limit: the guest reached the 16 MiB cap/,
+      /phase: memory limit: the guest reached the job's 16 MiB memory budget/,
     );
     const deep = await cli([
       "run",
