@@ -13,7 +13,7 @@ import {
   MEMORY_PAGES_EXPORT,
   START_EXPORT,
 } from "./metering.ts";
-import type { SharedOutput } from "./shared_output.ts";
+import { initialOutputBytes, type SharedOutput } from "./shared_output.ts";
 import {
   capMemory,
   MIB,
@@ -174,14 +174,17 @@ const mib = (bytes: number) => `${Math.ceil(bytes / MIB * 10) / 10} MiB`;
  */
 export function execute(request: ExecuteRequest): ExecuteOutcome {
   const { module, initialBytes, tableBytes } = compile(request);
-  const fixed = request.stdin.length + tableBytes;
+  // Each output stream holds its first step from the start (so a guest
+  // that spent its budget elsewhere can still say so): charged up front.
+  const outputBytes = 2 * initialOutputBytes(request.outputLimit);
+  const fixed = request.stdin.length + tableBytes + outputBytes;
   if (fixed + initialBytes > request.memoryBytes) {
     throw new ModuleError(
       `memory limit: the module's tables (${
         mib(tableBytes)
-      }) and memory at start (${mib(initialBytes)}) with ${
+      }), memory at start (${mib(initialBytes)}), standard input (${
         mib(request.stdin.length)
-      } of standard input need more than the job's ${
+      }) and output buffers (${mib(outputBytes)}) need more than the job's ${
         mib(request.memoryBytes)
       } budget`,
     );

@@ -71,41 +71,41 @@ function decodeBody(body: Uint8Array): Frame {
   return { header, blobs };
 }
 
-/** Reads frames from a byte stream until it ends. */
+/**
+ * Reads frames from a byte stream until it ends. Each frame's bytes are
+ * read straight into one buffer of its announced size (a BYOB read), so a
+ * large frame leaves no trail of chunks for the garbage collector.
+ */
 export async function* readFrames(
   stream: ReadableStream<Uint8Array>,
 ): AsyncGenerator<Frame> {
-  const prefix = new Uint8Array(4);
-  let prefixFilled = 0;
-  let body: Uint8Array | null = null;
-  let filled = 0;
-  for await (const chunk of stream) {
-    let at = 0;
-    while (at < chunk.length) {
-      if (body === null) {
-        const n = Math.min(4 - prefixFilled, chunk.length - at);
-        prefix.set(chunk.subarray(at, at + n), prefixFilled);
-        prefixFilled += n;
-        at += n;
-        if (prefixFilled < 4) break;
-        const total = new DataView(prefix.buffer).getUint32(0, true);
-        if (total > MAX_FRAME_BYTES || total < 4) {
-          throw new Error("bad frame length");
-        }
-        body = new Uint8Array(total);
-        filled = 0;
-        continue;
-      }
-      const n = Math.min(body.length - filled, chunk.length - at);
-      body.set(chunk.subarray(at, at + n), filled);
-      filled += n;
-      at += n;
-      if (filled === body.length) {
-        const frame = decodeBody(body);
-        body = null;
-        prefixFilled = 0;
-        yield frame;
-      }
+  const reader = stream.getReader({ mode: "byob" });
+  /** Fills `size` bytes; null when the stream ends first. */
+  const fill = async (size: number): Promise<Uint8Array | null> => {
+    let target = new Uint8Array(size);
+    let filled = 0;
+    while (filled < size) {
+      const { done, value } = await reader.read(target.subarray(filled));
+      if (done || !value) return null;
+      filled += value.length;
+      // A BYOB read hands back the buffer it filled (the old one is detached).
+      target = new Uint8Array(value.buffer, 0, size);
     }
+    return target;
+  };
+  try {
+    for (;;) {
+      const prefix = await fill(4);
+      if (!prefix) return;
+      const total = new DataView(prefix.buffer).getUint32(0, true);
+      if (total > MAX_FRAME_BYTES || total < 4) {
+        throw new Error("bad frame length");
+      }
+      const body = await fill(total);
+      if (!body) return;
+      yield decodeBody(body);
+    }
+  } finally {
+    reader.releaseLock();
   }
 }

@@ -1,14 +1,28 @@
 /**
  * Phase runner: runs WASI preview1 modules in permission-less sandbox
- * processes with memory, output and wall-clock limits, and signs receipts.
+ * processes with one memory budget, fuel, output and wall-clock limits per
+ * job, and signs receipts.
  * @module
  */
-export { capMemory, MIB, ModuleError } from "./wasm_binary.ts";
+export {
+  capMemory,
+  MIB,
+  ModuleError,
+  TABLE_ENTRY_BYTES,
+} from "./wasm_binary.ts";
+export { checkLink, WASI_PREVIEW1 } from "./link.ts";
+export {
+  atomicWriteFile,
+  type AtomicWriteOptions,
+  removeStaleTemporaries,
+  STALE_TEMPORARY_MS,
+} from "./atomic_file.ts";
 export {
   FUEL_EXPORT,
   instrumentFuel,
   type MeteredModule,
   METERING_VERSION,
+  START_EXPORT,
 } from "./metering.ts";
 export {
   type CachedModule,
@@ -19,8 +33,11 @@ export {
 export type { Preopen, StreamName } from "./wasi_env.ts";
 export type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 export {
+  assertFlagSafePath,
   defaultSandboxCommand,
+  MAX_TIMEOUT_MS,
   QueueFullError,
+  SANDBOX_OVERHEAD_MIB,
   SandboxError,
   type SandboxJob,
   type SandboxOptions,
@@ -41,6 +58,9 @@ export {
   JobRefused,
   type JobResult,
   type JobSpec,
+  LIMIT_RANGES,
+  limitProblem,
+  type LimitRange,
   logReceipt,
   MAX_FUEL,
   runJob,

@@ -104,6 +104,14 @@ export function defaultSandboxCommand(
 }
 
 /**
+ * Memory a sandbox process may hold beyond its job's memory budget: its own
+ * footprint (two V8 isolates, about 60-64 MiB idle), compiled code for
+ * small modules, and garbage not yet collected. tests/containment_test.ts
+ * measures each hostile module's peak against budget + this.
+ */
+export const SANDBOX_OVERHEAD_MIB = 96;
+
+/**
  * How long after a job's wall-clock limit the pool kills a sandbox that has
  * not answered (the sandbox stops the guest itself at the limit).
  */

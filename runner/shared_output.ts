@@ -21,10 +21,21 @@ export interface SharedOutput {
   state: Int32Array;
 }
 
+/**
+ * Bytes a capture of `limit` holds from the start (its first step), which
+ * the job's budget charges up front: a guest that spends its budget on
+ * other things can still report what happened.
+ */
+export function initialOutputBytes(limit: number): number {
+  return Math.min(limit, OUTPUT_GROW_STEP);
+}
+
 /** An empty capture that keeps at most `limit` bytes. */
 export function createSharedOutput(limit: number): SharedOutput {
   return {
-    buffer: new SharedArrayBuffer(0, { maxByteLength: limit }),
+    buffer: new SharedArrayBuffer(initialOutputBytes(limit), {
+      maxByteLength: limit,
+    }),
     state: new Int32Array(new SharedArrayBuffer(8)),
   };
 }
