@@ -110,7 +110,9 @@ export async function writeKeyFile(
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     } else if (!(await Deno.stat(dir || "/").catch(() => null))?.isDirectory) {
       throw new IdentityError(
-        `cannot write key file ${path}: the folder ${dir || "/"} does not exist`,
+        `cannot write key file ${path}: the folder ${
+          dir || "/"
+        } does not exist`,
       );
     }
     await atomicWriteFile(path, encodeKeyFile(key), {
