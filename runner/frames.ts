@@ -7,6 +7,8 @@
  * @module
  */
 
+import { joinBytes } from "./wasm_binary.ts";
+
 /** A decoded frame. */
 export interface Frame {
   /** The JSON header (without the `blobs` size list). */
@@ -44,14 +46,7 @@ export function encodeFrame(
   header: Record<string, unknown>,
   blobs: Uint8Array[] = [],
 ): Uint8Array {
-  const parts = frameParts(header, blobs);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return joinBytes(frameParts(header, blobs));
 }
 
 function decodeBody(body: Uint8Array): Frame {

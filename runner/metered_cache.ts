@@ -10,6 +10,7 @@
  * rebuilt, so a receipt's `module_hash` always names the code that ran.
  * @module
  */
+import { concatBytes } from "../schemas/mod.ts";
 import { instrumentFuel, METERING_VERSION } from "./metering.ts";
 import { atomicWriteFile, removeStaleTemporaries } from "./atomic_file.ts";
 import {
@@ -178,16 +179,7 @@ async function sealed(
     name,
     tag,
   ]);
-  const out = new Uint8Array(
-    bytes.length + section.reduce((n, p) => n + p.length, 0),
-  );
-  out.set(bytes);
-  let at = bytes.length;
-  for (const part of section) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return concatBytes([bytes, ...section]);
 }
 
 /**

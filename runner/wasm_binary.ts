@@ -252,18 +252,23 @@ export function encodeSection(id: number, body: Uint8Array[]): Uint8Array[] {
   return ([header] as Uint8Array[]).concat(body);
 }
 
+/**
+ * Joins byte pieces into one buffer. (The sandbox's guest thread may read
+ * only this folder, so runner code loaded there cannot use schemas/.)
+ */
+export function joinBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 /** A module from its sections (header added). */
 export function assembleModule(parts: Uint8Array[]): Uint8Array {
-  const header = Uint8Array.of(...MAGIC, 1, 0, 0, 0);
-  const total = parts.reduce((n, p) => n + p.length, header.length);
-  const bytes = new Uint8Array(total);
-  bytes.set(header);
-  let at = header.length;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
-  return bytes;
+  return joinBytes([Uint8Array.of(...MAGIC, 1, 0, 0, 0), ...parts]);
 }
 
 /** Memory limits as declared in a module. */

@@ -14,6 +14,7 @@ import {
   SandboxError,
 } from "../runner/mod.ts";
 import {
+  assembleModule,
   encodeSection,
   SECTION,
   sleb,
@@ -21,15 +22,21 @@ import {
   WASM_PAGE,
 } from "../runner/wasm_binary.ts";
 import { verifyReceipt } from "../schemas/mod.ts";
-import { cli, examplePath, ROOT, tempDir, text } from "./helpers.ts";
+import {
+  alive,
+  cli,
+  type CliResult,
+  examplePath,
+  ROOT,
+  tempDir,
+  text,
+} from "./helpers.ts";
 
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return false;
-  }
+/** `phase run --ephemeral --private ARGS…` with no write permission. */
+function privateRun(args: string[]): Promise<CliResult> {
+  return cli(["run", "--ephemeral", "--private", ...args], {
+    flags: ["--allow-read", "--allow-run", "--allow-env"],
+  });
 }
 
 /** Child process ids of `pid` (all its threads' children). */
@@ -167,28 +174,30 @@ Deno.test("each hostile module stays within its memory budget plus the sandbox's
   }
 });
 
+/** `phase run ARGS…` as a child process this test controls. */
+function spawnRun(args: string[], piped: boolean): Deno.ChildProcess {
+  const io = piped ? "piped" : "null";
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/main.ts`, "run", ...args],
+    stdin: io,
+    stdout: io,
+    stderr: io,
+  }).spawn();
+}
+
 async function startCli(
   module: string,
   dir: string,
 ): Promise<{ child: Deno.ChildProcess; sandbox: number }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}/main.ts`,
-      "run",
-      examplePath(module),
-      "--data-dir",
-      dir,
-      "--timeout",
-      "600",
-      "--fuel",
-      String(Number.MAX_SAFE_INTEGER),
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = spawnRun([
+    examplePath(module),
+    "--data-dir",
+    dir,
+    "--timeout",
+    "600",
+    "--fuel",
+    String(Number.MAX_SAFE_INTEGER),
+  ], false);
   let sandbox = 0;
   const started = await until(() => {
     sandbox = children(child.pid)[0] ?? 0;
@@ -254,35 +263,23 @@ Deno.test("a node's pool does not outlive the node killed with SIGKILL", async (
 });
 
 Deno.test("fuel is one budget: a start function and host-call charges stop the guest", async () => {
-  const start = await cli([
-    "run",
-    "--ephemeral",
-    "--private",
-    "--json",
-    "--fuel",
-    "1000",
-    "--timeout",
-    "20",
-    examplePath("start_spin"),
-  ], { flags: ["--allow-read", "--allow-run", "--allow-env"] });
-  assert.equal(start.code, 124, start.stderr);
-  const spun = JSON.parse(start.stdout);
-  assert.equal(spun.execution.status, "fuel_exhausted");
-  assert.ok(spun.execution.wall_time_ms < 5000);
-
-  const write = await cli([
-    "run",
-    "--ephemeral",
-    "--private",
-    "--json",
-    "--fuel",
-    "100",
-    examplePath("big_write"),
-  ], { flags: ["--allow-read", "--allow-run", "--allow-env"] });
-  assert.equal(write.code, 124, write.stderr);
-  const wrote = JSON.parse(write.stdout);
-  assert.equal(wrote.execution.status, "fuel_exhausted");
-  assert.equal(wrote.stdout, "", "bytes the guest could not pay for were kept");
+  // A start function that spins; one fd_write of 1 MiB (16384 fuel of host
+  // work) on a budget of 100: both stop at once, nothing unpaid is kept.
+  for (const [name, fuel] of [["start_spin", "1000"], ["big_write", "100"]]) {
+    const out = await privateRun([
+      "--json",
+      "--fuel",
+      fuel,
+      "--timeout",
+      "20",
+      examplePath(name),
+    ]);
+    assert.equal(out.code, 124, out.stderr);
+    const receipt = JSON.parse(out.stdout);
+    assert.equal(receipt.execution.status, "fuel_exhausted", name);
+    assert.ok(receipt.execution.wall_time_ms < 5000, name);
+    assert.equal(receipt.stdout, "", `${name}: unpaid output was kept`);
+  }
 });
 
 Deno.test("a receipt never says exited with more fuel consumed than its budget", async () => {
@@ -319,29 +316,23 @@ Deno.test("a receipt never says exited with more fuel consumed than its budget",
 
 Deno.test("the default fuel budget does not stop a job before its wall clock", async () => {
   // The densest fuel burner known runs into its 1 s wall clock, not fuel.
-  const dense = await cli([
-    "run",
-    "--ephemeral",
-    "--private",
+  const dense = await privateRun([
     "--json",
     "--timeout",
     "1",
     examplePath("fuel_dense"),
-  ], { flags: ["--allow-read", "--allow-run", "--allow-env"] });
+  ]);
   const receipt = JSON.parse(dense.stdout);
   assert.equal(receipt.execution.status, "timeout", dense.stderr);
   assert.equal(receipt.limits.fuel, DEFAULT_LIMITS.fuelPerSecond);
   // A 0.1 s cpu_heavy finishes under --timeout 1 (it was "fuel exhausted").
-  const heavy = await cli([
-    "run",
-    "--ephemeral",
-    "--private",
+  const heavy = await privateRun([
     "--timeout",
     "1",
     examplePath("cpu_heavy"),
     "--",
     "4",
-  ], { flags: ["--allow-read", "--allow-run", "--allow-env"] });
+  ]);
   assert.equal(heavy.code, 0, heavy.stderr);
   assert.match(heavy.stdout, /^[0-9a-f]{64}\n$/);
 });
@@ -445,17 +436,11 @@ Deno.test("imports Phase cannot link are one line before any code runs, exit 1, 
 
 /** A module from its sections (types, imports… as raw bodies). */
 function moduleOf(sections: [number, number[]][]): Uint8Array {
-  const parts: Uint8Array[] = [Uint8Array.of(0, 0x61, 0x73, 0x6d, 1, 0, 0, 0)];
-  for (const [id, body] of sections) {
-    parts.push(...encodeSection(id, [Uint8Array.from(body)]));
-  }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return assembleModule(
+    sections.flatMap(([id, body]) =>
+      encodeSection(id, [Uint8Array.from(body)])
+    ),
+  );
 }
 
 /** A name as the binary format writes it. */
@@ -516,23 +501,14 @@ Deno.test("modules with 35k functions or 2000 functions of 25 ifs are metered an
       ["many_ifs", /^2000 functions, sum \d+\n$/],
     ] as const
   ) {
-    const out = await cli([
-      "run",
-      "--ephemeral",
-      "--private",
-      examplePath(name),
-    ], { flags: ["--allow-read", "--allow-run", "--allow-env"] });
+    const out = await privateRun([examplePath(name)]);
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, pattern);
   }
 });
 
 Deno.test("exit codes: above 255 exits 255 (never 0), limits are range-checked, a failed grow past 4 GiB is a trap", async () => {
-  const flags = ["--allow-read", "--allow-run", "--allow-env"];
-  const exit = await cli(
-    ["run", "--ephemeral", "--private", "--json", examplePath("exit_256")],
-    { flags },
-  );
+  const exit = await privateRun(["--json", examplePath("exit_256")]);
   assert.equal(exit.code, 255);
   assert.equal(JSON.parse(exit.stdout).execution.exit_code, 256);
 
@@ -564,31 +540,18 @@ Deno.test("exit codes: above 255 exits 255 (never 0), limits are range-checked, 
     ],
   ];
   for (const [flag, value, pattern] of ranges) {
-    const out = await cli(
-      ["run", "--ephemeral", "--private", flag, value, examplePath("hello")],
-      { flags },
-    );
+    const out = await privateRun([flag, value, examplePath("hello")]);
     assert.equal(out.code, 2, `${flag} ${value}: ${out.stderr}`);
     assert.match(out.stderr.trim(), pattern);
   }
 
-  const grow = await cli(
-    [
-      "run",
-      "--ephemeral",
-      "--private",
-      "--json",
-      examplePath("grow_beyond_4g"),
-    ],
-    { flags },
-  );
+  const grow = await privateRun(["--json", examplePath("grow_beyond_4g")]);
   const receipt = JSON.parse(grow.stdout);
   assert.equal(receipt.execution.status, "trap");
   assert.equal(grow.code, 134);
 });
 
 Deno.test("truncation is reported on every end state", async () => {
-  const flags = ["--allow-read", "--allow-run", "--allow-env"];
   const cases: [string, string[], string][] = [
     ["print_then_loop", ["--timeout", "1", "--output-limit", "1"], "timeout"],
     [
@@ -599,10 +562,7 @@ Deno.test("truncation is reported on every end state", async () => {
     ["tiny_writes", ["--output-limit", "10"], "exited"],
   ];
   for (const [name, args, status] of cases) {
-    const out = await cli(
-      ["run", "--ephemeral", "--private", "--json", ...args, examplePath(name)],
-      { flags },
-    );
+    const out = await privateRun(["--json", ...args, examplePath(name)]);
     const receipt = JSON.parse(out.stdout);
     assert.equal(receipt.execution.status, status, out.stderr);
     assert.equal(receipt.stdout_truncated, true, `${name} ${status}`);
@@ -613,22 +573,13 @@ Deno.test("256 MiB of stdin reaches the guest whole", async () => {
   const [dir, cleanup] = await tempDir();
   try {
     const size = 256 * MIB;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${ROOT}/main.ts`,
-        "run",
-        "--data-dir",
-        dir,
-        "--memory",
-        "400",
-        examplePath("stdin_count"),
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnRun([
+      "--data-dir",
+      dir,
+      "--memory",
+      "400",
+      examplePath("stdin_count"),
+    ], true);
     const writer = child.stdin.getWriter();
     const chunk = new Uint8Array(MIB).fill(0x61);
     for (let i = 0; i < size / MIB; i++) await writer.write(chunk);
