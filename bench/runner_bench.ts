@@ -6,16 +6,26 @@
  *   cache and a signed receipt per job);
  * - fuel instrumentation time for hello and a ~1 MB module;
  * - the CPU-heavy module (SHA-256 over N MiB) metered and unmetered in Phase
- *   vs the same C built natively with gcc -O2 vs Node's node:wasi.
+ *   vs the same C built natively with gcc -O2 vs Node's node:wasi;
+ * - 100 MB of standard input through runJob into a guest that counts it,
+ *   vs the same bytes piped into `wc -c`;
+ * - fuel burn rates (the densest loop known and compiled C) against the
+ *   default budget's rate.
  * Targets: warm p50 <= 2 ms; pool >= 1000 jobs/s with p50 <= 2 ms;
  * instrumentation of 1 MB <= 100 ms; metering overhead <= 20%; CPU-heavy
- * <= 1.4x native.
+ * <= 1.4x native; the default fuel rate above every measured rate.
  *
  * Usage: deno run -A bench/runner_bench.ts [--mib N] [--json]
  */
 import { parseArgs } from "node:util";
 import { execute } from "../runner/execute.ts";
-import { instrumentFuel, MIB, runJob, SandboxPool } from "../runner/mod.ts";
+import {
+  DEFAULT_LIMITS,
+  instrumentFuel,
+  MIB,
+  runJob,
+  SandboxPool,
+} from "../runner/mod.ts";
 import { generateKey, sha256Ref } from "../schemas/mod.ts";
 import { inflateModule } from "./inflate_module.ts";
 
@@ -170,7 +180,88 @@ log(
     signedJobs.p99_ms.toFixed(2)
   } ms (2 processes, 8 submitters)`,
 );
+
+// 100 MB of stdin through the whole job path, vs `wc -c` reading a pipe.
+const stdinBytes = 100 * 1000 * 1000;
+const bigStdin = new Uint8Array(stdinBytes).fill(0x61);
+const counter = Deno.readFileSync(`${root}examples/wasm/stdin_count.wasm`);
+let stdinMs = Infinity;
+for (let i = 0; i < 3; i++) {
+  const t = performance.now();
+  const { receipt } = await runJob(
+    { module: counter, stdin: bigStdin, memoryMb: 256 },
+    { sandbox: pool, key },
+  );
+  if (!receipt.stdout.startsWith(`${stdinBytes} `)) {
+    throw new Error(`stdin job failed: ${receipt.execution.error}`);
+  }
+  stdinMs = Math.min(stdinMs, performance.now() - t);
+}
+let wcMs = Infinity;
+for (let i = 0; i < 3; i++) {
+  const t = performance.now();
+  const wc = new Deno.Command("wc", {
+    args: ["-c"],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const writer = wc.stdin.getWriter();
+  await writer.write(bigStdin);
+  await writer.close();
+  const out = await wc.output();
+  if (new TextDecoder().decode(out.stdout).trim() !== String(stdinBytes)) {
+    throw new Error("wc -c miscounted");
+  }
+  wcMs = Math.min(wcMs, performance.now() - t);
+}
+const stdinThroughput = {
+  bytes: stdinBytes,
+  phase_ms: stdinMs,
+  phase_mb_per_s: stdinBytes / 1e6 / (stdinMs / 1000),
+  wc_ms: wcMs,
+  ratio_to_wc: stdinMs / wcMs,
+};
+log(
+  `100 MB stdin via runJob:   ${stdinMs.toFixed(0)} ms (${
+    stdinThroughput.phase_mb_per_s.toFixed(0)
+  } MB/s), wc -c on a pipe ${wcMs.toFixed(0)} ms (${
+    stdinThroughput.ratio_to_wc.toFixed(1)
+  }x), best of 3`,
+);
 await pool.close();
+
+// Fuel burn rates vs the default budget's rate.
+const burn = (name: string, args: string[], fuel: number) => {
+  const module = instrumentFuel(
+    Deno.readFileSync(`${root}examples/wasm/${name}.wasm`),
+  ).bytes;
+  const run = () =>
+    execute({
+      ...request(args),
+      module,
+      moduleKey: `${name}+fuel`,
+      programName: name,
+      fuel,
+    });
+  run();
+  const out = run();
+  return out.fuelConsumed! / (out.wallTimeMs / 1000);
+};
+const fuelRates = {
+  fuel_dense_per_s: burn("fuel_dense", [], 300_000_000_000),
+  tight_loop_per_s: burn("infinite_loop", [], 3_000_000_000),
+  cpu_heavy_per_s: burn("cpu_heavy", ["16"], 1e15),
+  default_per_s: DEFAULT_LIMITS.fuelPerSecond,
+};
+log(
+  `fuel burn rates:           fuel_dense ${
+    fuelRates.fuel_dense_per_s.toExponential(2)
+  }/s, tight loop ${fuelRates.tight_loop_per_s.toExponential(2)}/s, cpu_heavy ${
+    fuelRates.cpu_heavy_per_s.toExponential(2)
+  }/s; default budget ${fuelRates.default_per_s.toExponential(1)}/s (${
+    (fuelRates.default_per_s / fuelRates.fuel_dense_per_s).toFixed(1)
+  }x the densest)`,
+);
 
 // 4. Fuel instrumentation time.
 const median = (samples: number[]) => percentile(samples, 0.5);
@@ -310,6 +401,8 @@ if (values.json) {
     cli_cold_median_ms: percentile(cold, 0.5),
     pool: poolRuns,
     signed_jobs: signedJobs,
+    stdin_throughput: stdinThroughput,
+    fuel_rates: fuelRates,
     instrumentation,
     cpu_heavy: {
       mib,

@@ -17,6 +17,7 @@ import {
   sha256File,
   writeHelloJob,
 } from "../provider/mod.ts";
+import { RUNTIME_VERSION } from "../runner/mod.ts";
 import { ElfError, elfInterpreter } from "./elf.ts";
 
 /** Kernel modules loaded by /init, in order (none are built into Debian's kernel): NICs, and virtio_blk so attached disks show up (Phase never mounts them). */
@@ -470,7 +471,7 @@ export async function writeArtifacts(
     channel: options.channel,
     arch,
     manifestVersion: options.manifestVersion ?? Math.floor(Date.now() / 1000),
-    version: "0.1.0",
+    version: RUNTIME_VERSION,
     cmdline: options.cmdline,
     validityDays: options.validityDays ?? 30,
   });

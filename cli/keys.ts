@@ -20,7 +20,9 @@ export async function keygenCommand(argv: string[]): Promise<number> {
   });
   const path = values.output ?? dataPaths(dataDir(values["data-dir"])).key;
   const key = await generateKey();
-  await writeKeyFile(path, key);
+  // The data directory is created on first use; an --output folder must
+  // exist (a typo is an error, not a new folder).
+  await writeKeyFile(path, key, { createFolder: values.output === undefined });
   if (values.json) {
     console.log(JSON.stringify({
       path,

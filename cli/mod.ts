@@ -17,7 +17,9 @@ commands:
       [--receipt FILE] [--json] [--quiet] [-- args…]
                         run a module in the sandbox, stdin to the guest
                         (fuel: instructions the guest may execute; default
-                        2e9 per second of timeout; exit 124 when spent)
+                        1e13 per second of timeout; exit 124 when spent.
+                        Exit status: the guest's code, 255 for codes over
+                        255, 124 timeout/fuel, 125 memory, 134 trap)
   execute-job --wasm FILE [--args ARG]… [--memory MB] [--timeout S] [--fuel N]
                         run a module and print its verified receipt
   receipt verify FILE [--peer PEER_ID]

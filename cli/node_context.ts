@@ -11,6 +11,7 @@ import {
 import type { NodeKey } from "../schemas/mod.ts";
 import { CliError } from "./errors.ts";
 import { dataDir, dataPaths } from "./paths.ts";
+import { findWritePermission } from "./write_access.ts";
 
 /** Options shared by commands that run jobs. */
 export interface NodeOptions {
@@ -48,13 +49,15 @@ export interface NodeContext {
 }
 
 /**
- * Refuses Private mode unless this process cannot write files: Private mode
- * is enforced by the permission system, not by good intentions.
+ * Refuses Private mode unless this process cannot write files, not even to
+ * one folder: Private mode is enforced by the permission system, not by
+ * good intentions. `paths` are places the command could write to.
  */
-export function assertPrivateMode(): void {
-  if (Deno.permissions.querySync({ name: "write" }).state === "granted") {
+export function assertPrivateMode(paths: (string | undefined)[] = []): void {
+  const grant = findWritePermission(paths);
+  if (grant !== null) {
     throw new CliError(
-      "private mode needs write permission denied: run without --allow-write (and without -A)",
+      `private mode needs write permission denied, but it is granted (${grant}): run without --allow-write (and without -A)`,
     );
   }
 }
@@ -64,7 +67,15 @@ export async function openNode(
   options: NodeOptions,
   sandboxSize = 1,
 ): Promise<NodeContext> {
-  if (options.private) assertPrivateMode();
+  if (options.private) {
+    let data: string | undefined;
+    try {
+      data = dataDir(options["data-dir"]);
+    } catch {
+      data = undefined;
+    }
+    assertPrivateMode([data, options.key, options.receipts]);
+  }
   const ephemeral = options.private || options.ephemeral;
   const paths = ephemeral && options.private
     ? null
@@ -72,6 +83,8 @@ export async function openNode(
   const key = await loadIdentity({
     path: options.key ?? paths?.key ?? "",
     ephemeral,
+    // The data directory is created on first use; a --key folder must exist.
+    createFolder: options.key === undefined,
   });
   return {
     key,

@@ -5,9 +5,11 @@
  */
 import { parseArgs } from "node:util";
 import {
+  atomicWriteFile,
   JobRefused,
   type JobResult,
-  logReceipt,
+  type LIMIT_RANGES,
+  limitProblem,
   type Preopen,
   runJob,
 } from "../runner/mod.ts";
@@ -18,17 +20,31 @@ import {
   validateJobManifest,
   verifyReceipt,
 } from "../schemas/mod.ts";
+import { ReceiptStore } from "../node/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
-import { NODE_OPTIONS, type NodeOptions, openNode } from "./node_context.ts";
+import {
+  assertPrivateMode,
+  NODE_OPTIONS,
+  type NodeOptions,
+  openNode,
+} from "./node_context.ts";
 import { receiptLines, renderLines } from "../runner/mod.ts";
 
-/** Exit statuses for runs that did not end by the guest's own exit. */
+/**
+ * Exit statuses for runs that did not end by the guest's own exit. A guest
+ * that exits gives its own code when it is 0-255; a shell keeps only 8 bits,
+ * so any larger code exits 255 (never 0 for a non-zero code; the receipt
+ * keeps the full value).
+ */
 export const EXIT_STATUS = {
   timeout: 124,
   memory_limit: 125,
   fuel_exhausted: 124,
   trap: 134,
 } as const;
+
+/** The exit status for guest exit codes above 255. */
+export const LARGE_EXIT_STATUS = 255;
 
 const MAX_STDIN = 256 * 1024 * 1024;
 
@@ -74,6 +90,15 @@ function parsePreopen(text: string): Preopen {
   if (!host || !guest) {
     throw new UsageError(`--dir wants HOST:GUEST, got ${text}`);
   }
+  // The host path becomes part of the sandbox's --allow-read flag, where a
+  // comma would start another path (e.g. "/tmp/x,/etc").
+  if (/[,\0\n\r]/.test(host)) {
+    throw new UsageError(
+      `--dir ${
+        JSON.stringify(host)
+      }: a host path with a comma or line break cannot be shared with the sandbox`,
+    );
+  }
   try {
     if (!Deno.statSync(host).isDirectory) {
       throw new CliError(`--dir ${host} is not a directory`);
@@ -114,6 +139,26 @@ export function positiveNumber(
   return n;
 }
 
+/**
+ * Parses a job limit option, range-checked against what runJob accepts
+ * ({@link LIMIT_RANGES}), or throws a one-line usage error.
+ */
+export function limitOption(
+  value: string | undefined,
+  flag: string,
+  limit: keyof typeof LIMIT_RANGES,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = value.trim() === "" ? NaN : Number(value);
+  const problem = limitProblem(limit, n);
+  if (problem) {
+    throw new UsageError(
+      `--${flag} ${problem.replace(/got .*$/, `got ${value}`)}`,
+    );
+  }
+  return n;
+}
+
 /** Splits argv at the first `--`: options before, guest args after. */
 export function splitGuestArgs(
   argv: string[],
@@ -124,21 +169,55 @@ export function splitGuestArgs(
     : [argv.slice(0, at), argv.slice(at + 1)];
 }
 
+/** A job's result and the receipt files that could not be written. */
+interface LoggedResult extends JobResult {
+  /** One line per receipt file that could not be written. */
+  writeErrors: string[];
+}
+
 async function runAndLog(
-  options: NodeOptions,
+  options: NodeOptions & { receipt?: string },
   spec: Parameters<typeof runJob>[0],
-): Promise<JobResult> {
+): Promise<LoggedResult> {
+  if (options.private) assertPrivateMode([options.receipt]);
   const node = await openNode(options);
+  let result: JobResult;
   try {
-    const result = await runJob(spec, node);
-    if (node.receiptsDir) await logReceipt(node.receiptsDir, result.receipt);
-    return result;
+    result = await runJob(spec, node);
   } catch (error) {
     if (error instanceof JobRefused) throw new CliError(error.message);
     throw error;
   } finally {
     await node.sandbox.close();
   }
+  // The job ran: a receipt that cannot be written is reported after the
+  // guest's output, never instead of it.
+  const writeErrors: string[] = [];
+  const text = JSON.stringify(result.receipt, null, 2) + "\n";
+  if (node.receiptsDir) {
+    await new ReceiptStore({ dir: node.receiptsDir }).add(result.receipt)
+      .catch((error) =>
+        writeErrors.push(
+          `cannot log the receipt in ${node.receiptsDir}: ${
+            (error as Error).message
+          }`,
+        )
+      );
+  }
+  if (options.receipt) {
+    await atomicWriteFile(options.receipt, text).catch((error) =>
+      writeErrors.push(
+        `cannot write receipt ${options.receipt}: ${(error as Error).message}`,
+      )
+    );
+  }
+  return { ...result, writeErrors };
+}
+
+/** Prints why receipt files are missing; the exit status to use then. */
+function reportWriteErrors(errors: string[], status: number): number {
+  for (const line of errors) console.error(`phase: ${line}`);
+  return errors.length > 0 && status === 0 ? 1 : status;
 }
 
 /** `phase run <module.wasm> [options] [-- args…]` */
@@ -168,10 +247,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   const args = guestArgs ?? (extra.length ? extra : undefined);
   const limits = {
-    memoryMb: positiveNumber(values.memory, "memory", true),
-    timeoutSeconds: positiveNumber(values.timeout, "timeout"),
-    fuel: positiveNumber(values.fuel, "fuel", true),
-    outputBytes: positiveNumber(values["output-limit"], "output-limit", true),
+    memoryMb: limitOption(values.memory, "memory", "memoryMb"),
+    timeoutSeconds: limitOption(values.timeout, "timeout", "timeoutSeconds"),
+    fuel: limitOption(values.fuel, "fuel", "fuel"),
+    outputBytes: limitOption(
+      values["output-limit"],
+      "output-limit",
+      "outputBytes",
+    ),
   };
   const env = parseEnv(values.env);
   const preopens = values.dir.map(parsePreopen);
@@ -179,7 +262,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     ? await readManifest(values.manifest)
     : undefined;
   const module = await readInput(modulePath, "module");
-  const { receipt, outcome } = await runAndLog(values, {
+  const { receipt, outcome, writeErrors } = await runAndLog(values, {
     module,
     programName: modulePath.split("/").pop(),
     args,
@@ -190,12 +273,6 @@ export async function runCommand(argv: string[]): Promise<number> {
     scratch: values.scratch,
     manifest,
   });
-  if (values.receipt) {
-    await Deno.writeTextFile(
-      values.receipt,
-      JSON.stringify(receipt, null, 2) + "\n",
-    );
-  }
   if (values.json) {
     console.log(JSON.stringify(receipt, null, 2));
   } else {
@@ -211,13 +288,18 @@ export async function runCommand(argv: string[]): Promise<number> {
       );
     }
   }
-  return exitStatusOf(receipt);
+  return reportWriteErrors(writeErrors, exitStatusOf(receipt));
 }
 
-/** The process exit status for a receipt: the guest's, or EXIT_STATUS. */
+/**
+ * The process exit status for a receipt: the guest's (255 for codes above
+ * 255), or EXIT_STATUS.
+ */
 export function exitStatusOf(receipt: Receipt): number {
   const { status, exit_code } = receipt.execution;
-  return status === "exited" ? exit_code ?? 0 : EXIT_STATUS[status];
+  if (status !== "exited") return EXIT_STATUS[status];
+  const code = exit_code ?? 0;
+  return code >= 0 && code <= 255 ? code : LARGE_EXIT_STATUS;
 }
 
 /** `phase execute-job --wasm FILE [--args ARG]…` (the original Phase's form). */
@@ -245,21 +327,15 @@ export async function executeJobCommand(argv: string[]): Promise<number> {
     ? await readManifest(values.manifest)
     : undefined;
   const module = await readInput(modulePath, "module");
-  const { receipt } = await runAndLog(values, {
+  const { receipt, writeErrors } = await runAndLog(values, {
     module,
     programName: modulePath.split("/").pop(),
     args: values.args.length ? values.args : undefined,
-    memoryMb: positiveNumber(values.memory, "memory", true),
-    timeoutSeconds: positiveNumber(values.timeout, "timeout"),
-    fuel: positiveNumber(values.fuel, "fuel", true),
+    memoryMb: limitOption(values.memory, "memory", "memoryMb"),
+    timeoutSeconds: limitOption(values.timeout, "timeout", "timeoutSeconds"),
+    fuel: limitOption(values.fuel, "fuel", "fuel"),
     manifest,
   });
-  if (values.receipt) {
-    await Deno.writeTextFile(
-      values.receipt,
-      JSON.stringify(receipt, null, 2) + "\n",
-    );
-  }
   const verdict = await verifyReceipt(receipt);
   if (values.json) {
     console.log(JSON.stringify(receipt, null, 2));
@@ -270,5 +346,8 @@ export async function executeJobCommand(argv: string[]): Promise<number> {
       Deno.stdout.isTerminal(),
     )));
   }
-  return verdict.valid ? exitStatusOf(receipt) : 1;
+  return reportWriteErrors(
+    writeErrors,
+    verdict.valid ? exitStatusOf(receipt) : 1,
+  );
 }

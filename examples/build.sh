@@ -18,14 +18,22 @@ for tool in "${need[@]}"; do
   fi
 done
 mkdir -p "$here/wasm"
+# clang runs wasm-opt after linking when it finds one on PATH (binaryen is
+# installed for the fuzz tests), which would change the committed modules;
+# clang therefore runs from its real folder (it looks beside itself too)
+# with a PATH of just its linker.
+tools=$(mktemp -d)
+trap 'rm -rf "$tools"' EXIT
+ln -s "$(command -v wasm-ld-14)" "$tools/wasm-ld-14"
+clang14() { PATH="$tools" "$(readlink -f "$(command -v clang-14)")" "$@"; }
 for src in "$here"/src/*.c; do
   name=$(basename "$src" .c)
-  clang-14 --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-all \
+  clang14 --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-all \
     -o "$here/wasm/$name.wasm" "$src"
 done
 # The same SHA-256 with SIMD, bulk memory, sign extension and saturating
 # conversions enabled, so the fuel instrumenter meets those opcodes in tests.
-clang-14 --target=wasm32-wasi --sysroot=/usr -O3 -msimd128 -mbulk-memory \
+clang14 --target=wasm32-wasi --sysroot=/usr -O3 -msimd128 -mbulk-memory \
   -msign-ext -mnontrapping-fptoint -Wl,--strip-all \
   -o "$here/wasm/cpu_heavy_simd.wasm" "$here/src/cpu_heavy.c"
 for src in "$here"/src/*.wat; do

@@ -4,12 +4,13 @@
  *
  * File names never come from a job's input: each is the time the receipt was
  * stored and a hash of its signature (`<ms>-<16 hex>.json`), so no `job_id`
- * can name, replace or escape a file. Writes are atomic (temporary file and
- * rename in the same folder) and temporaries of interrupted runs are removed
- * when the store opens.
+ * can name, replace or escape a file. Writes are atomic (runner's
+ * atomic_file.ts) and temporaries of interrupted runs are removed when the
+ * store opens.
  * @module
  */
 import { type Receipt, sha256Hex } from "../schemas/mod.ts";
+import { atomicWriteFile, removeStaleTemporaries } from "../runner/mod.ts";
 
 /** Bounds of a receipt store. */
 export interface ReceiptStoreOptions {
@@ -36,7 +37,6 @@ export interface StoredReceipt {
 }
 
 const NAME = /^\d{13}-[0-9a-f]{16}\.json$/;
-const TEMPORARY = /^\.tmp-/;
 
 /** A bounded folder of receipts. */
 export class ReceiptStore {
@@ -96,15 +96,12 @@ export class ReceiptStore {
   async #load(): Promise<StoredReceipt[]> {
     if (this.#index) return this.#index;
     const index: StoredReceipt[] = [];
+    await removeStaleTemporaries(this.#dir);
     try {
       for await (const entry of Deno.readDir(this.#dir)) {
-        if (!entry.isFile) continue;
+        if (!entry.isFile || !NAME.test(entry.name)) continue;
         const path = `${this.#dir}/${entry.name}`;
-        if (TEMPORARY.test(entry.name)) {
-          await Deno.remove(path).catch(() => {});
-        } else if (NAME.test(entry.name)) {
-          index.push({ name: entry.name, size: (await Deno.stat(path)).size });
-        }
+        index.push({ name: entry.name, size: (await Deno.stat(path)).size });
       }
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
@@ -126,9 +123,7 @@ export class ReceiptStore {
     }.json`;
     await Deno.mkdir(this.#dir, { recursive: true });
     const path = `${this.#dir}/${name}`;
-    const temporary = `${this.#dir}/.tmp-${digest.slice(0, 16)}`;
-    await Deno.writeFile(temporary, bytes);
-    await Deno.rename(temporary, path);
+    await atomicWriteFile(path, bytes);
     const existing = index.findIndex((r) => r.name === name);
     if (existing >= 0) this.#bytes -= index.splice(existing, 1)[0].size;
     index.push({ name, size: bytes.length });

@@ -5,12 +5,22 @@
  * @module
  */
 import process from "node:process";
-import { capMemory, MIB, ModuleError } from "./wasm_binary.ts";
+import { JobMemory } from "./job_memory.ts";
+import { checkLink } from "./link.ts";
 import {
-  FUEL_AT_INSTANTIATION,
   FUEL_EXPORT,
   GROW_FAILED_EXPORT,
+  MEMORY_PAGES_EXPORT,
+  START_EXPORT,
 } from "./metering.ts";
+import { initialOutputBytes, type SharedOutput } from "./shared_output.ts";
+import {
+  capMemory,
+  MIB,
+  ModuleError,
+  TABLE_ENTRY_BYTES,
+  WASM_PAGE,
+} from "./wasm_binary.ts";
 import {
   createWasiEnv,
   type Preopen,
@@ -38,7 +48,10 @@ export interface ExecuteRequest {
   env: Record<string, string>;
   /** Bytes on standard input. */
   stdin: Uint8Array;
-  /** Linear memory cap in bytes. */
+  /**
+   * The job's memory budget in bytes: linear memory, tables, standard
+   * input, scratch files and kept output together (runner/job_memory.ts).
+   */
   memoryBytes: number;
   /** Cap on kept bytes per output stream. */
   outputLimit: number;
@@ -46,8 +59,11 @@ export interface ExecuteRequest {
   preopens: Preopen[];
   /** Guest path of a writable in-memory scratch directory, if any. */
   scratch?: string;
-  /** Sees output chunks as they are written. */
-  onOutput?: (stream: StreamName, chunk: Uint8Array) => void;
+  /**
+   * Where to keep output, so another thread can read it while the guest
+   * runs (default: captures of this run's own).
+   */
+  output?: Record<StreamName, SharedOutput>;
 }
 
 /** What happened in one guest run. */
@@ -62,7 +78,10 @@ export interface ExecuteOutcome {
   wallTimeMs: number;
   /** CPU time of this process during the run. */
   cpuTimeMs: number;
-  /** Final (= peak) size of linear memory. */
+  /**
+   * The most of the job's memory budget in use at once: linear memory,
+   * tables, standard input, scratch files and kept output.
+   */
   memoryPeakBytes: number;
   /** Fuel the guest used, or null for a module without metering. */
   fuelConsumed: number | null;
@@ -77,10 +96,18 @@ export interface ExecuteOutcome {
 }
 
 const COMPILE_CACHE_SIZE = 32;
-const compiled = new Map<string, WebAssembly.Module>();
+
+/** A compiled module and what its budget is charged at the start. */
+interface Compiled {
+  module: WebAssembly.Module;
+  initialBytes: number;
+  tableBytes: number;
+}
+
+const compiled = new Map<string, Compiled>();
 
 /** Compiles a module with its memory capped, caching by (hash, cap). */
-function compile(request: ExecuteRequest): WebAssembly.Module {
+function compile(request: ExecuteRequest): Compiled {
   const key = `${request.moduleKey}/${request.memoryBytes}`;
   const hit = compiled.get(key);
   if (hit) {
@@ -88,10 +115,11 @@ function compile(request: ExecuteRequest): WebAssembly.Module {
     compiled.set(key, hit);
     return hit;
   }
-  const { bytes } = capMemory(request.module, request.memoryBytes);
+  checkLink(request.module);
+  const capped = capMemory(request.module, request.memoryBytes);
   let module: WebAssembly.Module;
   try {
-    module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+    module = new WebAssembly.Module(capped.bytes as Uint8Array<ArrayBuffer>);
   } catch (error) {
     throw new ModuleError(
       `not a valid WebAssembly module: ${(error as Error).message}`,
@@ -106,25 +134,26 @@ function compile(request: ExecuteRequest): WebAssembly.Module {
   if (!exports.some((e) => e.name === "memory" && e.kind === "memory")) {
     throw new ModuleError("the module exports no memory");
   }
-  for (const i of WebAssembly.Module.imports(module)) {
-    if (i.module !== "wasi_snapshot_preview1") {
-      throw new ModuleError(
-        `the module imports ${i.module}.${i.name}, which Phase does not provide`,
-      );
-    }
-  }
   if (
     request.fuel !== undefined &&
     !exports.some((e) => e.name === FUEL_EXPORT && e.kind === "global")
   ) {
     throw new ModuleError("a fuel budget needs a metered module");
   }
-  compiled.set(key, module);
+  const entry = {
+    module,
+    initialBytes: capped.initialPages * WASM_PAGE,
+    tableBytes: capped.tableEntries * TABLE_ENTRY_BYTES,
+  };
+  compiled.set(key, entry);
   if (compiled.size > COMPILE_CACHE_SIZE) {
     compiled.delete(compiled.keys().next().value!);
   }
-  return module;
+  return entry;
 }
+
+/** Thrown out of a host call whose fuel charge overdraws the budget. */
+class FuelExhausted extends Error {}
 
 function trapMessage(error: unknown): string {
   if (error instanceof RangeError && /call stack/i.test(error.message)) {
@@ -134,13 +163,33 @@ function trapMessage(error: unknown): string {
   return String(error);
 }
 
+const mib = (bytes: number) => `${Math.ceil(bytes / MIB * 10) / 10} MiB`;
+
 /**
  * Compiles (or reuses) and runs the guest to its end. Throws
- * {@link ModuleError} when the module cannot run at all; every way a started
- * guest can end is reported in the outcome, never thrown.
+ * {@link ModuleError} when the module cannot run at all (including when
+ * its tables, memory at start and standard input alone exceed the budget);
+ * every way a started guest can end is reported in the outcome, never
+ * thrown.
  */
 export function execute(request: ExecuteRequest): ExecuteOutcome {
-  const module = compile(request);
+  const { module, initialBytes, tableBytes } = compile(request);
+  // Each output stream holds its first step from the start (so a guest
+  // that spent its budget elsewhere can still say so): charged up front.
+  const outputBytes = 2 * initialOutputBytes(request.outputLimit);
+  const fixed = request.stdin.length + tableBytes + outputBytes;
+  if (fixed + initialBytes > request.memoryBytes) {
+    throw new ModuleError(
+      `memory limit: the module's tables (${
+        mib(tableBytes)
+      }), memory at start (${mib(initialBytes)}), standard input (${
+        mib(request.stdin.length)
+      }) and output buffers (${mib(outputBytes)}) need more than the job's ${
+        mib(request.memoryBytes)
+      } budget`,
+    );
+  }
+  const memory = new JobMemory(request.memoryBytes, fixed);
   let fuel: WebAssembly.Global | undefined;
   const env = createWasiEnv({
     argv: [request.programName, ...request.args],
@@ -150,9 +199,12 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     preopens: request.preopens,
     scratch: request.scratch,
     scratchBytes: request.memoryBytes,
-    onOutput: request.onOutput,
+    budget: memory,
+    output: request.output,
     charge: (units) => {
-      if (fuel && units > 0) fuel.value -= BigInt(units);
+      if (!fuel || units <= 0) return;
+      fuel.value -= BigInt(units);
+      if (fuel.value < 0n) throw new FuelExhausted();
     },
   });
   const cpuBefore = process.cpuUsage();
@@ -166,18 +218,32 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     instance = new WebAssembly.Instance(module, {
       wasi_snapshot_preview1: env.imports,
     });
-    fuel = instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined;
-    if (fuel) {
-      // What a start function used counts against the budget.
-      budget = BigInt(request.fuel ?? Number.MAX_SAFE_INTEGER);
-      fuel.value = budget - (FUEL_AT_INSTANTIATION - fuel.value);
-    }
-    exitCode = env.wasi.start(
-      instance as unknown as Parameters<typeof env.wasi.start>[0],
+    const exports = instance.exports;
+    const linear = exports.memory as WebAssembly.Memory;
+    const pages = exports[MEMORY_PAGES_EXPORT] as
+      | WebAssembly.Global
+      | undefined;
+    memory.attach(
+      () => linear.buffer.byteLength,
+      (limit) => {
+        if (pages) pages.value = BigInt(limit);
+      },
     );
+    fuel = exports[FUEL_EXPORT] as WebAssembly.Global | undefined;
+    if (fuel) {
+      budget = BigInt(request.fuel ?? Number.MAX_SAFE_INTEGER);
+      fuel.value = budget;
+    }
+    env.wasi.inst = instance as unknown as typeof env.wasi.inst;
+    // The start function runs here, not at instantiation, so it pays from
+    // the job's budget like the rest of the guest.
+    (exports[START_EXPORT] as (() => void) | undefined)?.();
+    (exports._start as () => void)();
+    exitCode = 0;
   } catch (thrown) {
     if (thrown instanceof WASIProcExit) {
-      exitCode = thrown.code;
+      // preview1 exit codes are u32; the shim hands over an i32.
+      exitCode = thrown.code >>> 0;
     } else {
       status = "trap";
       error = `trap: ${trapMessage(thrown)}`;
@@ -186,22 +252,22 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
   const wallTimeMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
   const exports = instance?.exports ?? {};
-  const memoryPeakBytes =
-    (exports.memory as WebAssembly.Memory | undefined)?.buffer.byteLength ?? 0;
   const fuelLeft = (exports[FUEL_EXPORT] as WebAssembly.Global | undefined)
     ?.value as bigint | undefined;
-  const growFailed =
+  const growRefused =
     (exports[GROW_FAILED_EXPORT] as WebAssembly.Global | undefined)?.value ===
       1;
   const failed = status === "trap" || exitCode !== 0;
-  if (fuelLeft !== undefined && fuelLeft < 0n && status === "trap") {
+  if (fuelLeft !== undefined && fuelLeft < 0n) {
+    // Checks sit at entries and loop headers, so a guest can end between
+    // two of them over its budget: that is a fuel stop too, never `exited`.
     status = "fuel_exhausted";
     error = `fuel exhausted: the guest used its budget of ${budget} fuel`;
-  } else if (growFailed && failed) {
+  } else if (growRefused && failed) {
     status = "memory_limit";
-    error = `memory limit: the guest reached the ${
-      Math.round(request.memoryBytes / MIB)
-    } MiB cap`;
+    error = `memory limit: the guest reached the job's ${
+      mib(request.memoryBytes)
+    } memory budget`;
   }
   return {
     status,
@@ -209,7 +275,7 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     error,
     wallTimeMs,
     cpuTimeMs: (cpu.user + cpu.system) / 1000,
-    memoryPeakBytes,
+    memoryPeakBytes: memory.peak,
     fuelConsumed: fuelLeft === undefined ? null : Number(budget - fuelLeft),
     stdout: env.stdout.bytes(),
     stderr: env.stderr.bytes(),

@@ -3,6 +3,7 @@
  * mode 0600) or an ephemeral key that is never written.
  * @module
  */
+import { atomicWriteFile } from "./atomic_file.ts";
 import {
   fromBase64,
   generateKey,
@@ -22,10 +23,22 @@ export class IdentityError extends Error {
 
 /** Where the identity comes from. */
 export interface IdentityOptions {
-  /** Key file path; created when missing (unless `ephemeral`). */
+  /**
+   * Key file path; created when missing (unless `ephemeral`). Its folder
+   * must exist unless `createFolder` is set: a mistyped `--key` is an
+   * error, not a new identity in a new folder.
+   */
   path: string;
   /** Use a fresh in-memory key and write nothing. */
   ephemeral?: boolean;
+  /** Create the key file's folder when missing (the data directory's key). */
+  createFolder?: boolean;
+}
+
+/** How {@link writeKeyFile} writes. */
+export interface WriteKeyOptions {
+  /** Create the folder when missing (default: it must exist). */
+  createFolder?: boolean;
 }
 
 /** The key file's JSON form. */
@@ -82,16 +95,32 @@ export async function decodeKeyFile(
   return key;
 }
 
-/** Writes a new key file with mode 0600; refuses to overwrite one. */
-export async function writeKeyFile(path: string, key: NodeKey): Promise<void> {
+/**
+ * Writes a new key file with mode 0600, whole or not at all; refuses to
+ * overwrite one, and to create its folder unless asked to.
+ */
+export async function writeKeyFile(
+  path: string,
+  key: NodeKey,
+  options: WriteKeyOptions = {},
+): Promise<void> {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
   try {
-    if (dir) await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    await Deno.writeTextFile(path, encodeKeyFile(key), {
+    if (options.createFolder && dir) {
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    } else if (!(await Deno.stat(dir || "/").catch(() => null))?.isDirectory) {
+      throw new IdentityError(
+        `cannot write key file ${path}: the folder ${
+          dir || "/"
+        } does not exist`,
+      );
+    }
+    await atomicWriteFile(path, encodeKeyFile(key), {
       createNew: true,
       mode: 0o600,
     });
   } catch (error) {
+    if (error instanceof IdentityError) throw error;
     if (error instanceof Deno.errors.AlreadyExists) {
       throw new IdentityError(`key file ${path} already exists`);
     }
@@ -122,7 +151,9 @@ export async function loadIdentity(options: IdentityOptions): Promise<NodeKey> {
     if (error instanceof IdentityError) throw error;
     if (error instanceof Deno.errors.NotFound) {
       const key = await generateKey();
-      await writeKeyFile(options.path, key);
+      await writeKeyFile(options.path, key, {
+        createFolder: options.createFolder,
+      });
       return key;
     }
     throw new IdentityError(

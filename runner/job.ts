@@ -15,13 +15,18 @@ import {
   toBase64,
 } from "../schemas/mod.ts";
 import type { ExecuteOutcome } from "./execute.ts";
+import { checkLink } from "./link.ts";
 import { MeteredModuleCache } from "./metered_cache.ts";
 import type { SandboxPool } from "./sandbox.ts";
 import type { Preopen } from "./wasi_env.ts";
 import { MIB } from "./wasm_binary.ts";
 
-/** Version of this runtime, written into receipts. */
-export const RUNTIME_VERSION = "0.2.0";
+/**
+ * Version of this runtime, written into receipts. 0.3.0: one memory budget
+ * per job (`memory_peak_mb` counts all of it), start functions pay fuel,
+ * and a run that ends over its fuel budget is `fuel_exhausted`.
+ */
+export const RUNTIME_VERSION = "0.3.0";
 
 /** Defaults applied when neither the caller nor a manifest sets a limit. */
 export const DEFAULT_LIMITS = {
@@ -29,15 +34,84 @@ export const DEFAULT_LIMITS = {
   timeoutSeconds: 30,
   outputBytes: 1024 * 1024,
   /**
-   * Fuel per second of `timeout_seconds` when no budget is given: about what
-   * a tight loop burns per second on a 2-core box (typical code burns 5-10x
-   * more), so fuel, not the wall clock, usually stops a runaway guest.
+   * Fuel per second of `timeout_seconds` when no budget is given, so that
+   * the default budget does not stop a job before its wall clock would:
+   * about 5x the fastest burn measured (examples/src/fuel_dense.wat, a loop
+   * of instructions the compiler removes: 2.2e12 fuel/s on the 2-core
+   * reference box; compiled C burns about 1e10/s). `deno task bench`
+   * prints both rates. A hand-made loop with a longer straight-line run
+   * can burn faster still; it then stops with fuel exhausted, as every run
+   * with that budget would.
    */
-  fuelPerSecond: 2_000_000_000,
+  fuelPerSecond: 10_000_000_000_000,
 } as const;
 
 /** The largest fuel budget (fuel is counted exactly in a JSON number). */
 export const MAX_FUEL = Number.MAX_SAFE_INTEGER;
+
+/** A limit's allowed range; `integer` when it must be a whole number. */
+export interface LimitRange {
+  /** Smallest value (exclusive when `aboveMin`). */
+  min: number;
+  /** Largest value. */
+  max: number;
+  /** Whole numbers only. */
+  integer: boolean;
+  /** True when `min` itself is not allowed. */
+  aboveMin?: boolean;
+  /** Unit shown in messages. */
+  unit: string;
+}
+
+/** The ranges runJob accepts (the job manifest schema's, where it has one). */
+export const LIMIT_RANGES: Readonly<
+  Record<keyof AppliedLimitsInput, LimitRange>
+> = {
+  memoryMb: { min: 1, max: 4096, integer: true, unit: "MiB" },
+  timeoutSeconds: {
+    min: 0,
+    max: 86400,
+    integer: false,
+    aboveMin: true,
+    unit: "seconds",
+  },
+  outputBytes: { min: 0, max: 64 * MIB, integer: true, unit: "bytes" },
+  fuel: { min: 1, max: MAX_FUEL, integer: true, unit: "fuel" },
+};
+
+/** The limits a job may set. */
+interface AppliedLimitsInput {
+  memoryMb: number;
+  timeoutSeconds: number;
+  outputBytes: number;
+  fuel: number;
+}
+
+/**
+ * Why `value` is outside the range of limit `name`, as one line, or null
+ * when it is inside.
+ */
+export function limitProblem(
+  name: keyof AppliedLimitsInput,
+  value: unknown,
+): string | null {
+  const range = LIMIT_RANGES[name];
+  const low = range.aboveMin ? `above ${range.min}` : `from ${range.min}`;
+  const wanted = `${
+    range.integer ? "a whole number" : "a number"
+  } ${low} to ${range.max} ${range.unit}`;
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    return `wants ${wanted}, got ${value}`;
+  }
+  if (
+    (range.integer && !Number.isInteger(value)) ||
+    value < range.min || (range.aboveMin && value === range.min) ||
+    value > range.max
+  ) {
+    return `wants ${wanted}, got ${value}`;
+  }
+  return null;
+}
 
 /** True for a usable fuel budget: a whole number from 1 to {@link MAX_FUEL}. */
 export function isFuelBudget(value: unknown): value is number {
@@ -144,20 +218,32 @@ export async function runJob(
       MAX_FUEL,
       Math.ceil(timeoutSeconds * DEFAULT_LIMITS.fuelPerSecond),
     );
-  if (!isFuelBudget(fuel)) {
+  const memoryMb = spec.memoryMb ?? manifest?.memory_mb ??
+    DEFAULT_LIMITS.memoryMb;
+  const outputBytes = spec.outputBytes ?? DEFAULT_LIMITS.outputBytes;
+  const chosen = { memoryMb, timeoutSeconds, outputBytes, fuel };
+  for (const [name, value] of Object.entries(chosen)) {
+    const problem = limitProblem(name as keyof typeof chosen, value);
+    if (problem) throw new JobRefused(`${name} ${problem}`);
+  }
+  if (stdin.length > memoryMb * MIB) {
     throw new JobRefused(
-      `fuel must be a whole number from 1 to ${MAX_FUEL}, got ${fuel}`,
+      `memory limit: ${stdin.length} bytes of standard input do not fit the job's ${memoryMb} MiB memory budget`,
     );
   }
   const limits: AppliedLimits = {
-    memory_mb: spec.memoryMb ?? manifest?.memory_mb ?? DEFAULT_LIMITS.memoryMb,
+    memory_mb: memoryMb,
     timeout_seconds: timeoutSeconds,
     fuel,
-    output_bytes: spec.outputBytes ?? DEFAULT_LIMITS.outputBytes,
+    output_bytes: outputBytes,
   };
+  // Before anything runs or is cached: imports Phase cannot satisfy are
+  // one line, never a signed trap.
+  checkLink(spec.module);
   const metered = await (context.modules ?? sharedModules).metered(
     spec.module,
     moduleHash,
+    context.key.seed,
   );
   const outcome = await context.sandbox.run({
     module: metered.bytes,
@@ -205,17 +291,4 @@ export async function runJob(
     node_peer_id: context.key.peerId,
   }, context.key);
   return { receipt, outcome };
-}
-
-/** Writes a receipt as `<dir>/<job_id>.json` without ever leaving a partial file. */
-export async function logReceipt(
-  dir: string,
-  receipt: Receipt,
-): Promise<string> {
-  await Deno.mkdir(dir, { recursive: true });
-  const path = `${dir}/${receipt.job_id}.json`;
-  const temporary = `${path}.tmp-${randomHex(4)}`;
-  await Deno.writeTextFile(temporary, JSON.stringify(receipt, null, 2) + "\n");
-  await Deno.rename(temporary, path);
-  return path;
 }

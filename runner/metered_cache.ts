@@ -2,10 +2,28 @@
  * Metered modules cached by the original module's sha256, so repeated jobs
  * pay instrumentation once: in memory always, and on disk in a directory
  * when this process may write there (never in Private mode).
+ *
+ * A file on disk is never trusted for what it says: it ends in a custom
+ * section holding an HMAC-SHA256, keyed by the node's secret, over the
+ * original's hash, the metering version and the metered bytes. A file that
+ * was swapped, copied from elsewhere or damaged fails the check and is
+ * rebuilt, so a receipt's `module_hash` always names the code that ran.
  * @module
  */
+import { concatBytes } from "../schemas/mod.ts";
 import { instrumentFuel, METERING_VERSION } from "./metering.ts";
-import { readSections } from "./wasm_binary.ts";
+import { atomicWriteFile, removeStaleTemporaries } from "./atomic_file.ts";
+import {
+  encodeSection,
+  Reader,
+  readSections,
+  SECTION,
+  uleb,
+} from "./wasm_binary.ts";
+
+/** Name of the custom section that authenticates a cached file. */
+const MAC_SECTION = "phase.cache-mac";
+const MAC_BYTES = 32;
 
 /** How to cache metered modules. */
 export interface MeteredModuleCacheOptions {
@@ -60,11 +78,22 @@ export class MeteredModuleCache {
     this.#maxFiles = options.maxFiles ?? 256;
   }
 
+  /** Per-cache secret for files when the caller gives none. */
+  readonly #ownSecret = crypto.getRandomValues(new Uint8Array(32));
+  #swept = false;
+
   /**
    * The metered form of `module`, whose sha256 reference is `moduleHash`
-   * (`sha256:<hex>`). Throws ModuleError for modules that cannot be metered.
+   * (`sha256:<hex>`). `secret` keys the check of files on disk (a node
+   * passes its key's seed, so its files serve its later runs; without one,
+   * files written by this cache serve only this cache). Throws ModuleError
+   * for modules that cannot be metered.
    */
-  async metered(module: Uint8Array, moduleHash: string): Promise<CachedModule> {
+  async metered(
+    module: Uint8Array,
+    moduleHash: string,
+    secret: Uint8Array = this.#ownSecret,
+  ): Promise<CachedModule> {
     const key = `${moduleHash}+fuel${METERING_VERSION}`;
     const hit = this.#entries.get(key);
     if (hit) {
@@ -77,12 +106,20 @@ export class MeteredModuleCache {
       `${this.#dir}/${
         moduleHash.replace("sha256:", "")
       }.fuel${METERING_VERSION}.wasm`;
-    let bytes = path ? await readIfSound(path) : null;
+    const mac = path ? await macKey(secret) : null;
+    if (path && !this.#swept) {
+      this.#swept = true;
+      await removeStaleTemporaries(this.#dir!);
+    }
+    let bytes = path && mac ? await readIfSound(path, mac, key) : null;
     if (bytes) this.stats.diskHits++;
     else {
       bytes = instrumentFuel(module).bytes;
       this.stats.instrumented++;
-      if (path && await writeIfAllowed(this.#dir!, path, bytes)) {
+      if (
+        path && mac &&
+        await writeIfAllowed(this.#dir!, path, await sealed(bytes, mac, key))
+      ) {
         await pruneOldest(this.#dir!, this.#maxFiles);
       }
     }
@@ -102,11 +139,74 @@ export class MeteredModuleCache {
   }
 }
 
-/** A cached file, or null when it is missing or not a whole module. */
-async function readIfSound(path: string): Promise<Uint8Array | null> {
+/** The HMAC key for cache files, derived from a node secret. */
+async function macKey(secret: Uint8Array): Promise<CryptoKey> {
+  const label = new TextEncoder().encode("phase metered-module cache v1\n");
+  const material = new Uint8Array(label.length + secret.length);
+  material.set(label);
+  material.set(secret, label.length);
+  const raw = await crypto.subtle.digest("SHA-256", material);
+  return await crypto.subtle.importKey(
+    "raw",
+    raw,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+}
+
+/** What the MAC covers: the cache key (original hash, version) and bytes. */
+function macInput(key: string, bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const prefix = new TextEncoder().encode(`${key}\n`);
+  const input = new Uint8Array(prefix.length + bytes.length);
+  input.set(prefix);
+  input.set(bytes, prefix.length);
+  return input;
+}
+
+/** The metered bytes followed by their MAC section. */
+async function sealed(
+  bytes: Uint8Array,
+  mac: CryptoKey,
+  key: string,
+): Promise<Uint8Array> {
+  const tag = new Uint8Array(
+    await crypto.subtle.sign("HMAC", mac, macInput(key, bytes)),
+  );
+  const name = new TextEncoder().encode(MAC_SECTION);
+  const section = encodeSection(SECTION.custom, [
+    Uint8Array.from(uleb(name.length)),
+    name,
+    tag,
+  ]);
+  return concatBytes([bytes, ...section]);
+}
+
+/**
+ * A cached file's metered bytes, or null when it is missing, not a whole
+ * module, or its MAC does not check out.
+ */
+async function readIfSound(
+  path: string,
+  mac: CryptoKey,
+  key: string,
+): Promise<Uint8Array | null> {
   try {
-    const bytes = await Deno.readFile(path);
-    readSections(bytes);
+    const file = await Deno.readFile(path);
+    const last = readSections(file).at(-1);
+    if (!last || last.id !== SECTION.custom) return null;
+    const r = new Reader(last.body);
+    if (r.string() !== MAC_SECTION) return null;
+    const tag = last.body.slice(r.offset);
+    if (tag.length !== MAC_BYTES) return null;
+    const bytes = file.subarray(0, file.length - last.raw.length);
+    const valid = await crypto.subtle.verify(
+      "HMAC",
+      mac,
+      tag,
+      macInput(key, bytes),
+    );
+    if (!valid) return null;
     // Mark it used, so pruning removes the least recently used files.
     await Deno.utime(path, new Date(), new Date()).catch(() => {});
     return bytes;
@@ -115,10 +215,7 @@ async function readIfSound(path: string): Promise<Uint8Array | null> {
   }
 }
 
-/**
- * Writes atomically (temporary file + rename); false when skipped for want
- * of permission or failed.
- */
+/** Writes atomically; false when skipped for want of permission or failed. */
 async function writeIfAllowed(
   dir: string,
   path: string,
@@ -126,15 +223,12 @@ async function writeIfAllowed(
 ): Promise<boolean> {
   const state = Deno.permissions.querySync({ name: "write", path: dir }).state;
   if (state !== "granted") return false;
-  const temporary = `${path}.tmp-${crypto.randomUUID()}`;
   try {
     await Deno.mkdir(dir, { recursive: true });
-    await Deno.writeFile(temporary, bytes);
-    await Deno.rename(temporary, path);
+    await atomicWriteFile(path, bytes);
     return true;
   } catch {
     // A cache that cannot be written only costs the next run a rebuild.
-    await Deno.remove(temporary).catch(() => {});
     return false;
   }
 }

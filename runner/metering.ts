@@ -7,8 +7,12 @@
  * trap inside the same process. Bulk memory instructions (`memory.fill`,
  * `memory.copy`, `memory.init`) also take one fuel per
  * {@link BULK_BYTES_PER_FUEL} bytes they touch, so fuel bounds their work
- * too. Failed `memory.grow` calls are recorded, so a memory-limit stop is
- * known rather than guessed.
+ * too. `memory.grow` asks a host-set page limit first (the job's one memory
+ * budget, shared with what the host holds for the guest), and a refusal is
+ * recorded, so a memory-limit stop is known rather than guessed. A start
+ * function no longer runs at instantiation: it is exported as
+ * {@link START_EXPORT} and the host calls it with the job's budget set, so
+ * it pays from the same fuel as `_start`.
  *
  * The counts depend only on the instructions executed, so the fuel a run
  * consumes is the same on every run, process and machine.
@@ -19,31 +23,48 @@ import {
   encodeSection,
   IMPORT_KIND,
   ModuleError,
+  pushAll,
   Reader,
+  readFuncTypes,
   readImport,
   readSections,
+  readValueType,
   SECTION,
   sleb,
   uleb,
+  unsupportedProposal,
 } from "./wasm_binary.ts";
 
 /** Export name of the i64 fuel counter (fuel left; below 0 once spent). */
 export const FUEL_EXPORT = "__phase_fuel";
-/** Export name of the i32 set to 1 when a `memory.grow` failed. */
+/**
+ * Export name of the i32 set to 1 when `memory.grow` was refused by the
+ * job's budget (and would have fitted the module's own maximum).
+ */
 export const GROW_FAILED_EXPORT = "__phase_grow_failed";
+/**
+ * Export name of the i64 page limit `memory.grow` checks: the host lowers
+ * it as it takes budget for the guest (scratch files, captured output).
+ */
+export const MEMORY_PAGES_EXPORT = "__phase_memory_pages";
+/** Export name of the module's start function, run by the host. */
+export const START_EXPORT = "__phase_start";
+/** Every export name the instrumentation adds starts with this. */
+const RESERVED_PREFIX = "__phase_";
+/** Largest number of pages a 32-bit memory can have. */
+const MAX_PAGES = 65536;
 /**
  * Version of the instrumentation; part of every cache key so that a change
  * here never meets modules instrumented by an older build.
  */
-export const METERING_VERSION = 2;
+export const METERING_VERSION = 3;
 /** Bytes of a bulk memory instruction that cost one fuel. */
 export const BULK_BYTES_PER_FUEL = 64;
 /** 0xFC sub-opcodes of memory.init, memory.copy and memory.fill. */
 const BULK_MEMORY = new Set([8, 10, 11]);
 /**
- * The fuel counter's value at instantiation: large enough that a start
- * function runs to its end; the host then charges what it used against the
- * job's budget and sets the real budget before `_start`.
+ * The fuel counter's value at instantiation; the host sets the job's budget
+ * before it calls any guest code.
  */
 export const FUEL_AT_INSTANTIATION = 2n ** 62n;
 
@@ -58,26 +79,40 @@ const OP = {
   globalSet: 0x24,
   i32Const: 0x41,
   i64Const: 0x42,
-  i32Eq: 0x46,
   i64LtS: 0x53,
+  i64GtU: 0x56,
+  i64LeU: 0x58,
+  i64Add: 0x7c,
   i64Sub: 0x7d,
   i64ShrU: 0x88,
   i64ExtendI32U: 0xad,
   miscPrefix: 0xfc,
+  memorySize: 0x3f,
   memoryGrow: 0x40,
   emptyBlock: 0x40,
+  i32Result: 0x7f,
 } as const;
 
-/** Opcodes of the exception-handling proposals, which are refused. */
-const EXCEPTION_OPCODES = new Set([
-  0x06,
-  0x07,
-  0x08,
-  0x09,
-  0x0a,
-  0x18,
-  0x19,
-  0x1f,
+/**
+ * Opcodes of proposals the instrumenter does not meter, by the proposal's
+ * name (V8 accepts them, so they must be refused here by name).
+ */
+const UNMETERED_OPCODES = new Map<number, string>([
+  [0x06, "exception handling"],
+  [0x07, "exception handling"],
+  [0x08, "exception handling"],
+  [0x09, "exception handling"],
+  [0x0a, "exception handling"],
+  [0x18, "exception handling"],
+  [0x19, "exception handling"],
+  [0x1f, "exception handling"],
+  [0x14, "typed function references"],
+  [0x15, "typed function references"],
+  [0xd3, "garbage collection (GC)"],
+  [0xd4, "typed function references"],
+  [0xd5, "typed function references"],
+  [0xd6, "typed function references"],
+  [0xfb, "garbage collection (GC)"],
 ]);
 
 /** Globals the instrumentation adds. */
@@ -85,6 +120,9 @@ interface MeterGlobals {
   fuel: number;
   scratchI32: number;
   growFailed: number;
+  memoryPages: number;
+  /** The module's own maximum in pages (a constant in the grow check). */
+  declaredMaxPages: number;
 }
 
 /** A module after {@link instrumentFuel}. */
@@ -99,12 +137,9 @@ export interface MeteredModule {
 
 function blockType(r: Reader): void {
   const b = r.bytes[r.offset];
-  if (b === 0x63 || b === 0x64) {
-    throw new ModuleError("typed function references (GC) are not supported");
-  }
-  // Empty and value types are single bytes 0x40..0x7f; type indices are s33.
-  if ((b & 0xc0) === 0x40) r.offset++;
-  else r.skipLeb();
+  if (b === OP.emptyBlock) r.offset++;
+  else if ((b & 0xc0) === 0x40) readValueType(r);
+  else r.skipLeb(); // a type index (s33)
 }
 
 function memarg(r: Reader): void {
@@ -189,7 +224,7 @@ function immediates(r: Reader, op: number): void {
       r.u32();
       return;
     case 0x1c: // select with types
-      r.skip(r.u32());
+      for (let n = r.u32(); n > 0; n--) readValueType(r);
       return;
     case 0x41: // i32.const
     case 0x42: // i64.const
@@ -198,8 +233,13 @@ function immediates(r: Reader, op: number): void {
       return r.skip(4);
     case 0x44: // f64.const
       return r.skip(8);
-    case 0xd0: // ref.null
-      return r.skipLeb();
+    case 0xd0: { // ref.null
+      const heapType = r.byte();
+      if (heapType !== 0x70 && heapType !== 0x6f) {
+        throw unsupportedProposal("garbage collection (GC) heap types");
+      }
+      return;
+    }
     case 0xfc:
       return miscImmediates(r);
     case 0xfd:
@@ -207,9 +247,8 @@ function immediates(r: Reader, op: number): void {
     case 0xfe:
       return atomicImmediates(r);
   }
-  if (EXCEPTION_OPCODES.has(op)) {
-    throw new ModuleError("exception handling instructions are not supported");
-  }
+  const proposal = UNMETERED_OPCODES.get(op);
+  if (proposal) throw unsupportedProposal(proposal);
   throw new ModuleError(
     `not a valid WebAssembly module: unknown opcode 0x${op.toString(16)}`,
   );
@@ -218,27 +257,11 @@ function immediates(r: Reader, op: number): void {
 /** The code that takes `cost` fuel, and with `check` traps once it is spent. */
 function chargeCode(g: MeterGlobals, cost: number, check: boolean): Uint8Array {
   const fuel = uleb(g.fuel);
-  const code = [
-    OP.globalGet,
-    ...fuel,
-    OP.i64Const,
-    ...sleb(cost),
-    OP.i64Sub,
-    OP.globalSet,
-    ...fuel,
-  ];
+  const code = [OP.globalGet, ...fuel, OP.i64Const, ...sleb(cost)];
+  pushAll(code, [OP.i64Sub, OP.globalSet, ...fuel]);
   if (check) {
-    code.push(
-      OP.globalGet,
-      ...fuel,
-      OP.i64Const,
-      0,
-      OP.i64LtS,
-      OP.if,
-      OP.emptyBlock,
-      OP.unreachable,
-      OP.end,
-    );
+    pushAll(code, [OP.globalGet, ...fuel, OP.i64Const, 0, OP.i64LtS]);
+    pushAll(code, [OP.if, OP.emptyBlock, OP.unreachable, OP.end]);
   }
   return Uint8Array.from(code);
 }
@@ -259,28 +282,32 @@ class ChargeCodes {
   }
 }
 
-/** After `memory.grow`: keeps its result and records a failure (-1). */
-function growCheckCode(g: MeterGlobals): Uint8Array {
-  const result = uleb(g.scratchI32);
-  const failed = uleb(g.growFailed);
-  return Uint8Array.of(
-    OP.globalSet,
-    ...result,
+/**
+ * In place of `memory.grow` (its page count on top of the stack): grows only
+ * when the result stays within the host-set page limit, else answers -1 like
+ * a failed grow and, when the module's own maximum would have allowed it,
+ * records that the job's budget refused.
+ */
+function growCode(g: MeterGlobals): Uint8Array {
+  const delta = uleb(g.scratchI32);
+  // memory.size + delta as an i64 (no i32 overflow for any delta)
+  const wanted = [
+    OP.memorySize,
+    0,
+    OP.i64ExtendI32U,
     OP.globalGet,
-    ...result,
-    OP.globalGet,
-    ...result,
-    OP.i32Const,
-    0x7f, // -1
-    OP.i32Eq,
-    OP.if,
-    OP.emptyBlock,
-    OP.i32Const,
-    1,
-    OP.globalSet,
-    ...failed,
-    OP.end,
-  );
+    ...delta,
+    OP.i64ExtendI32U,
+    OP.i64Add,
+  ];
+  const code = [OP.globalSet, ...delta, ...wanted];
+  pushAll(code, [OP.globalGet, ...uleb(g.memoryPages), OP.i64GtU]);
+  pushAll(code, [OP.if, OP.i32Result, ...wanted]);
+  pushAll(code, [OP.i64Const, ...sleb(g.declaredMaxPages), OP.i64LeU]);
+  pushAll(code, [OP.if, OP.emptyBlock, OP.i32Const, 1, OP.globalSet]);
+  pushAll(code, [...uleb(g.growFailed), OP.end, OP.i32Const, 0x7f]); // -1
+  pushAll(code, [OP.else, OP.globalGet, ...delta, OP.memoryGrow, 0, OP.end]);
+  return Uint8Array.from(code);
 }
 
 /**
@@ -313,14 +340,14 @@ function bulkChargeCode(g: MeterGlobals): Uint8Array {
 function meterBody(
   body: Uint8Array,
   charges: ChargeCodes,
-  extra: { growCheck: Uint8Array; bulkCharge: Uint8Array },
+  extra: { grow: Uint8Array; bulkCharge: Uint8Array },
   out: Uint8Array[],
 ): number {
   const r = new Reader(body);
   const groups = r.u32();
   for (let i = 0; i < groups; i++) {
     r.u32();
-    r.byte();
+    readValueType(r);
   }
   out.push(body.subarray(0, r.offset));
   let pending: Uint8Array[] = [];
@@ -334,7 +361,8 @@ function meterBody(
       out.push(charges.get(cost, check));
       inserted++;
     }
-    out.push(...pending, body.subarray(segmentStart, r.offset));
+    pushAll(out, pending);
+    out.push(body.subarray(segmentStart, r.offset));
     pending = [];
     segmentStart = r.offset;
     cost = 0;
@@ -374,11 +402,17 @@ function meterBody(
         depth--;
         endSegment(false);
         break;
-      case OP.memoryGrow:
-        r.u32();
-        pending.push(body.subarray(segmentStart, r.offset), extra.growCheck);
+      case OP.memoryGrow: {
+        const start = r.offset - 1;
+        if (r.u32() !== 0) {
+          throw new ModuleError(
+            "the module uses multi-memory, which Phase does not support",
+          );
+        }
+        pending.push(body.subarray(segmentStart, start), extra.grow);
         segmentStart = r.offset;
         break;
+      }
       case OP.miscPrefix: {
         const start = r.offset - 1;
         if (BULK_MEMORY.has(r.u32())) {
@@ -420,9 +454,12 @@ function appendToVector(
   ];
 }
 
-function exportEntry(name: string, globalIndex: number): number[] {
+/** Export kinds used by the instrumentation. */
+const EXPORT_KIND = { function: 0x00, global: 0x03 } as const;
+
+function exportEntry(name: string, kind: number, index: number): number[] {
   const bytes = new TextEncoder().encode(name);
-  return [...uleb(bytes.length), ...bytes, 0x03, ...uleb(globalIndex)];
+  return [...uleb(bytes.length), ...bytes, kind, ...uleb(index)];
 }
 
 /** Sections that must come after the global section (in binary order). */
@@ -435,43 +472,77 @@ const AFTER_GLOBALS = new Set<number>([
   SECTION.data,
 ]);
 
+/** The module's own memory maximum in pages (the 32-bit limit if none). */
+function declaredMaxPages(
+  imports: Uint8Array | null,
+  memories: Uint8Array | null,
+): number {
+  if (imports) {
+    const r = new Reader(imports);
+    for (let count = r.u32(); count > 0; count--) {
+      const entry = readImport(r);
+      if (entry.memory) return Number(entry.memory.max ?? BigInt(MAX_PAGES));
+    }
+  }
+  if (memories) {
+    const r = new Reader(memories);
+    if (r.u32() > 0) {
+      const flags = r.byte();
+      r.uleb();
+      if (flags & 0x01) return Number(r.uleb());
+    }
+  }
+  return MAX_PAGES;
+}
+
 /**
- * Returns the module with fuel metering and `memory.grow` tracking
- * injected, exporting {@link FUEL_EXPORT} and {@link GROW_FAILED_EXPORT}.
- * Throws {@link ModuleError} for modules it cannot instrument.
+ * Returns the module with fuel metering and budget-checked `memory.grow`
+ * injected, exporting {@link FUEL_EXPORT}, {@link GROW_FAILED_EXPORT},
+ * {@link MEMORY_PAGES_EXPORT} and, when the module has a start function,
+ * {@link START_EXPORT} (its start section is removed). Throws
+ * {@link ModuleError} for modules it cannot instrument.
  */
 export function instrumentFuel(module: Uint8Array): MeteredModule {
   const sections = readSections(module);
-  const imports = sections.find((s) => s.id === SECTION.import);
-  const globals = sections.find((s) => s.id === SECTION.global);
-  const exports = sections.find((s) => s.id === SECTION.export);
+  const find = (id: number) => sections.find((s) => s.id === id) ?? null;
+  const imports = find(SECTION.import);
+  const globals = find(SECTION.global);
+  const exports = find(SECTION.export);
+  const types = find(SECTION.type);
+  if (types) readFuncTypes(types.body);
+  if (find(SECTION.tag)) throw unsupportedProposal("exception handling");
   if (!exports) {
     throw new ModuleError("the module exports nothing (not a WASI command)");
   }
+  const start = find(SECTION.start);
   const first = (imports ? countImportedGlobals(imports.body) : 0) +
     (globals ? new Reader(globals.body).u32() : 0);
   const g: MeterGlobals = {
     fuel: first,
     scratchI32: first + 1,
     growFailed: first + 2,
+    memoryPages: first + 3,
+    declaredMaxPages: declaredMaxPages(
+      imports?.body ?? null,
+      find(SECTION.memory)?.body ?? null,
+    ),
   };
   const newGlobals = [
     [0x7e, 1, OP.i64Const, ...sleb(FUEL_AT_INSTANTIATION), OP.end],
     [0x7f, 1, OP.i32Const, 0, OP.end],
     [0x7f, 1, OP.i32Const, 0, OP.end],
+    [0x7e, 1, OP.i64Const, ...sleb(MAX_PAGES), OP.end],
   ];
-  const extra = {
-    growCheck: growCheckCode(g),
-    bulkCharge: bulkChargeCode(g),
-  };
+  const extra = { grow: growCode(g), bulkCharge: bulkChargeCode(g) };
   const charges = new ChargeCodes(g);
   const parts: Uint8Array[] = [];
   let globalsWritten = false;
   let functions = 0;
   let chargePoints = 0;
   const writeGlobals = () => {
-    parts.push(
-      ...encodeSection(
+    pushAll(
+      parts,
+      encodeSection(
         SECTION.global,
         appendToVector(globals?.body ?? null, newGlobals),
       ),
@@ -484,20 +555,28 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
       case SECTION.global: // before every section in AFTER_GLOBALS
         writeGlobals();
         break;
+      case SECTION.start: // exported below; the host calls it
+        break;
       case SECTION.export: {
         const names = new TextDecoder().decode(section.body);
-        if (names.includes(FUEL_EXPORT) || names.includes(GROW_FAILED_EXPORT)) {
+        if (names.includes(RESERVED_PREFIX)) {
           throw new ModuleError(
-            "the module already exports Phase's metering names",
+            `the module exports a name starting with ${RESERVED_PREFIX}, which Phase's metering uses`,
           );
         }
-        parts.push(...encodeSection(
-          SECTION.export,
-          appendToVector(section.body, [
-            exportEntry(FUEL_EXPORT, g.fuel),
-            exportEntry(GROW_FAILED_EXPORT, g.growFailed),
-          ]),
-        ));
+        const added = [
+          exportEntry(FUEL_EXPORT, EXPORT_KIND.global, g.fuel),
+          exportEntry(GROW_FAILED_EXPORT, EXPORT_KIND.global, g.growFailed),
+          exportEntry(MEMORY_PAGES_EXPORT, EXPORT_KIND.global, g.memoryPages),
+        ];
+        if (start) {
+          const index = new Reader(start.body).u32();
+          added.push(exportEntry(START_EXPORT, EXPORT_KIND.function, index));
+        }
+        pushAll(
+          parts,
+          encodeSection(SECTION.export, appendToVector(section.body, added)),
+        );
         break;
       }
       case SECTION.code: {
@@ -506,20 +585,21 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
         const body: Uint8Array[] = [Uint8Array.from(uleb(count))];
         for (let i = 0; i < count; i++) {
           const size = r.u32();
-          const start = r.offset;
+          const begin = r.offset;
           r.skip(size);
           const pieces: Uint8Array[] = [];
           chargePoints += meterBody(
-            section.body.subarray(start, r.offset),
+            section.body.subarray(begin, r.offset),
             charges,
             extra,
             pieces,
           );
           const length = pieces.reduce((n, p) => n + p.length, 0);
-          body.push(Uint8Array.from(uleb(length)), ...pieces);
+          body.push(Uint8Array.from(uleb(length)));
+          pushAll(body, pieces);
         }
         functions = count;
-        parts.push(...encodeSection(SECTION.code, body));
+        pushAll(parts, encodeSection(SECTION.code, body));
         break;
       }
       default:

@@ -1,14 +1,28 @@
 /**
  * Phase runner: runs WASI preview1 modules in permission-less sandbox
- * processes with memory, output and wall-clock limits, and signs receipts.
+ * processes with one memory budget, fuel, output and wall-clock limits per
+ * job, and signs receipts.
  * @module
  */
-export { capMemory, MIB, ModuleError } from "./wasm_binary.ts";
+export {
+  capMemory,
+  MIB,
+  ModuleError,
+  TABLE_ENTRY_BYTES,
+} from "./wasm_binary.ts";
+export { checkLink, WASI_PREVIEW1 } from "./link.ts";
+export {
+  atomicWriteFile,
+  type AtomicWriteOptions,
+  removeStaleTemporaries,
+  STALE_TEMPORARY_MS,
+} from "./atomic_file.ts";
 export {
   FUEL_EXPORT,
   instrumentFuel,
   type MeteredModule,
   METERING_VERSION,
+  START_EXPORT,
 } from "./metering.ts";
 export {
   type CachedModule,
@@ -19,9 +33,12 @@ export {
 export type { Preopen, StreamName } from "./wasi_env.ts";
 export type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 export {
+  assertFlagSafePath,
   defaultSandboxCommand,
   JobCancelled,
+  MAX_TIMEOUT_MS,
   QueueFullError,
+  SANDBOX_OVERHEAD_MIB,
   SandboxError,
   type SandboxJob,
   type SandboxOptions,
@@ -42,7 +59,9 @@ export {
   JobRefused,
   type JobResult,
   type JobSpec,
-  logReceipt,
+  LIMIT_RANGES,
+  limitProblem,
+  type LimitRange,
   MAX_FUEL,
   runJob,
   RUNTIME_VERSION,

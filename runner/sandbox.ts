@@ -1,14 +1,17 @@
 /**
  * Sandboxed execution: guests run in separate Deno processes that hold no
  * write, net, env, run, ffi or sys permission (read only for a job's
- * preopened directories). A pool keeps warm processes for back-to-back jobs;
- * a guest that overruns its wall-clock limit is stopped by killing its
- * process, which frees its CPU at once, and the pool starts a replacement.
+ * preopened directories and the sandbox's own code). A pool keeps warm
+ * processes for back-to-back jobs; a guest that overruns its wall-clock
+ * limit ends its process (the sandbox enforces the limit itself and answers
+ * with the output kept so far; the pool kills it a second later if it has
+ * not), which frees its CPU at once, and the pool starts a replacement.
+ * A sandbox process ends by itself as soon as its parent is gone, whatever
+ * its guest is doing (runner/sandbox_worker.ts).
  * @module
  */
-import { concatBytes } from "../schemas/mod.ts";
 import type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
-import { encodeFrame, type Frame, readFrames } from "./frames.ts";
+import { type Frame, frameParts, readFrames } from "./frames.ts";
 import { FORBIDDEN_PERMISSIONS } from "./sandbox_worker.ts";
 import type { Preopen } from "./wasi_env.ts";
 import { ModuleError } from "./wasm_binary.ts";
@@ -17,7 +20,7 @@ import { ModuleError } from "./wasm_binary.ts";
  * A job for the sandbox: what the guest runs with, plus its wall-clock limit.
  * Jobs with preopened directories get a process of their own.
  */
-export type SandboxJob = Omit<ExecuteRequest, "onOutput" | "preopens"> & {
+export type SandboxJob = Omit<ExecuteRequest, "output" | "preopens"> & {
   /** Wall-clock limit in milliseconds. */
   timeoutMs: number;
   /** Read-only host directories. */
@@ -69,28 +72,67 @@ export interface SandboxOptions {
   command?: (readDirs: string[]) => { program: string; args: string[] };
 }
 
+/**
+ * Characters Deno's permission flag grammar gives a meaning to (`,` splits
+ * a list; NUL and line breaks have no place in a path either): a path that
+ * holds one is refused, never passed into a flag.
+ */
+const FLAG_SPECIAL = /[,\0\n\r]/;
+
+/** Refuses paths that could change the meaning of a permission flag. */
+export function assertFlagSafePath(path: string): void {
+  if (path === "" || FLAG_SPECIAL.test(path)) {
+    throw new SandboxError(
+      `the path ${
+        JSON.stringify(path)
+      } cannot be given to a sandbox: it is empty or holds a comma or line break`,
+    );
+  }
+}
+
 /** The default command: this Deno binary running sandbox_worker.ts. */
 export function defaultSandboxCommand(
   readDirs: string[],
 ): { program: string; args: string[] } {
   // From source, the worker is this folder's sandbox_worker.ts and needs the
   // project's import map; bundled (boot/), it is sandbox_worker.js beside
-  // the bundle and self-contained.
+  // the bundle and self-contained. Its guest thread loads the same code
+  // again, so the process may read that code (and nothing else of ours).
   const fromSource = import.meta.url.endsWith(".ts");
   const worker = new URL(
     fromSource ? "./sandbox_worker.ts" : "./sandbox_worker.js",
     import.meta.url,
   );
+  const code = fromSource
+    ? new URL(".", import.meta.url).pathname.replace(/\/$/, "")
+    : worker.pathname;
+  const readable = [code, ...readDirs];
+  for (const path of readable) assertFlagSafePath(path);
   const args = ["run", "--no-prompt", "--quiet"];
   if (fromSource) {
     args.push(`--config=${new URL("../deno.json", import.meta.url).pathname}`);
   }
-  if (readDirs.length > 0) {
-    args.push(`--allow-read=${readDirs.join(",")}`);
-  }
+  args.push(`--allow-read=${readable.join(",")}`);
   args.push(worker.href);
   return { program: denoProgram(), args };
 }
+
+/**
+ * Memory a sandbox process may hold beyond its job's memory budget: its own
+ * footprint (two V8 isolates, about 60-64 MiB idle), compiled code for
+ * small modules, and garbage not yet collected. tests/containment_test.ts
+ * measures each hostile module's peak against budget + this.
+ */
+export const SANDBOX_OVERHEAD_MIB = 96;
+
+/**
+ * How long after a job's wall-clock limit the pool kills a sandbox that has
+ * not answered (the sandbox stops the guest itself at the limit).
+ */
+const KILL_GRACE_MS = 1000;
+
+/** Longest wall-clock limit a timer can hold (2^31 - 1 ms, less the grace). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1 - KILL_GRACE_MS;
 
 /**
  * This Deno binary, as a path the run permission allows: the real path when
@@ -190,24 +232,18 @@ class SandboxProcess {
   /** Runs one job; resolves with its outcome, never with a thrown trap. */
   async run(job: SandboxJob): Promise<ExecuteOutcome> {
     const id = this.#nextId++;
-    const stdout: Uint8Array[] = [];
-    const stderr: Uint8Array[] = [];
     const started = performance.now();
     const done = Promise.withResolvers<ExecuteOutcome>();
     this.#listener = ({ header, blobs }) => {
       if (header.id !== id) return;
-      if (header.type === "output") {
-        (header.stream === "stdout" ? stdout : stderr).push(blobs[0]);
-      } else if (header.type === "result") {
+      if (header.type === "result") {
         const outcome = header.outcome as Omit<
           ExecuteOutcome,
           "stdout" | "stderr"
         >;
-        done.resolve({
-          ...outcome,
-          stdout: concatBytes(stdout),
-          stderr: concatBytes(stderr),
-        });
+        // A sandbox that stopped its guest at the wall clock is ending.
+        if (outcome.status === "timeout") this.kill();
+        done.resolve({ ...outcome, stdout: blobs[0], stderr: blobs[1] });
       } else if (header.type === "error") {
         const message = header.message as string;
         done.reject(
@@ -217,7 +253,7 @@ class SandboxProcess {
         );
       }
     };
-    const partial = (
+    const lost = (
       status: ExecuteOutcome["status"],
       error: string,
     ): ExecuteOutcome => ({
@@ -228,14 +264,14 @@ class SandboxProcess {
       cpuTimeMs: 0,
       memoryPeakBytes: 0,
       fuelConsumed: null,
-      stdout: concatBytes(stdout),
-      stderr: concatBytes(stderr),
+      stdout: new Uint8Array(),
+      stderr: new Uint8Array(),
       stdoutTruncated: false,
       stderrTruncated: false,
     });
     this.#onExit = () =>
       done.resolve(
-        partial("trap", `trap: sandbox process died (${this.lastError()})`),
+        lost("trap", `trap: sandbox process died (${this.lastError()})`),
       );
     const cancel = () => {
       this.kill();
@@ -245,14 +281,16 @@ class SandboxProcess {
     const timer = setTimeout(() => {
       this.kill();
       done.resolve(
-        partial(
+        lost(
           "timeout",
-          `timeout: the guest ran longer than ${job.timeoutMs / 1000} s`,
+          `timeout: the guest ran longer than ${
+            job.timeoutMs / 1000
+          } s (its sandbox did not answer)`,
         ),
       );
-    }, job.timeoutMs);
+    }, job.timeoutMs + KILL_GRACE_MS);
     try {
-      await this.#writer.write(encodeFrame({
+      const parts = frameParts({
         type: "job",
         id,
         module_key: job.moduleKey,
@@ -262,10 +300,16 @@ class SandboxProcess {
         env: job.env,
         memory_bytes: job.memoryBytes,
         output_limit: job.outputLimit,
+        timeout_ms: job.timeoutMs,
         preopens: job.preopens ?? [],
         scratch: job.scratch,
-      }, [job.module, job.stdin]));
+      }, [job.module, job.stdin]);
+      for (const part of parts) await this.#writer.write(part);
       return await done.promise;
+    } catch (error) {
+      // Writing fails once the process is gone; its exit says why.
+      if (this.dead) return await done.promise;
+      throw error;
     } finally {
       clearTimeout(timer);
       job.signal?.removeEventListener("abort", cancel);
@@ -354,6 +398,11 @@ export class SandboxPool {
   async run(job: SandboxJob): Promise<ExecuteOutcome> {
     if (this.#closed) throw new SandboxError("the sandbox pool is closed");
     if (job.signal?.aborted) throw new JobCancelled();
+    if (!(job.timeoutMs > 0 && job.timeoutMs <= MAX_TIMEOUT_MS)) {
+      throw new SandboxError(
+        `the wall-clock limit must be above 0 and at most ${MAX_TIMEOUT_MS} ms, got ${job.timeoutMs}`,
+      );
+    }
     if (job.preopens && job.preopens.length > 0) {
       const own = this.#spawn(job.preopens.map((p) => p.host));
       try {

@@ -1,14 +1,27 @@
 /**
  * Entrypoint of a sandbox process: the only code that executes guests. It is
  * started by runner/sandbox.ts with no permissions except read access to the
- * job's preopened directories, reports its permissions, then runs the jobs it
- * is sent, one at a time, streaming output as the guest writes it.
+ * job's preopened directories and to this code, reports its permissions,
+ * then runs the jobs it is sent, one at a time.
+ *
+ * The process has two threads. The guest runs on a worker thread (this same
+ * file, started as a Worker), so the main thread stays free while a guest
+ * spins or sleeps in a host call: it ends the process the moment its
+ * standard input closes — which happens however the parent dies, SIGKILL
+ * included, since only the parent holds the pipe's other end — and it
+ * enforces the job's wall clock, answering with the output kept so far
+ * (shared with the guest thread) before it exits.
  * @module
  */
-import { execute } from "./execute.ts";
-import { encodeFrame, readFrames } from "./frames.ts";
+import {
+  execute,
+  type ExecuteOutcome,
+  type ExecuteRequest,
+} from "./execute.ts";
+import { type Frame, frameParts, readFrames } from "./frames.ts";
+import { createSharedOutput, readOutput } from "./shared_output.ts";
+import type { StreamName } from "./wasi_env.ts";
 import { ModuleError } from "./wasm_binary.ts";
-import type { Preopen } from "./wasi_env.ts";
 
 /** Permissions that a sandbox process must not hold. */
 export const FORBIDDEN_PERMISSIONS = [
@@ -20,11 +33,17 @@ export const FORBIDDEN_PERMISSIONS = [
   "sys",
 ] as const;
 
+/** What the guest thread answers for one job. */
+type GuestReply =
+  | { type: "result"; outcome: Omit<ExecuteOutcome, "stdout" | "stderr"> }
+  | { type: "error"; message: string; moduleError: boolean };
+
 function send(header: Record<string, unknown>, blobs: Uint8Array[] = []) {
-  const bytes = encodeFrame(header, blobs);
-  let written = 0;
-  while (written < bytes.length) {
-    written += Deno.stdout.writeSync(bytes.subarray(written));
+  for (const part of frameParts(header, blobs)) {
+    let written = 0;
+    while (written < part.length) {
+      written += Deno.stdout.writeSync(part.subarray(written));
+    }
   }
 }
 
@@ -37,40 +56,126 @@ function permissionStates(): Record<string, string> {
   );
 }
 
-async function serve(): Promise<void> {
-  send({ type: "ready", permissions: permissionStates() });
-  for await (const { header, blobs } of readFrames(Deno.stdin.readable)) {
-    const id = header.id;
+/** The guest thread: runs each request it is posted and posts the outcome. */
+function guestThread(): void {
+  const port = self as unknown as Worker;
+  port.onmessage = (event: MessageEvent<ExecuteRequest>) => {
+    let reply: GuestReply;
     try {
-      const outcome = execute({
-        module: blobs[0],
-        stdin: blobs[1],
-        moduleKey: header.module_key as string,
-        fuel: header.fuel as number | undefined,
-        programName: header.program_name as string,
-        args: header.args as string[],
-        env: header.env as Record<string, string>,
-        memoryBytes: header.memory_bytes as number,
-        outputLimit: header.output_limit as number,
-        preopens: header.preopens as Preopen[],
-        scratch: header.scratch as string | undefined,
-        onOutput: (stream, chunk) =>
-          send({ type: "output", id, stream }, [chunk]),
-      });
-      const { stdout: _o, stderr: _e, ...rest } = outcome;
-      send({ type: "result", id, outcome: rest });
+      const { stdout: _o, stderr: _e, ...outcome } = execute(event.data);
+      reply = { type: "result", outcome };
     } catch (error) {
-      const message = error instanceof ModuleError
-        ? error.message
-        : `sandbox error: ${(error as Error)?.message ?? error}`;
+      reply = {
+        type: "error",
+        message: error instanceof ModuleError
+          ? error.message
+          : `sandbox error: ${(error as Error)?.message ?? error}`,
+        moduleError: error instanceof ModuleError,
+      };
+    }
+    port.postMessage(reply);
+  };
+  port.postMessage({ type: "loaded" });
+}
+
+/** Runs one job frame on the guest thread, with the wall clock here. */
+function runJob(guest: Worker, { header, blobs }: Frame): Promise<void> {
+  const id = header.id;
+  const outputLimit = header.output_limit as number;
+  const output: Record<StreamName, ReturnType<typeof createSharedOutput>> = {
+    stdout: createSharedOutput(outputLimit),
+    stderr: createSharedOutput(outputLimit),
+  };
+  const finish = (outcome: Omit<ExecuteOutcome, "stdout" | "stderr">) => {
+    const stdout = readOutput(output.stdout);
+    const stderr = readOutput(output.stderr);
+    send({
+      type: "result",
+      id,
+      outcome: {
+        ...outcome,
+        stdoutTruncated: stdout.truncated,
+        stderrTruncated: stderr.truncated,
+      },
+    }, [stdout.bytes, stderr.bytes]);
+  };
+  const done = Promise.withResolvers<void>();
+  const started = performance.now();
+  const timeoutMs = header.timeout_ms as number;
+  const timer = setTimeout(() => {
+    finish({
+      status: "timeout",
+      exitCode: null,
+      error: `timeout: the guest ran longer than ${timeoutMs / 1000} s`,
+      wallTimeMs: performance.now() - started,
+      cpuTimeMs: 0,
+      memoryPeakBytes: 0,
+      fuelConsumed: null,
+      stdoutTruncated: false,
+      stderrTruncated: false,
+    });
+    // The guest thread cannot be stopped from here; ending the process
+    // frees its CPU and memory at once, and the pool starts a new one.
+    Deno.exit(0);
+  }, timeoutMs);
+  guest.onmessage = ({ data }: MessageEvent<GuestReply>) => {
+    clearTimeout(timer);
+    if (data.type === "result") finish(data.outcome);
+    else {
       send({
         type: "error",
         id,
-        message,
-        module_error: error instanceof ModuleError,
+        message: data.message,
+        module_error: data.moduleError,
       });
     }
-  }
+    done.resolve();
+  };
+  const [module, stdin] = blobs;
+  const request: ExecuteRequest = {
+    module,
+    stdin,
+    moduleKey: header.module_key as string,
+    fuel: header.fuel as number | undefined,
+    programName: header.program_name as string,
+    args: header.args as string[],
+    env: header.env as Record<string, string>,
+    memoryBytes: header.memory_bytes as number,
+    outputLimit,
+    preopens: header.preopens as ExecuteRequest["preopens"],
+    scratch: header.scratch as string | undefined,
+    output,
+  };
+  // Module and stdin share the frame's buffer: hand it over, not a copy.
+  guest.postMessage(request, [module.buffer as ArrayBuffer]);
+  return done.promise;
 }
 
-if (import.meta.main) await serve();
+async function serve(): Promise<void> {
+  const guest = new Worker(import.meta.url, { type: "module" });
+  const loaded = Promise.withResolvers<void>();
+  guest.onmessage = () => loaded.resolve();
+  guest.onerror = (event) => {
+    event.preventDefault();
+    console.error(`sandbox guest thread failed: ${event.message}`);
+    Deno.exit(70);
+  };
+  await loaded.promise;
+  send({ type: "ready", permissions: permissionStates() });
+  let running = Promise.resolve();
+  for await (const frame of readFrames(Deno.stdin.readable)) {
+    if (frame.header.type === "job") {
+      running = running.then(() => runJob(guest, frame));
+    }
+  }
+  // Standard input closed: the parent is gone or done with us. Whatever the
+  // guest thread is doing, the process ends now.
+  Deno.exit(0);
+}
+
+const workerScope = (globalThis as { WorkerGlobalScope?: typeof Object })
+  .WorkerGlobalScope;
+const inWorker = workerScope !== undefined &&
+  globalThis instanceof workerScope;
+if (inWorker) guestThread();
+else if (import.meta.main) await serve();

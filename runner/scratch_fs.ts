@@ -2,12 +2,22 @@
  * The writable scratch directory: an in-memory tree that lives for one run,
  * with a byte cap. Written for Phase because the shim's own in-memory
  * directory loses APPEND, reports no rights, overflows timestamps, links
- * onto existing names and has no size limit (shared/notes/wasi.md).
+ * onto existing names and has no size limit.
  * Symbolic links are not supported (NOTSUP on creation; nothing is a link).
  * @module
  */
 import { Fd, wasi } from "@bjorn3/browser_wasi_shim";
 import { DirFd } from "./dir_fd.ts";
+import { type HostBudget, UNLIMITED_BUDGET } from "./job_memory.ts";
+
+/**
+ * Host bytes charged per directory entry besides its name: the map slot,
+ * the node object and its times (measured ~300 bytes in V8, rounded up).
+ */
+export const SCRATCH_ENTRY_BYTES = 512;
+
+/** Bytes charged for an entry's name (a JS string holds up to 2 per char). */
+const nameBytes = (name: string) => 2 * name.length;
 
 /** fstflags bits (the shim's constants are all 1). */
 export const FSTFLAGS = {
@@ -94,13 +104,31 @@ class DirNode {
 
 type Node = FileNode | DirNode;
 
-/** Shared state of one scratch tree: inode numbers and the byte budget. */
+/**
+ * Shared state of one scratch tree: inode numbers, the cap on file bytes,
+ * and the job's memory budget, which pays for file buffers, entries and
+ * names alike.
+ */
 class ScratchTree {
   #nextIno = 1n;
   used = 0;
   readonly root: DirNode;
-  constructor(readonly capBytes: number) {
+  constructor(readonly capBytes: number, readonly budget: HostBudget) {
     this.root = new DirNode(this.#nextIno++, null);
+  }
+
+  /** Adds a name to a directory; false when the budget has no room. */
+  addEntry(dir: DirNode, name: string, node: Node): boolean {
+    if (!this.budget.take(SCRATCH_ENTRY_BYTES + nameBytes(name))) return false;
+    dir.entries.set(name, node);
+    return true;
+  }
+
+  /** Removes a name from a directory and gives its bytes back. */
+  removeEntry(dir: DirNode, name: string): void {
+    if (dir.entries.delete(name)) {
+      this.budget.give(SCRATCH_ENTRY_BYTES + nameBytes(name));
+    }
   }
 
   file(): FileNode {
@@ -111,12 +139,27 @@ class ScratchTree {
     return new DirNode(this.#nextIno++, parent);
   }
 
-  /** Resizes a file's bytes within the budget; false when it does not fit. */
+  /**
+   * Resizes a file's bytes within the cap and the budget (which pays for
+   * the buffer's capacity); false when it does not fit.
+   */
   resize(file: FileNode, size: number): boolean {
     const growth = size - file.size;
     if (growth > 0 && this.used + growth > this.capBytes) return false;
     if (size > file.data.length) {
-      const data = new Uint8Array(Math.max(size, file.data.length * 2, 64));
+      const doubled = Math.min(
+        Math.max(size, file.data.length * 2, 64),
+        this.capBytes,
+      );
+      const capacity = this.budget.take(doubled - file.data.length)
+        ? doubled
+        : size;
+      if (
+        capacity === size && !this.budget.take(capacity - file.data.length)
+      ) {
+        return false;
+      }
+      const data = new Uint8Array(capacity);
       data.set(file.data.subarray(0, file.size));
       file.data = data;
     } else if (size < file.size) {
@@ -129,7 +172,11 @@ class ScratchTree {
 
   /** Frees a file's bytes once its last link is gone and nothing has it open. */
   release(file: FileNode, openCount: number): void {
-    if (file.nlink === 0 && openCount === 0) this.resize(file, 0);
+    if (file.nlink !== 0 || openCount !== 0) return;
+    this.used -= file.size;
+    this.budget.give(file.data.length);
+    file.size = 0;
+    file.data = new Uint8Array(0);
   }
 }
 
@@ -320,9 +367,17 @@ export class ScratchDirFd extends DirFd {
   readonly #tree: ScratchTree;
   readonly #node: DirNode;
 
-  /** A fresh, empty scratch tree shown to the guest as `guestPath`. */
-  static preopen(guestPath: string, capBytes: number): ScratchDirFd {
-    const tree = new ScratchTree(capBytes);
+  /**
+   * A fresh, empty scratch tree shown to the guest as `guestPath`, holding
+   * at most `capBytes` of file data and paying for everything from
+   * `budget`.
+   */
+  static preopen(
+    guestPath: string,
+    capBytes: number,
+    budget: HostBudget = UNLIMITED_BUDGET,
+  ): ScratchDirFd {
+    const tree = new ScratchTree(capBytes, budget);
     return new ScratchDirFd(tree, tree.root, guestPath);
   }
 
@@ -463,8 +518,10 @@ export class ScratchDirFd extends DirFd {
         return { ret: wasi.ERRNO_ISDIR, fd_obj: null };
       }
       const file = this.#tree.file();
+      if (!this.#tree.addEntry(at.dir, at.name, file)) {
+        return { ret: wasi.ERRNO_NOSPC, fd_obj: null };
+      }
       file.nlink = 1;
-      at.dir.entries.set(at.name, file);
       at.dir.times.mtim = now();
       node = file;
     }
@@ -497,7 +554,9 @@ export class ScratchDirFd extends DirFd {
     const at = this.#locate(path);
     if (at.dir === null) return at.ret;
     if (at.node) return wasi.ERRNO_EXIST;
-    at.dir.entries.set(at.name, this.#tree.dir(at.dir));
+    if (!this.#tree.addEntry(at.dir, at.name, this.#tree.dir(at.dir))) {
+      return wasi.ERRNO_NOSPC;
+    }
     at.dir.times.mtim = now();
     return wasi.ERRNO_SUCCESS;
   }
@@ -536,7 +595,7 @@ export class ScratchDirFd extends DirFd {
     if (at.node.kind !== "dir") return wasi.ERRNO_NOTDIR;
     if (at.name === ".") return wasi.ERRNO_INVAL;
     if (at.node.entries.size > 0) return wasi.ERRNO_NOTEMPTY;
-    at.dir.entries.delete(at.name);
+    this.#tree.removeEntry(at.dir, at.name);
     at.dir.times.mtim = now();
     return wasi.ERRNO_SUCCESS;
   }
@@ -546,7 +605,7 @@ export class ScratchDirFd extends DirFd {
     if (at.dir === null) return at.ret;
     if (!at.node) return wasi.ERRNO_NOENT;
     if (at.node.kind === "dir") return wasi.ERRNO_ISDIR;
-    at.dir.entries.delete(at.name);
+    this.#tree.removeEntry(at.dir, at.name);
     at.node.nlink--;
     at.node.times.ctim = at.dir.times.mtim = now();
     this.#tree.release(at.node, openFiles.get(at.node) ?? 0);
@@ -563,7 +622,9 @@ export class ScratchDirFd extends DirFd {
     if (to.dir === null) return to.ret;
     if (to.node) return wasi.ERRNO_EXIST;
     if (to.slash) return wasi.ERRNO_NOENT;
-    to.dir.entries.set(to.name, from.node);
+    if (!this.#tree.addEntry(to.dir, to.name, from.node)) {
+      return wasi.ERRNO_NOSPC;
+    }
     from.node.nlink++;
     from.node.times.ctim = to.dir.times.mtim = now();
     return wasi.ERRNO_SUCCESS;
@@ -599,8 +660,11 @@ export class ScratchDirFd extends DirFd {
         if (d === moving) return wasi.ERRNO_INVAL;
       }
     }
-    from.dir.entries.delete(from.name);
-    to.dir.entries.set(to.name, moving);
+    if (!replaced && !this.#tree.addEntry(to.dir, to.name, moving)) {
+      return wasi.ERRNO_NOSPC;
+    }
+    if (replaced) to.dir.entries.set(to.name, moving);
+    this.#tree.removeEntry(from.dir, from.name);
     if (moving.kind === "dir") moving.parent = to.dir;
     if (replaced?.kind === "file") {
       replaced.nlink--;

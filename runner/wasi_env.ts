@@ -1,6 +1,6 @@
 /**
  * The WASI preview1 environment a guest sees: @bjorn3/browser_wasi_shim's
- * dispatch with the gaps listed in shared/notes/wasi.md closed (UTF-8 args,
+ * dispatch with the shim's gaps closed (UTF-8 args,
  * errno for sockets, CSPRNG randomness, real CPU clocks, poll_oneoff without
  * busy waiting, lowest-free fd numbers, renumber onto itself, links and
  * renames, capped output capture) and Phase's own read-only host directories
@@ -12,7 +12,14 @@ import process from "node:process";
 import { Fd, WASI, wasi, WASIProcExit } from "@bjorn3/browser_wasi_shim";
 import { DirFd } from "./dir_fd.ts";
 import { HostDirFd } from "./host_fs.ts";
+import { type HostBudget, UNLIMITED_BUDGET } from "./job_memory.ts";
 import { ScratchDirFd } from "./scratch_fs.ts";
+import {
+  appendOutput,
+  createSharedOutput,
+  readOutput,
+  type SharedOutput,
+} from "./shared_output.ts";
 import { MIB } from "./wasm_binary.ts";
 
 export { WASIProcExit };
@@ -86,36 +93,25 @@ class StdinFd extends StreamFd {
 }
 
 /**
- * A captured output stream. Bytes past the cap are dropped and the stream is
- * marked truncated; the guest still sees its writes succeed so it runs on.
+ * A captured output stream. Bytes past the cap (or the job's memory budget)
+ * are dropped and the stream is marked truncated; the guest still sees its
+ * writes succeed so it runs on.
  */
 export class OutputCapture extends StreamFd {
-  #chunks: Uint8Array[] = [];
-  #kept = 0;
-  /** True once a write went past the cap. */
-  truncated = false;
+  /** Where kept bytes go (shareable with the sandbox's control thread). */
+  readonly shared: SharedOutput;
 
-  /**
-   * `onChunk` sees each kept chunk as it is written (for streaming output
-   * out of the sandbox before a possible kill).
-   */
   constructor(
-    readonly limit: number,
-    readonly onChunk?: (chunk: Uint8Array) => void,
+    limit: number,
+    readonly budget: HostBudget = UNLIMITED_BUDGET,
+    shared?: SharedOutput,
   ) {
     super(wasi.RIGHTS_FD_WRITE);
+    this.shared = shared ?? createSharedOutput(limit);
   }
 
   override fd_write(data: Uint8Array) {
-    const room = this.limit - this.#kept;
-    const kept = data.length <= room ? data : data.subarray(0, room);
-    if (kept.length < data.length) this.truncated = true;
-    if (kept.length > 0) {
-      const copy = kept.slice();
-      this.#chunks.push(copy);
-      this.#kept += copy.length;
-      this.onChunk?.(copy);
-    }
+    appendOutput(this.shared, data, this.budget);
     return { ret: wasi.ERRNO_SUCCESS, nwritten: data.length };
   }
 
@@ -131,15 +127,14 @@ export class OutputCapture extends StreamFd {
     return { ret: wasi.ERRNO_BADF, data: new Uint8Array() };
   }
 
+  /** True once a write went past the cap or the budget. */
+  get truncated(): boolean {
+    return readOutput(this.shared).truncated;
+  }
+
   /** All kept bytes. */
   bytes(): Uint8Array {
-    const out = new Uint8Array(this.#kept);
-    let at = 0;
-    for (const chunk of this.#chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    return out;
+    return readOutput(this.shared).bytes;
   }
 }
 
@@ -165,10 +160,12 @@ export interface WasiEnvOptions {
   preopens?: Preopen[];
   /** Guest path of a writable in-memory directory discarded after the run. */
   scratch?: string;
-  /** Cap on the bytes held in the scratch directory (default 64 MiB). */
+  /** Cap on the file bytes held in the scratch directory (default 64 MiB). */
   scratchBytes?: number;
-  /** Sees output chunks as they are written. */
-  onOutput?: (stream: StreamName, chunk: Uint8Array) => void;
+  /** The job's memory budget, which scratch files and kept output take from. */
+  budget?: HostBudget;
+  /** Where to keep output (default fresh captures of `outputLimit`). */
+  output?: Record<StreamName, SharedOutput>;
   /**
    * Takes fuel for host work: calls that move bytes pay one fuel per
    * {@link HOST_BYTES_PER_FUEL} bytes of the buffers they are given (sizes
@@ -179,6 +176,9 @@ export interface WasiEnvOptions {
 
 /** Bytes of a host call's buffers that cost one fuel. */
 export const HOST_BYTES_PER_FUEL = 64;
+
+/** Descriptors a guest may hold open at once (then ENFILE). */
+export const MAX_OPEN_FILES = 1024;
 
 /** A guest's WASI environment, ready for instantiation. */
 export interface WasiEnv {
@@ -247,13 +247,16 @@ function writeSizes(
 
 /** Builds the WASI environment for one guest run. */
 export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
+  const budget = options.budget ?? UNLIMITED_BUDGET;
   const stdout = new OutputCapture(
     options.outputLimit,
-    options.onOutput && ((c) => options.onOutput!("stdout", c)),
+    budget,
+    options.output?.stdout,
   );
   const stderr = new OutputCapture(
     options.outputLimit,
-    options.onOutput && ((c) => options.onOutput!("stderr", c)),
+    budget,
+    options.output?.stderr,
   );
   const fds: Fd[] = [new StdinFd(options.stdin), stdout, stderr];
   for (const preopen of options.preopens ?? []) {
@@ -264,6 +267,7 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
       ScratchDirFd.preopen(
         options.scratch,
         options.scratchBytes ?? 64 * MIB,
+        budget,
       ),
     );
   }
@@ -342,6 +346,9 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     ) {
       const dir = table[dirFd];
       if (dir === undefined) return wasi.ERRNO_BADF;
+      if (!table.includes(undefined) && table.length >= MAX_OPEN_FILES) {
+        return wasi.ERRNO_NFILE;
+      }
       const path = text(pathPtr, pathLen);
       const { ret, fd_obj } = dir.path_open(
         dirflags,

@@ -31,7 +31,8 @@ export const SECTION = {
   dataCount: 12,
   tag: 13,
 } as const;
-const WASM_PAGE = 65536;
+/** Bytes of one WebAssembly page. */
+export const WASM_PAGE = 65536;
 
 /** Bytes per MiB, for converting memory sizes. */
 export const MIB = 1024 * 1024;
@@ -100,6 +101,74 @@ export class Reader {
   name(): void {
     this.skip(this.u32());
   }
+
+  /** Reads a name (length-prefixed UTF-8). */
+  string(): string {
+    const length = this.u32();
+    const start = this.offset;
+    this.skip(length);
+    return new TextDecoder().decode(this.bytes.subarray(start, this.offset));
+  }
+}
+
+/**
+ * The error for a module that uses a WebAssembly proposal Phase cannot
+ * meter or bound, named so the user knows what to turn off.
+ */
+export function unsupportedProposal(proposal: string): ModuleError {
+  return new ModuleError(
+    `the module uses ${proposal}, which Phase does not support (it cannot meter or bound it)`,
+  );
+}
+
+/** Value types: the MVP, SIMD and reference-types ones Phase runs. */
+const VALUE_TYPES = new Set([0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f]);
+
+/** Reads one value type, refusing those of unsupported proposals by name. */
+export function readValueType(r: Reader): number {
+  const type = r.byte();
+  if (VALUE_TYPES.has(type)) return type;
+  if (type === 0x63 || type === 0x64) {
+    throw unsupportedProposal("typed function references");
+  }
+  if (type === 0x69) throw unsupportedProposal("exception handling (exnref)");
+  if (type >= 0x65 && type <= 0x75) {
+    throw unsupportedProposal("garbage collection (GC) types");
+  }
+  throw new ModuleError(
+    `not a valid WebAssembly module: value type 0x${type.toString(16)}`,
+  );
+}
+
+/** A function signature. */
+export interface FuncType {
+  /** Parameter value types. */
+  params: number[];
+  /** Result value types. */
+  results: number[];
+}
+
+/** Reads the type section, refusing anything but function types by name. */
+export function readFuncTypes(body: Uint8Array): FuncType[] {
+  const r = new Reader(body);
+  const count = r.u32();
+  const types: FuncType[] = [];
+  for (let i = 0; i < count; i++) {
+    const form = r.byte();
+    if (form !== 0x60) {
+      throw [0x4e, 0x4f, 0x50, 0x5e, 0x5f].includes(form)
+        ? unsupportedProposal("garbage collection (GC) types")
+        : new ModuleError(
+          `not a valid WebAssembly module: type form 0x${form.toString(16)}`,
+        );
+    }
+    const params: number[] = [];
+    for (let n = r.u32(); n > 0; n--) params.push(readValueType(r));
+    const results: number[] = [];
+    for (let n = r.u32(); n > 0; n--) results.push(readValueType(r));
+    types.push({ params, results });
+  }
+  return types;
 }
 
 /** Encodes an unsigned LEB128 number. */
@@ -167,24 +236,39 @@ export function readSections(module: Uint8Array): Section[] {
   return sections;
 }
 
+/**
+ * Appends every item of `items` to `target` one by one: an argument spread
+ * (`push(...items)`) overflows the call stack once a module has enough
+ * functions or segments.
+ */
+export function pushAll<T>(target: T[], items: Iterable<T>): void {
+  for (const item of items) target.push(item);
+}
+
 /** Encodes a section from its id and body parts. */
 export function encodeSection(id: number, body: Uint8Array[]): Uint8Array[] {
   const size = body.reduce((n, p) => n + p.length, 0);
-  return [Uint8Array.of(id, ...uleb(size)), ...body];
+  const header = Uint8Array.from([id].concat(uleb(size)));
+  return ([header] as Uint8Array[]).concat(body);
+}
+
+/**
+ * Joins byte pieces into one buffer. (The sandbox's guest thread may read
+ * only this folder, so runner code loaded there cannot use schemas/.)
+ */
+export function joinBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** A module from its sections (header added). */
 export function assembleModule(parts: Uint8Array[]): Uint8Array {
-  const header = Uint8Array.of(...MAGIC, 1, 0, 0, 0);
-  const total = parts.reduce((n, p) => n + p.length, header.length);
-  const bytes = new Uint8Array(total);
-  bytes.set(header);
-  let at = header.length;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
-  return bytes;
+  return joinBytes([Uint8Array.of(...MAGIC, 1, 0, 0, 0), ...parts]);
 }
 
 /** Memory limits as declared in a module. */
@@ -276,6 +360,45 @@ export interface CappedModule {
   initialPages: number;
   /** The maximum in pages now written into the module. */
   maxPages: number;
+  /** Entries of all the module's own tables (their size is now fixed). */
+  tableEntries: number;
+}
+
+/**
+ * Host bytes one table entry may cost (V8 keeps a reference and a dispatch
+ * entry per funcref slot: about 24 bytes measured, rounded up).
+ */
+export const TABLE_ENTRY_BYTES = 32;
+
+/** Rewrites one table type so the table cannot grow; returns its entries. */
+function fixTable(r: Reader, out: number[]): number {
+  const first = r.bytes[r.offset];
+  if (first === 0x40) {
+    throw new ModuleError(
+      "the module uses table initializers (typed function references), which Phase does not support",
+    );
+  }
+  const refType = r.byte();
+  if (refType === 0x63 || refType === 0x64) {
+    throw new ModuleError(
+      "the module uses typed function references, which Phase does not support",
+    );
+  }
+  const limits = readLimits(r);
+  if (limits.flags & 0x04) {
+    throw new ModuleError(
+      "the module uses 64-bit tables (memory64), which Phase does not support",
+    );
+  }
+  // A table's entries are host memory the guest does not see in its linear
+  // memory; fixing its size at the declared minimum keeps it inside the
+  // job's budget (compilers emit tables with min = max anyway).
+  out.push(refType);
+  pushAll(
+    out,
+    writeLimits({ flags: limits.flags, min: limits.min, max: limits.min }),
+  );
+  return Number(limits.min);
 }
 
 function capLimits(limits: MemoryLimits, capPages: bigint): MemoryLimits {
@@ -305,42 +428,56 @@ export function capMemory(module: Uint8Array, capBytes: number): CappedModule {
   const parts: Uint8Array[] = [];
   let initialPages = 0;
   let maxPages = 0;
+  let memories = 0;
+  let tableEntries = 0;
   const note = (limits: MemoryLimits) => {
+    memories++;
     initialPages = Number(limits.min);
     maxPages = Number(limits.max);
   };
   for (const { id, raw, body: bytes } of readSections(module)) {
-    if (id !== SECTION.import && id !== SECTION.memory) {
+    if (
+      id !== SECTION.import && id !== SECTION.memory && id !== SECTION.table
+    ) {
       parts.push(raw);
       continue;
     }
     const body = new Reader(bytes);
     const out: number[] = [];
     const count = body.u32();
-    out.push(...uleb(count));
+    pushAll(out, uleb(count));
     for (let i = 0; i < count; i++) {
+      if (id === SECTION.table) {
+        tableEntries += fixTable(body, out);
+        continue;
+      }
       if (id === SECTION.memory) {
         const limits = capLimits(readLimits(body), capPages);
         note(limits);
-        out.push(...writeLimits(limits));
+        pushAll(out, writeLimits(limits));
         continue;
       }
       const entry = readImport(body);
       if (entry.memory === null) {
-        out.push(...bytes.subarray(entry.start, body.offset));
+        pushAll(out, bytes.subarray(entry.start, body.offset));
         continue;
       }
-      out.push(...bytes.subarray(entry.start, entry.descriptorStart));
+      pushAll(out, bytes.subarray(entry.start, entry.descriptorStart));
       const limits = capLimits(entry.memory, capPages);
       note(limits);
-      out.push(...writeLimits(limits));
+      pushAll(out, writeLimits(limits));
     }
     if (body.offset !== bytes.length) {
       throw new ModuleError(
         "not a valid WebAssembly module: section size mismatch",
       );
     }
-    parts.push(...encodeSection(id, [Uint8Array.from(out)]));
+    pushAll(parts, encodeSection(id, [Uint8Array.from(out)]));
   }
-  return { bytes: assembleModule(parts), initialPages, maxPages };
+  if (memories > 1) {
+    throw new ModuleError(
+      `the module has ${memories} memories (multi-memory), which Phase does not support`,
+    );
+  }
+  return { bytes: assembleModule(parts), initialPages, maxPages, tableEntries };
 }

@@ -113,7 +113,7 @@ Deno.test("phase run: limits give clear results and exit codes", async () => {
     assert.equal(bomb.code, 125);
     assert.match(
       bomb.stderr,
-      /phase: memory limit: the guest reached the 16 MiB cap/,
+      /phase: memory limit: the guest reached the job's 16 MiB memory budget/,
     );
     const deep = await cli([
       "run",
@@ -186,7 +186,7 @@ Deno.test("bad input gives one line and a non-zero exit", async () => {
       ],
       [
         ["run", examplePath("hello"), "--data-dir", dir, "--memory", "lots"],
-        /^phase: --memory wants a positive integer, got lots$/,
+        /^phase: --memory wants a whole number from 1 to 4096 MiB, got lots$/,
         2,
       ],
       [["run"], /^phase: usage: phase run/, 2],
@@ -310,7 +310,7 @@ Deno.test("execute-job prints the verified receipt box; keygen and version work"
     ) {
       assert.match(out.stdout, new RegExp(label));
     }
-    assert.match(out.stdout, /Fuel:\s+\d+ of 60000000000\n/);
+    assert.match(out.stdout, /Fuel:\s+\d+ of 300000000000000\n/);
     assert.match(out.stdout, /Output:\s+!dlroW ,olleH/);
     assert.match(out.stdout, /Receipt:\s+✓ Verified/);
     const key = await cli([

@@ -65,7 +65,7 @@ Deno.test({
       assert.equal(verify.code, 0, verify.stderr);
       const keygen = await task(home, "keygen", [
         "--output",
-        `${home}/keys/release.key`,
+        `${home}/release.key`,
       ]);
       assert.equal(keygen.code, 0, keygen.stderr);
       assert.match(keygen.stdout, /peer id:\s+12D3KooW/);
@@ -84,7 +84,7 @@ Deno.test({
         "sign",
         `${home}/art/stable/x86_64/manifest.json`,
         "--key",
-        `${home}/keys/release.key`,
+        `${home}/release.key`,
       ]);
       assert.equal(signed.code, 0, signed.stderr);
       // The node, its status and a download from it.

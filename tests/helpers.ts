@@ -17,6 +17,16 @@ export function examplePath(name: string): string {
   return `${ROOT}/examples/wasm/${name}.wasm`;
 }
 
+/** True while process `pid` runs (not gone, not a zombie). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
 /** Decodes UTF-8. */
 export function text(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);

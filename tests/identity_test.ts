@@ -2,12 +2,25 @@ import assert from "node:assert/strict";
 import { IdentityError, loadIdentity } from "../runner/mod.ts";
 import { tempDir } from "./helpers.ts";
 
-Deno.test("a node key is created once with mode 0600 and reloaded", async () => {
+Deno.test("a node key is created once with mode 0600 and reloaded; a missing folder is an error unless asked for", async () => {
   const [dir, cleanup] = await tempDir();
   try {
     const path = `${dir}/nested/node.key`;
-    const first = await loadIdentity({ path });
+    await assert.rejects(
+      loadIdentity({ path }),
+      (error: Error) =>
+        error instanceof IdentityError &&
+        error.message ===
+          `cannot write key file ${path}: the folder ${dir}/nested does not exist`,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "a folder was created");
+    const first = await loadIdentity({ path, createFolder: true });
     assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    assert.deepEqual(
+      [...Deno.readDirSync(`${dir}/nested`)].map((e) => e.name),
+      ["node.key"],
+      "the key was not written whole by a rename, or a temporary stayed",
+    );
     const again = await loadIdentity({ path });
     assert.equal(again.peerId, first.peerId);
     assert.match(first.peerId, /^12D3KooW/);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execute } from "../runner/execute.ts";
 import {
+  DEFAULT_LIMITS,
   FUEL_EXPORT,
   instrumentFuel,
   MeteredModuleCache,
@@ -128,7 +129,7 @@ Deno.test("fuel consumed is identical across runs, processes and the in-process 
     });
     assert.equal(out.code, 0, out.stderr);
     const receipt = JSON.parse(out.stdout);
-    assert.equal(receipt.limits.fuel, 30 * 2_000_000_000);
+    assert.equal(receipt.limits.fuel, 30 * DEFAULT_LIMITS.fuelPerSecond);
     fromCli.push(receipt.execution.fuel_consumed);
   }
   assert.ok(inProcess! > 1e6);
@@ -178,7 +179,7 @@ Deno.test("phase run --fuel: exit 124 and a one-line reason when the budget is s
   assert.equal(bad.code, 2);
   assert.equal(
     bad.stderr.trim(),
-    "phase: --fuel wants a positive integer, got -3",
+    "phase: --fuel wants a whole number from 1 to 9007199254740991 fuel, got -3",
   );
 });
 
@@ -202,21 +203,33 @@ Deno.test("metered modules are cached by hash in memory and on disk, and a damag
   try {
     const module = example("hello");
     const hash = await sha256Ref(module);
+    const secret = crypto.getRandomValues(new Uint8Array(32));
     const first = new MeteredModuleCache({ dir });
-    const built = await first.metered(module, hash);
+    const built = await first.metered(module, hash, secret);
     assert.equal(built.key, `${hash}+fuel${METERING_VERSION}`);
-    await first.metered(module, hash);
+    await first.metered(module, hash, secret);
     assert.deepEqual(first.stats, {
       memoryHits: 1,
       diskHits: 0,
       instrumented: 1,
     });
     const file = `${dir}/${hash.slice(7)}.fuel${METERING_VERSION}.wasm`;
-    assert.deepEqual(await Deno.readFile(file), built.bytes);
+    // The file is the metered module followed by its MAC section.
+    const stored = await Deno.readFile(file);
+    assert.deepEqual(stored.subarray(0, built.bytes.length), built.bytes);
+    assert.equal(stored.length - built.bytes.length, 2 + 16 + 32);
 
     const second = new MeteredModuleCache({ dir });
-    assert.deepEqual((await second.metered(module, hash)).bytes, built.bytes);
+    assert.deepEqual(
+      (await second.metered(module, hash, secret)).bytes,
+      built.bytes,
+    );
     assert.equal(second.stats.diskHits, 1);
+    // Another node's secret does not trust this file: it rebuilds.
+    const stranger = new MeteredModuleCache({ dir });
+    await stranger.metered(module, hash);
+    assert.deepEqual(stranger.stats.diskHits, 0);
+    await Deno.writeFile(file, stored);
 
     await Deno.writeFile(file, built.bytes.subarray(0, 100));
     // Bounded on disk: the least recently used file goes.
@@ -255,9 +268,12 @@ Deno.test("metered modules are cached by hash in memory and on disk, and a damag
     });
 
     const third = new MeteredModuleCache({ dir });
-    assert.deepEqual((await third.metered(module, hash)).bytes, built.bytes);
+    assert.deepEqual(
+      (await third.metered(module, hash, secret)).bytes,
+      built.bytes,
+    );
     assert.equal(third.stats.instrumented, 1);
-    assert.deepEqual(await Deno.readFile(file), built.bytes);
+    assert.deepEqual(await Deno.readFile(file), stored);
   } finally {
     await cleanup();
   }

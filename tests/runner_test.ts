@@ -57,7 +57,10 @@ Deno.test("socket calls return ENOTSOCK instead of killing the guest", async () 
 Deno.test("memory cap: a memory bomb ends with a memory limit, host intact", async () => {
   const out = await run("memory_bomb", { memoryBytes: 32 * MIB });
   assert.equal(out.status, "memory_limit");
-  assert.match(out.error!, /memory limit: the guest reached the 32 MiB cap/);
+  assert.match(
+    out.error!,
+    /memory limit: the guest reached the job's 32 MiB memory budget/,
+  );
   assert.ok(out.memoryPeakBytes <= 32 * MIB);
   assert.match(text(out.stderr), /malloc failed after 3\d MiB/);
 });

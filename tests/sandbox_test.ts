@@ -10,7 +10,7 @@ import {
   SandboxPool,
 } from "../runner/mod.ts";
 import { generateKey, sha256Ref, verifyReceipt } from "../schemas/mod.ts";
-import { example, ROOT, tempDir, text } from "./helpers.ts";
+import { alive, example, ROOT, tempDir, text } from "./helpers.ts";
 
 async function job(
   name: string,
@@ -29,15 +29,6 @@ async function job(
     timeoutMs: 10_000,
     ...options,
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("sandbox process holds no write, net, env, run, ffi or sys permission", async () => {
