@@ -16,7 +16,6 @@ import { peerIdFromString } from "@libp2p/peer-id";
 import type { Connection, Stream } from "@libp2p/interface";
 import {
   inputHash,
-  type JobOffer,
   randomHex,
   type Receipt,
   type RejectReason,
@@ -90,17 +89,11 @@ export async function serveJobStream(
     if (!jobs || !capability) {
       throw new JobError("RuntimeNotSupported", "this node runs no jobs");
     }
-    let offer: JobOffer;
-    try {
-      offer = judgeOffer(
-        await receiveMessage(messages, timeout()),
-        capability,
-        jobs.limits,
-      );
-    } catch (error) {
-      if (error instanceof JobError) jobs.refused(error.reason);
-      throw error;
-    }
+    const offer = judgeOffer(
+      await receiveMessage(messages, timeout()),
+      capability,
+      jobs.limits,
+    );
     jobId = offer.job_id;
     // The request carries the module in base64 (4/3 of its size) and input.
     ticket = jobs.admit(
@@ -143,6 +136,7 @@ export async function serveJobStream(
             : "InvalidRequest",
           `request failed: ${firstLine(error)}`,
         );
+      jobs?.refused(refusal.reason);
       await sendMessage(messages, {
         type: "rejected",
         job_id: jobId,

@@ -188,18 +188,16 @@ export class JobService {
   /**
    * Admits a job from `client` (an address or a peer id) whose body may hold
    * up to `bodyBytes`, before any of it is read; throws
-   * {@link AdmissionRefused} (503 full, 429 the client's share used).
+   * `AdmissionRefused` (503 full, 429 the client's share used).
    */
   admit(client: string, bodyBytes: number): AdmissionTicket {
-    try {
-      return this.#admission.admit(client, bodyBytes);
-    } catch (error) {
-      if (error instanceof AdmissionRefused) this.refused("QueueFull");
-      throw error;
-    }
+    return this.#admission.admit(client, bodyBytes);
   }
 
-  /** Counts a refusal by its reason. */
+  /**
+   * Counts a refusal by its reason; the transports call it once for every
+   * refusal they answer, whoever decided it.
+   */
   refused(reason: string): void {
     bump(this.counters.refused, reason);
   }
@@ -290,7 +288,6 @@ export class JobService {
         ? new JobError("InvalidRequest", error.message)
         : null;
       if (!refusal) throw error;
-      this.refused(refusal.reason);
       throw refusal;
     }
     this.#recent.set(result.receipt.module_hash, order.module);

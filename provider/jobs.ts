@@ -19,7 +19,7 @@ import {
   queryToJobBody,
 } from "../node/mod.ts";
 import { errorBody, jsonResponse } from "./json_response.ts";
-import { Metrics } from "./metrics.ts";
+import type { Metrics } from "./metrics.ts";
 import {
   BodyError,
   checkDeclaredLength,
@@ -66,6 +66,20 @@ function parseJson(body: Uint8Array): unknown {
   } catch {
     throw new JobError("InvalidRequest", "body is not JSON");
   }
+}
+
+/** The refusal an error answers with, for the counters; null for none. */
+function refusalReason(error: unknown): RejectReason | null {
+  if (error instanceof JobError) return error.reason;
+  if (error instanceof AdmissionRefused) return "QueueFull";
+  if (error instanceof BodyError) {
+    return error.status === 413
+      ? "InsufficientResources"
+      : error.status === 408
+      ? "Timeout"
+      : "InvalidRequest";
+  }
+  return null;
 }
 
 /** Handles `POST /jobs` from `client` (its address). */
@@ -130,9 +144,10 @@ export async function handleJobs(
       signal: request.signal,
       ticket,
     });
-    Metrics.bump(ctx.metrics.jobs, receipt.execution.status);
     return json(200, receipt);
   } catch (error) {
+    const reason = refusalReason(error);
+    if (reason) service.refused(reason);
     if (error instanceof BodyError) {
       return json(error.status, errorBody(error.status, error.message), {
         connection: "close",

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { JobCounters } from "../node/mod.ts";
 import type { ListenerStats } from "./listener.ts";
 
 /** The provider's counters. */
@@ -16,8 +17,11 @@ export class Metrics {
   bytesServed = 0;
   /** The HTTP listener's connection counters, once it runs. */
   connections: ListenerStats | null = null;
-  /** Jobs run, by status. */
-  readonly jobs = new Map<string, number>();
+  /**
+   * The node's job counters (every transport's jobs, not only HTTP's), or
+   * null when the node runs no jobs.
+   */
+  jobs: JobCounters | null = null;
   /** Artifact downloads (GET of an artifact, full or ranged), by file. */
   readonly downloads = new Map<string, number>();
 
@@ -52,13 +56,14 @@ export class Metrics {
 
   /** The JSON form used by /status. */
   toJSON(): Record<string, unknown> {
-    let jobsTotal = 0;
-    for (const v of this.jobs.values()) jobsTotal += v;
+    const completed = this.jobs?.completed ?? {};
     return {
       requests_total: this.requestsTotal(),
       bytes_served_total: this.bytesServed,
-      jobs_run_total: jobsTotal,
-      jobs_by_status: Object.fromEntries(this.jobs),
+      jobs_run_total: Object.values(completed).reduce((n, v) => n + v, 0),
+      jobs_by_status: completed,
+      jobs_refused_by_reason: this.jobs?.refused ?? {},
+      jobs_cancelled_total: this.jobs?.cancelled ?? 0,
       errors_total: this.errorsTotal(),
       responses_by_status: Object.fromEntries(this.responses),
       artifact_downloads: Object.fromEntries(this.downloads),
@@ -86,11 +91,19 @@ export class Metrics {
       "# HELP phase_bytes_served_total Body bytes written to connections.",
       "# TYPE phase_bytes_served_total counter",
       `phase_bytes_served_total ${this.bytesServed}`,
-      "# HELP phase_jobs_total Jobs run, by status.",
+      "# HELP phase_jobs_total Jobs run to a receipt (HTTP and libp2p), by status.",
       "# TYPE phase_jobs_total counter",
-      ...[...this.jobs].map(([s, v]) =>
+      ...Object.entries(this.jobs?.completed ?? {}).map(([s, v]) =>
         `phase_jobs_total{status="${label(s)}"} ${v}`
       ),
+      "# HELP phase_jobs_refused_total Jobs refused, by reason.",
+      "# TYPE phase_jobs_refused_total counter",
+      ...Object.entries(this.jobs?.refused ?? {}).map(([r, v]) =>
+        `phase_jobs_refused_total{reason="${label(r)}"} ${v}`
+      ),
+      "# HELP phase_jobs_cancelled_total Jobs whose client went away first.",
+      "# TYPE phase_jobs_cancelled_total counter",
+      `phase_jobs_cancelled_total ${this.jobs?.cancelled ?? 0}`,
       "# HELP phase_artifact_downloads_total Artifact GETs, by file.",
       "# TYPE phase_artifact_downloads_total counter",
       ...[...this.downloads].map(([a, v]) =>

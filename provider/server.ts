@@ -142,6 +142,7 @@ export async function startProvider(
       : undefined,
   });
   const metrics = new Metrics();
+  metrics.jobs = options.jobs?.counters ?? null;
   let port = options.port ?? 8080;
   const hostname = options.hostname ?? "0.0.0.0";
   const advertise = () =>

@@ -283,6 +283,13 @@ Deno.test({
       const manifest = await fetch(`${node.url}/manifest.json`);
       assert.equal(manifest.status, 200);
       await manifest.body?.cancel();
+      // /status counts jobs of both transports, and the refusals above.
+      const status = await (await fetch(`${node.url}/status`)).json();
+      assert.equal(status.metrics.jobs_run_total, 2);
+      assert.ok(
+        status.metrics.jobs_refused_by_reason.InvalidRequest >= 15,
+        JSON.stringify(status.metrics),
+      );
     } finally {
       await peer.stop();
       await node.close();

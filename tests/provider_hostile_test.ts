@@ -414,8 +414,8 @@ Deno.test("jobs: a job whose client left does not run", async () => {
     // At most the one abandoned job already running finishes first.
     assert.ok(waited < 5000, `hello waited ${waited.toFixed(0)} ms`);
     assert.ok(
-      (provider.metrics.jobs.get("timeout") ?? 0) <= 2,
-      JSON.stringify(Object.fromEntries(provider.metrics.jobs)),
+      (service.counters.completed.timeout ?? 0) <= 2,
+      JSON.stringify(service.counters),
     );
   } finally {
     await provider.close();
