@@ -42,6 +42,7 @@ export function p2pTransport(options: P2pTransportOptions): NodeTransport {
         capability: node.jobs ? () => node.capability() : undefined,
       });
       if (node.jobs) await acceptJobs(libp2p, node);
+      node.peers = () => libp2p.libp2p.getPeers().length;
       const boot = options.bootProvider;
       const manifestUrl = boot?.manifestUrl(node);
       if (boot && manifestUrl) {

@@ -59,6 +59,8 @@ export interface NodeServices {
   readonly jobs: JobService | null;
   /** The HTTP base URL others reach this node at, once known. */
   httpUrl?: string;
+  /** libp2p peers connected now, once the libp2p transport runs. */
+  peers?: () => number;
   /** The capability to advertise, or null when the node runs no jobs. */
   capability(): Capability | null;
 }

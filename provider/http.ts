@@ -32,6 +32,7 @@ import {
   type ManifestPublisher,
 } from "./manifest_publisher.ts";
 import { Metrics } from "./metrics.ts";
+import { renderStatusPage, type StatusDocument } from "./status_page.ts";
 import { requestTarget, targetPath, validHost } from "./request_target.ts";
 
 /** Files up to this size are kept in memory once read. */
@@ -80,6 +81,8 @@ export interface ProviderContext {
   pinnedKeys?: string[];
   /** Base URLs this provider is reached at; /boot.ipxe uses the first (else Host). */
   advertise?: string[];
+  /** libp2p peers connected now, when the node runs libp2p. */
+  peers?: () => number | null;
 }
 
 /** Health as /health and /status report it. */
@@ -242,6 +245,65 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     return problems;
   }
 
+  /** What /status says, as JSON or as the page for people. */
+  async function statusDocument(): Promise<StatusDocument & { name: string }> {
+    const files = await ctx.store.list(ctx.channel, ctx.arch).catch(() => []);
+    const arch = canonicalArch(ctx.arch) ?? ctx.arch;
+    const artifacts = await Promise.all(
+      files.filter((f) => f.name !== MANIFEST_FILE).map(async (f) => ({
+        name: f.name,
+        size: f.size,
+        sha256: await ctx.store.hash(f),
+        downloads:
+          ctx.metrics.downloads.get(`${ctx.channel}/${arch}/${f.name}`) ??
+            0,
+      })),
+    );
+    const published = await ctx.publisher.current(ctx.channel, ctx.arch)
+      .catch(() => null);
+    const receipts = await ctx.jobs?.service.receipts?.recent(10) ?? [];
+    return {
+      name: "phase",
+      version: ctx.version,
+      peer_id: ctx.key.peerId,
+      channel: ctx.channel,
+      arch,
+      uptime_seconds: ctx.metrics.uptimeSeconds(),
+      health: await health(),
+      artifacts,
+      manifest: published
+        ? {
+          manifest_version: published.manifest.manifest_version,
+          expires_at: published.manifest.expires_at,
+          valid: Date.parse(published.manifest.expires_at) > Date.now(),
+          signers: published.manifest.signatures.map((s) => s.key_id),
+        }
+        : null,
+      peers: ctx.peers?.() ?? null,
+      metrics: ctx.metrics.toJSON() as StatusDocument["metrics"],
+      recent_receipts: receipts.map((r) => ({
+        job_id: r.job_id,
+        timestamp: r.timestamp,
+        status: r.execution.status,
+        exit_code: r.execution.exit_code,
+        module_hash: r.module_hash,
+      })),
+    };
+  }
+
+  async function statusPage(): Promise<Response> {
+    return new Response(renderStatusPage(await statusDocument()), {
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        // Nothing on the page loads from anywhere, itself included.
+        "content-security-policy":
+          "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+        vary: "accept",
+      },
+    });
+  }
+
   async function health(): Promise<Health> {
     const readable = await ctx.store.readable();
     let free: number | null = null;
@@ -378,8 +440,12 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
         allow: "GET, HEAD",
       });
     }
+    const wantsPage = (request.headers.get("accept") ?? "").includes(
+      "text/html",
+    );
     switch (path) {
       case "/":
+        if (wantsPage) return statusPage();
         return jsonResponse(200, {
           name: "phase",
           version: ctx.version,
@@ -387,22 +453,14 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
           arch: canonicalArch(ctx.arch),
           peer_id: ctx.key.peerId,
           uptime_seconds: ctx.metrics.uptimeSeconds(),
-        });
+        }, { vary: "accept" });
       case "/health": {
         const h = await health();
         return jsonResponse(h.status === "ok" ? 200 : 503, h);
       }
       case "/status":
-        return jsonResponse(200, {
-          name: "phase",
-          version: ctx.version,
-          peer_id: ctx.key.peerId,
-          channel: ctx.channel,
-          arch: canonicalArch(ctx.arch),
-          uptime_seconds: ctx.metrics.uptimeSeconds(),
-          health: await health(),
-          metrics: ctx.metrics.toJSON(),
-        });
+        if (wantsPage) return statusPage();
+        return jsonResponse(200, await statusDocument(), { vary: "accept" });
       case "/metrics": {
         const h = await health();
         return new Response(ctx.metrics.toPrometheus(h.status === "ok"), {

@@ -57,6 +57,8 @@ export interface ProviderOptions {
   cmdline?: string;
   /** The node's job service for `POST /jobs`, or null/absent for no jobs. */
   jobs?: JobService | null;
+  /** libp2p peers connected now, for the status page. */
+  peers?: () => number | null;
   /**
    * Connection limits. maxConnections is also capped by the open-file limit
    * (raised to its hard limit at start when allowed).
@@ -183,6 +185,7 @@ export async function startProvider(
     minFreeBytes: options.minFreeBytes ?? 64 * 1024 * 1024,
     pinnedKeys: options.pinnedKeys,
     advertise: options.advertise,
+    peers: options.peers,
     jobs: options.jobs ? { service: options.jobs, findModule } : null,
   });
   const fileLimit = await raiseFileLimit();

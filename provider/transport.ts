@@ -7,7 +7,10 @@ import type { NodeTransport } from "../node/mod.ts";
 import { type ProviderOptions, startProvider } from "./server.ts";
 
 /** A provider's options, less what the node supplies (key, jobs). */
-export type HttpTransportOptions = Omit<ProviderOptions, "key" | "jobs">;
+export type HttpTransportOptions = Omit<
+  ProviderOptions,
+  "key" | "jobs" | "peers"
+>;
 
 /**
  * The HTTP transport. Once listening, it tells the node its HTTP base URL
@@ -22,6 +25,7 @@ export function httpTransport(options: HttpTransportOptions): NodeTransport {
         ...options,
         key: node.key,
         jobs: node.jobs,
+        peers: () => node.peers?.() ?? null,
       });
       const wildcard = options.hostname === undefined ||
         options.hostname === "0.0.0.0" || options.hostname === "::";
