@@ -5,7 +5,7 @@
  * before its bytes are buffered.
  * @module
  */
-import { lpStream } from "@libp2p/utils";
+import { type LengthPrefixedStream, lpStream } from "@libp2p/utils";
 import type { Stream } from "@libp2p/interface";
 import { JobError } from "../node/mod.ts";
 
@@ -15,7 +15,7 @@ import { JobError } from "../node/mod.ts";
  */
 export const MAX_MESSAGE_BYTES = 24 * 1024 * 1024;
 /** A framed stream. */
-export type Messages = ReturnType<typeof lpStream>;
+export type Messages = LengthPrefixedStream<Stream>;
 
 /** Frames a stream with Phase's message limit on both the length and the buffer. */
 export function messageStream(stream: Stream): Messages {

@@ -47,6 +47,7 @@ interface Waiter {
 
 /** Admits jobs; see the module notes. */
 export class JobAdmission {
+  /** The limits it admits by. */
   readonly limits: AdmissionLimits;
   #admitted = 0;
   #running = 0;

@@ -106,6 +106,7 @@ export interface ArtifactStoreOptions {
 
 /** The artifacts directory of a provider. */
 export class ArtifactStore {
+  /** The artifacts directory as given. */
   readonly root: string;
   #realRoot: string | null = null;
   /** By real path. */

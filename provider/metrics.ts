@@ -10,7 +10,7 @@ import type { ListenerStats } from "./listener.ts";
 /** The provider's counters. */
 export class Metrics {
   /** When the provider started (ms since the epoch). */
-  readonly startedAt = Date.now();
+  readonly startedAt: number = Date.now();
   /** Responses by status code. */
   readonly responses = new Map<number, number>();
   /** Body bytes written to connections (not merely queued). */

@@ -37,3 +37,6 @@ export {
   type DownloadResult,
   fetchJson,
 } from "./client.ts";
+// Types the provider's API uses, so its documentation is complete from here.
+export type { PublishedManifest } from "./manifest_publisher.ts";
+export type { ListenerLimits, ListenerStats } from "./listener.ts";

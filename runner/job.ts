@@ -47,7 +47,7 @@ export const DEFAULT_LIMITS = {
 } as const;
 
 /** The largest fuel budget (fuel is counted exactly in a JSON number). */
-export const MAX_FUEL = Number.MAX_SAFE_INTEGER;
+export const MAX_FUEL: number = Number.MAX_SAFE_INTEGER;
 
 /** A limit's allowed range; `integer` when it must be a whole number. */
 export interface LimitRange {
@@ -79,11 +79,15 @@ export const LIMIT_RANGES: Readonly<
   fuel: { min: 1, max: MAX_FUEL, integer: true, unit: "fuel" },
 };
 
-/** The limits a job may set. */
-interface AppliedLimitsInput {
+/** The limits runJob range-checks, by their JobSpec names. */
+export interface AppliedLimitsInput {
+  /** Memory budget in MiB. */
   memoryMb: number;
+  /** Wall-clock limit in seconds. */
   timeoutSeconds: number;
+  /** Kept bytes per output stream. */
   outputBytes: number;
+  /** Fuel budget. */
   fuel: number;
 }
 

@@ -67,3 +67,8 @@ export {
   RUNTIME_VERSION,
 } from "./job.ts";
 export { receiptLines, renderLines } from "./receipt_box.ts";
+// Types the runner's API uses, so its documentation is complete from here.
+export type { AppliedLimitsInput } from "./job.ts";
+export type { CappedModule, FuncType } from "./wasm_binary.ts";
+export type { SharedOutput } from "./shared_output.ts";
+export type { WriteKeyOptions } from "./identity.ts";

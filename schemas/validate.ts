@@ -39,7 +39,7 @@ export class SchemaError extends Error {
 }
 
 /** Every schema Phase validates against, by the name used in error messages. */
-const SCHEMAS = {
+const SCHEMAS: Record<DocumentKind, object> = {
   receipt: receiptSchema,
   "job manifest": jobManifestSchema,
   "boot manifest": bootManifestSchema,
@@ -52,10 +52,22 @@ const SCHEMAS = {
   record: recordSchema,
   "capability record": capabilitySchema,
   "boot-provider record": bootProviderSchema,
-} as const;
+};
 
 /** Names of the documents {@link validateDocument} knows. */
-export type DocumentKind = keyof typeof SCHEMAS;
+export type DocumentKind =
+  | "receipt"
+  | "job manifest"
+  | "boot manifest"
+  | "job offer"
+  | "job request"
+  | "accepted message"
+  | "rejected message"
+  | "result message"
+  | "job body"
+  | "record"
+  | "capability record"
+  | "boot-provider record";
 
 let ajv: Ajv | undefined;
 const compiled = new Map<DocumentKind, ValidateFunction>();
