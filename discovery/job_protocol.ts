@@ -37,12 +37,7 @@ import {
 } from "../node/mod.ts";
 import type { PhaseNode } from "./node.ts";
 import { WASM_RUNTIME } from "./node.ts";
-import {
-  MAX_MESSAGE_BYTES,
-  messageStream,
-  receiveMessage,
-  sendMessage,
-} from "./framing.ts";
+import { FrameStream, MAX_MESSAGE_BYTES, MAX_OFFER_BYTES } from "./framing.ts";
 
 /** The protocol id. */
 export const JOB_PROTOCOL = "/phase/job/1.0.0";
@@ -75,7 +70,8 @@ export async function serveJobStream(
   options: { client: string; messageTimeoutMs?: number },
 ): Promise<void> {
   const jobs = node.jobs;
-  const messages = messageStream(stream);
+  // Until a job is admitted, nothing larger than an offer is buffered.
+  const messages = new FrameStream(stream, MAX_OFFER_BYTES);
   const timeout = () =>
     AbortSignal.timeout(options.messageTimeoutMs ?? MESSAGE_TIMEOUT_MS);
   // The client going away (reset, closed connection) cancels its job.
@@ -89,11 +85,15 @@ export async function serveJobStream(
     if (!jobs || !capability) {
       throw new JobError("RuntimeNotSupported", "this node runs no jobs");
     }
-    const offer = judgeOffer(
-      await receiveMessage(messages, timeout()),
-      capability,
-      jobs.limits,
-    );
+    const message = await messages.receive(timeout());
+    // Echo a well-formed job_id even when the rest of the offer is refused.
+    const claimed = (message as { job_id?: unknown })?.job_id;
+    if (
+      typeof claimed === "string" && /^[A-Za-z0-9._-]{1,128}$/.test(claimed)
+    ) {
+      jobId = claimed;
+    }
+    const offer = judgeOffer(message, capability, jobs.limits);
     jobId = offer.job_id;
     // The request carries the module in base64 (4/3 of its size) and input.
     ticket = jobs.admit(
@@ -103,7 +103,8 @@ export async function serveJobStream(
         Math.ceil(offer.module_size * 4 / 3) + 64 * 1024,
       ),
     );
-    await sendMessage(messages, {
+    messages.limit = MAX_MESSAGE_BYTES;
+    await messages.send({
       type: "accepted",
       job_id: jobId,
       estimated_start: new Date().toISOString(),
@@ -111,10 +112,11 @@ export async function serveJobStream(
       module_cached: jobs.hasModule(offer.module_hash),
     });
     const { order, moduleUrl } = judgeRequest(
-      await receiveMessage(messages, timeout()),
+      await messages.receive(timeout()),
       offer,
       jobs.limits,
     );
+    messages.limit = MAX_OFFER_BYTES;
     const module = await jobs.resolveModule(order, {
       moduleHash: offer.module_hash,
       moduleUrl,
@@ -123,7 +125,7 @@ export async function serveJobStream(
       signal: gone.signal,
       ticket,
     });
-    await sendMessage(messages, { type: "result", job_id: jobId, receipt });
+    await messages.send({ type: "result", job_id: jobId, receipt });
   } catch (error) {
     if (!(error instanceof JobCancelled) && !gone.signal.aborted) {
       const refusal = error instanceof JobError
@@ -137,7 +139,7 @@ export async function serveJobStream(
           `request failed: ${firstLine(error)}`,
         );
       jobs?.refused(refusal.reason);
-      await sendMessage(messages, {
+      await messages.send({
         type: "rejected",
         job_id: jobId,
         reason: refusal.reason,
@@ -266,9 +268,9 @@ export async function submitJob(
       `cannot open a job stream to ${peerId}: ${firstLine(error)}`,
     );
   }
-  const messages = messageStream(stream);
+  const messages = new FrameStream(stream);
   try {
-    await sendMessage(messages, {
+    await messages.send({
       type: "offer",
       job_id: jobId,
       nonce,
@@ -276,12 +278,12 @@ export async function submitJob(
       module_size: job.module.length,
       requirements,
     }, signal);
-    const accepted = answer(await receiveMessage(messages, signal));
+    const accepted = answer(await messages.receive(signal));
     if (accepted.type === "rejected") throw refusal(accepted);
     if (accepted.type !== "accepted" || accepted.job_id !== jobId) {
       throw new JobRejected("Tampered", "the node did not accept this offer");
     }
-    await sendMessage(messages, {
+    await messages.send({
       type: "request",
       job_id: jobId,
       module: accepted.module_cached === true ? null : toBase64(job.module),
@@ -289,7 +291,7 @@ export async function submitJob(
       env,
       stdin: toBase64(stdin),
     }, signal);
-    const result = answer(await receiveMessage(messages, signal));
+    const result = answer(await messages.receive(signal));
     if (result.type === "rejected") throw refusal(result);
     if (result.type !== "result" || result.job_id !== jobId) {
       throw new JobRejected("Tampered", "the node sent no result for this job");

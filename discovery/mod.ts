@@ -44,11 +44,12 @@ export {
   submitJob,
 } from "./job_protocol.ts";
 export {
+  decodeLength,
+  encodeLength,
+  FrameError,
+  FrameStream,
   MAX_MESSAGE_BYTES,
-  type Messages,
-  messageStream,
-  receiveMessage,
-  sendMessage,
+  MAX_OFFER_BYTES,
 } from "./framing.ts";
 export { p2pTransport, type P2pTransportOptions } from "./transport.ts";
 export {

@@ -89,7 +89,6 @@ export function jobManifestKey(publisher: string, name: string): string {
   return `/phase/wasm/${publisher}/${name}/manifest`;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Creates and signs a record. */
@@ -120,9 +119,13 @@ export async function signRecord<P extends Record<string, unknown>>(
   return { ...unsigned, signature };
 }
 
-/** Serialises a record for the DHT; refuses oversized records. */
+/**
+ * Serialises a record for the DHT as its JCS bytes (one byte string per
+ * record, so every implementation reads the same fields); refuses oversized
+ * records.
+ */
 export function encodeRecord(record: SignedRecord<unknown>): Uint8Array {
-  const bytes = encoder.encode(JSON.stringify(record));
+  const bytes = canonicalBytes(record);
   if (bytes.length > MAX_RECORD_BYTES) {
     throw new RecordError(
       `record is ${bytes.length} bytes, the limit is ${MAX_RECORD_BYTES}`,
@@ -132,6 +135,10 @@ export function encodeRecord(record: SignedRecord<unknown>): Uint8Array {
 }
 
 const SEGMENT = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
 
 /** What lives under a DHT key: its record type and its owner's peer id. */
 function placeOf(dhtKey: string): { type: RecordType; owner: string } | null {
@@ -180,6 +187,11 @@ export async function decodeRecord(
     record = JSON.parse(decoder.decode(bytes));
   } catch {
     throw new RecordError("record is not JSON");
+  }
+  // Duplicate keys, a byte-order mark or other spellings of the same JSON
+  // would let implementations read different fields: only JCS is stored.
+  if (!sameBytes(canonicalBytes(record), bytes)) {
+    throw new RecordError("record is not in canonical (JCS) form");
   }
   const place = placeOf(dhtKey);
   if (!place) {
@@ -254,6 +266,11 @@ export function validatorKeepingNewest(
     if (kept.seq > incoming.seq) {
       throw new RecordError(
         `record seq ${incoming.seq} is older than the stored seq ${kept.seq}`,
+      );
+    }
+    if (kept.seq === incoming.seq && kept.signature !== incoming.signature) {
+      throw new RecordError(
+        `a different record with seq ${incoming.seq} is already stored`,
       );
     }
   };

@@ -143,8 +143,8 @@ function checkStdin(stdin: Uint8Array | undefined, limits: JobLimits): void {
   }
 }
 
-function major(version: string): string {
-  return version.split(".")[0];
+function major(version: string): number {
+  return Number(version.split(".")[0]);
 }
 
 /**
@@ -307,12 +307,15 @@ export function queryToJobBody(
     "nonce",
     "job_id",
   ];
-  for (const name of query.keys()) {
+  for (const name of new Set(query.keys())) {
     if (!known.includes(name)) {
       throw new JobError(
         "InvalidRequest",
         `unknown parameter ${name.slice(0, 64)}`,
       );
+    }
+    if (name !== "arg" && name !== "env" && query.getAll(name).length > 1) {
+      throw new JobError("InvalidRequest", `${name} is given more than once`);
     }
   }
   if (query.has("arg")) body.args = query.getAll("arg");
@@ -323,7 +326,14 @@ export function queryToJobBody(
       if (eq <= 0) {
         throw new JobError("InvalidRequest", "env wants NAME=VALUE");
       }
-      env[item.slice(0, eq)] = item.slice(eq + 1);
+      const name = item.slice(0, eq);
+      if (Object.hasOwn(env, name)) {
+        throw new JobError(
+          "InvalidRequest",
+          `env ${name.slice(0, 64)} is given more than once`,
+        );
+      }
+      env[name] = item.slice(eq + 1);
     }
     body.env = env;
   }
@@ -334,9 +344,9 @@ export function queryToJobBody(
   for (const name of ["memory_mb", "timeout_seconds", "fuel"]) {
     const value = query.get(name);
     if (value === null) continue;
-    const n = value.trim() === "" ? NaN : Number(value);
-    // A non-number stays a string so the schema names the field.
-    body[name] = Number.isFinite(n) ? n : value;
+    // Plain decimal only (no hex, exponents, signs or spaces); anything else
+    // stays a string so the schema names the field.
+    body[name] = /^\d{1,16}(\.\d{1,9})?$/.test(value) ? Number(value) : value;
   }
   return body;
 }

@@ -126,7 +126,11 @@ async function request(
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const address = await checkedAddress(host, options.allowPrivate);
   let target = url;
-  const headers: Record<string, string> = { accept: "application/wasm, */*" };
+  // No content coding: the cap then counts the bytes on the wire.
+  const headers: Record<string, string> = {
+    accept: "application/wasm, */*",
+    "accept-encoding": "identity",
+  };
   if (url.protocol === "http:") {
     target = new URL(url);
     target.hostname = address.includes(":") ? `[${address}]` : address;

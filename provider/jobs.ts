@@ -163,7 +163,8 @@ export async function handleJobs(
       const status = STATUS[error.reason];
       return json(
         status,
-        errorBody(status, error.message),
+        // The protocol's reason too, so clients can tell refusals apart.
+        { ...errorBody(status, error.message), refusal: error.reason },
         error.reason === "QueueFull" ? { "retry-after": "1" } : {},
       );
     }

@@ -21,7 +21,7 @@ import {
 } from "../discovery/mod.ts";
 import { runJob, RUNTIME_VERSION, SandboxPool } from "../runner/mod.ts";
 import { JobService } from "../node/mod.ts";
-import { fromBase64, generateKey } from "../schemas/mod.ts";
+import { canonicalBytes, fromBase64, generateKey } from "../schemas/mod.ts";
 import { example } from "./helpers.ts";
 
 // libp2p keeps timers and sockets past stop(); the process-level tests in
@@ -78,8 +78,24 @@ Deno.test("records: forged, expired, wrong-signer, oversized and misplaced recor
     seq: 5,
     payload: capability()(),
   });
-  const bytes = (r: unknown) => new TextEncoder().encode(JSON.stringify(r));
+  const bytes = (r: unknown) => canonicalBytes(r);
   assert.equal((await decodeRecord(key, encodeRecord(good))).seq, 5);
+  // The same record in another JSON spelling is refused: only JCS is stored.
+  for (
+    const spelling of [
+      JSON.stringify(good, null, 1),
+      "\ufeff" + new TextDecoder().decode(encodeRecord(good)),
+      new TextDecoder().decode(encodeRecord(good)).replace(
+        '{"expires_at"',
+        '{"type":"boot-provider","expires_at"',
+      ),
+    ]
+  ) {
+    await assert.rejects(
+      decodeRecord(key, new TextEncoder().encode(spelling)),
+      /canonical/,
+    );
+  }
   const cases: [string, Uint8Array, RegExp][] = [
     [
       "forged",

@@ -20,13 +20,13 @@ import {
   capabilityTopic,
   cidFor,
   DHT_PROTOCOL,
+  encodeLength,
   encodeRecord,
+  FrameStream,
   JOB_PROTOCOL,
-  messageStream,
+  MAX_MESSAGE_BYTES,
   p2pTransport,
   PhaseNode,
-  receiveMessage,
-  sendMessage,
   signRecord,
   submitJob,
   WASM_RUNTIME,
@@ -127,13 +127,12 @@ async function exchange(
     peerIdFromString(peerId),
     JOB_PROTOCOL,
   );
-  const framed = messageStream(stream);
+  const framed = new FrameStream(stream);
   const answers: Record<string, unknown>[] = [];
   try {
     for (const message of messages) {
-      await sendMessage(framed, message);
-      const answer = await receiveMessage(
-        framed,
+      await framed.send(message);
+      const answer = await framed.receive(
         AbortSignal.timeout(20_000),
       ) as Record<string, unknown>;
       // Every answer a node sends matches the protocol's schemas.
@@ -697,16 +696,16 @@ Deno.test({
         peerIdFromString(node.services.key.peerId),
         JOB_PROTOCOL,
       );
-      const framed = messageStream(stream);
-      await sendMessage(framed, {
+      const framed = new FrameStream(stream);
+      await framed.send({
         ...await offer({
           module_hash: await sha256Ref(module),
           module_size: module.length,
           requirements: { timeout_seconds: 30, fuel: 9e15 },
         }),
       });
-      await receiveMessage(framed, AbortSignal.timeout(5000));
-      await sendMessage(framed, {
+      await framed.receive(AbortSignal.timeout(5000));
+      await framed.send({
         type: "request",
         job_id: "job-1",
         module: toBase64(module),
@@ -756,6 +755,77 @@ Deno.test({
       assert.deepEqual(await again.list(), await store.list());
     } finally {
       await node.close();
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a flood of oversized offers is cut at 64 KiB each: the node's memory stays flat and honest jobs still run",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    const node = await spawnAnnounced<
+      { multiaddrs: string[]; peer_id: string }
+    >(
+      Deno.execPath(),
+      {
+        args: [
+          "run",
+          "-A",
+          `${ROOT}/main.ts`,
+          "serve",
+          "--data-dir",
+          dir,
+          "--bind",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--listen",
+          "/ip4/127.0.0.1/tcp/0",
+          "--json",
+        ],
+      },
+    );
+    const rss = async () =>
+      Number(
+        /VmRSS:\s+(\d+)/.exec(
+          await Deno.readTextFile(`/proc/${node.child.pid}/status`),
+        )![1],
+      ) * 1024;
+    const peer = await client(node.info.multiaddrs[0]);
+    try {
+      const job = { module: example("hello"), args: ["warm"] };
+      await submitJob(peer, node.info.peer_id, job);
+      const before = await rss();
+      // 64 streams, each announcing a 24 MiB offer and sending 4 MiB of it:
+      // held, that would be 256 MiB; cut at 64 KiB, what remains is the
+      // transport's own buffering and garbage.
+      const streams = await Promise.all(
+        Array.from({ length: 64 }, () =>
+          peer.libp2p.dialProtocol(
+            peerIdFromString(node.info.peer_id),
+            JOB_PROTOCOL,
+          )),
+      );
+      const chunk = new Uint8Array(256 * 1024).fill(0x20);
+      for (const stream of streams) {
+        stream.send(encodeLength(MAX_MESSAGE_BYTES));
+        for (let i = 0; i < 16; i++) stream.send(chunk);
+      }
+      await new Promise((r) => setTimeout(r, 3000));
+      const growth = await rss() - before;
+      assert.ok(
+        growth < 96 * 1024 * 1024,
+        `the node's RSS grew by ${(growth / 1048576).toFixed(1)} MiB`,
+      );
+      const after = await submitJob(peer, node.info.peer_id, job);
+      assert.equal(after.stdout, "mraw\n");
+      for (const stream of streams) stream.abort(new Error("done"));
+    } finally {
+      await peer.stop();
+      await stopAnnounced(node);
       await cleanup();
     }
   },

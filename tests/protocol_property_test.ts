@@ -7,17 +7,19 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { streamPair } from "@libp2p/utils";
-import * as lp from "it-length-prefixed";
 import {
   capabilityKey,
+  decodeLength,
   decodeRecord,
+  encodeLength,
   encodeRecord,
+  FrameError,
+  FrameStream,
   MAX_MESSAGE_BYTES,
-  messageStream,
-  receiveMessage,
+  MAX_OFFER_BYTES,
   RecordError,
-  sendMessage,
   signRecord,
+  validatorKeepingNewest,
 } from "../discovery/mod.ts";
 import {
   AdmissionRefused,
@@ -27,6 +29,7 @@ import {
   judgeHttpJob,
   judgeOffer,
   judgeRequest,
+  queryToJobBody,
 } from "../node/mod.ts";
 import {
   type Capability,
@@ -38,17 +41,17 @@ import {
 
 const RUNS = { numRuns: 200, seed: 20261125 };
 
-Deno.test("frames: any JSON message round-trips over a real stream pair, whatever the chunking", async () => {
+Deno.test("frames: any JSON message round-trips over a real stream pair", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.array(fc.jsonValue({ maxDepth: 3 }), { minLength: 1, maxLength: 4 }),
       async (messages) => {
         const [a, b] = await streamPair();
-        const writer = messageStream(a);
-        const reader = messageStream(b);
+        const writer = new FrameStream(a);
+        const reader = new FrameStream(b);
         for (const message of messages) {
-          await sendMessage(writer, message);
-          const got = await receiveMessage(reader, AbortSignal.timeout(5000));
+          await writer.send(message);
+          const got = await reader.receive(AbortSignal.timeout(5000));
           // JSON normalises -0 to 0; compare what JSON itself would keep.
           assert.deepEqual(got, JSON.parse(JSON.stringify(message)));
         }
@@ -60,29 +63,76 @@ Deno.test("frames: any JSON message round-trips over a real stream pair, whateve
   );
 });
 
-Deno.test("frames: a length above the limit ends the stream before its bytes are buffered; garbage is a one-line refusal", async () => {
+Deno.test("frames: length prefixes are minimal LEB128 of at most 4 bytes, and every length round-trips", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 2 ** 28 - 1 }), (n) => {
+      const encoded = encodeLength(n);
+      assert.ok(encoded.length <= 4);
+      assert.deepEqual(decodeLength(encoded), {
+        length: n,
+        size: encoded.length,
+      });
+      // Any proper prefix of an encoding is incomplete, never misread.
+      for (let k = 1; k < encoded.length; k++) {
+        assert.equal(decodeLength(encoded.subarray(0, k)), null);
+      }
+    }),
+    RUNS,
+  );
+  // Random bytes: a length, incomplete, or a FrameError; nothing else.
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 8 }), (bytes) => {
+      try {
+        const decoded = decodeLength(bytes);
+        if (decoded) {
+          assert.deepEqual(
+            encodeLength(decoded.length),
+            bytes.subarray(0, decoded.size),
+          );
+        }
+      } catch (error) {
+        assert.ok(error instanceof FrameError, String(error));
+      }
+    }),
+    { ...RUNS, numRuns: 2000 },
+  );
+  assert.throws(() => decodeLength(Uint8Array.of(0x80, 0x00)), /not minimal/);
+  assert.throws(
+    () => decodeLength(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x7f)),
+    /longer than 4 bytes/,
+  );
+});
+
+Deno.test("frames: over-long lengths end the stream, a small limit bounds unread bytes, garbage is a one-line refusal", async () => {
   // A frame that announces MAX + 1 bytes.
   const [a, b] = await streamPair();
-  const reader = messageStream(b);
-  const header = new Uint8Array(4);
-  for (let n = MAX_MESSAGE_BYTES + 1, i = 0; i < 4; i++, n >>>= 7) {
-    header[i] = (n & 0x7f) | (i < 3 ? 0x80 : 0);
-  }
-  a.send(header);
+  const reader = new FrameStream(b);
+  a.send(encodeLength(MAX_MESSAGE_BYTES + 1));
   await assert.rejects(
-    receiveMessage(reader, AbortSignal.timeout(5000)),
-    /length|too long|exceed/i,
+    reader.read(AbortSignal.timeout(5000)),
+    /over the limit of 25165824/,
   );
-  a.abort(new Error("done"));
+  // Before admission a node reads under MAX_OFFER_BYTES: a peer that pushes
+  // more, even without finishing a frame, has its stream ended.
+  const [c, d] = await streamPair();
+  const offers = new FrameStream(d, MAX_OFFER_BYTES);
+  for (let sent = 0; sent <= MAX_OFFER_BYTES + 16; sent += 16 * 1024) {
+    c.send(new Uint8Array(16 * 1024).fill(0x80));
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  await assert.rejects(
+    offers.read(AbortSignal.timeout(5000)),
+    /more than 65536 bytes unasked/,
+  );
   // Frames of random bytes: either a JSON value or a JobError, never a crash.
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ maxLength: 256 }), async (bytes) => {
-      const [c, d] = await streamPair();
-      const framed = messageStream(d);
-      const frame = lp.encode.single(bytes).subarray();
-      c.send(frame);
+      const [e, f] = await streamPair();
+      const framed = new FrameStream(f);
+      const frame = new Uint8Array([...encodeLength(bytes.length), ...bytes]);
+      e.send(frame);
       try {
-        const value = await receiveMessage(framed, AbortSignal.timeout(5000));
+        const value = await framed.receive(AbortSignal.timeout(5000));
         assert.deepEqual(
           value,
           JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)),
@@ -91,18 +141,17 @@ Deno.test("frames: a length above the limit ends the stream before its bytes are
         assert.ok(error instanceof JobError, String(error));
         assert.equal(error.reason, "InvalidRequest");
       }
-      c.abort(new Error("done"));
+      e.abort(new Error("done"));
     }),
     { ...RUNS, numRuns: 100 },
   );
   // Sending a message the peer would refuse is refused locally.
-  const [e, f] = await streamPair();
+  const [g, h] = await streamPair();
   await assert.rejects(
-    sendMessage(messageStream(e), "x".repeat(MAX_MESSAGE_BYTES)),
+    new FrameStream(g).send("x".repeat(MAX_MESSAGE_BYTES)),
     /limit is/,
   );
-  e.abort(new Error("done"));
-  f.abort(new Error("done"));
+  for (const s of [a, b, c, d, g, h]) s.abort(new Error("done"));
 });
 
 const capability: Capability = {
@@ -350,4 +399,49 @@ Deno.test("the job service admits at most its places and gives each back once", 
     ),
     RUNS,
   );
+});
+
+Deno.test("records: a stored record gives way only to a higher seq or to itself", async () => {
+  const owner = await generateKey();
+  const key = capabilityKey(owner.peerId);
+  const k = new TextEncoder().encode(key);
+  const record = (seq: number, cores: number) =>
+    signRecord(owner, {
+      type: "capability",
+      key,
+      seq,
+      payload: { ...capability, cpu_cores: cores },
+    }).then(encodeRecord);
+  const stored = await record(5, 1);
+  const validate = validatorKeepingNewest(() => Promise.resolve(stored));
+  await validate(k, stored); // the same record: a re-publication
+  await validate(k, await record(6, 2)); // newer
+  await assert.rejects(validate(k, await record(4, 2)), /older than/);
+  await assert.rejects(validate(k, await record(5, 2)), /already stored/);
+});
+
+Deno.test("POST /jobs query: plain decimals only, no parameter twice", () => {
+  const judge = (query: string) =>
+    judgeHttpJob(
+      queryToJobBody(new URLSearchParams(query)),
+      DEFAULT_JOB_LIMITS,
+      { moduleInBody: true },
+    );
+  assert.equal(judge("memory_mb=16").order.memoryMb, 16);
+  assert.equal(judge("timeout_seconds=1.5").order.timeoutSeconds, 1.5);
+  for (
+    const query of [
+      "memory_mb=0x10",
+      "memory_mb=1e3",
+      "memory_mb=%2016",
+      "memory_mb=-1",
+      "memory_mb=16&memory_mb=9999",
+      "env=A=1&env=A=2",
+      "nonce=ab&nonce=cd",
+      "unknown=1",
+    ]
+  ) {
+    assert.throws(() => judge(query), JobError, query);
+  }
+  assert.deepEqual(judge("arg=a&arg=b").order.args, ["a", "b"]);
 });
