@@ -4,10 +4,12 @@
  * @module
  */
 export {
+  BoundedDatastore,
   type Capability,
   capabilityTopic,
   cidFor,
   DHT_PROTOCOL,
+  DHT_STORE_LIMITS,
   type FoundNode,
   PhaseNode,
   type PhaseNodeOptions,

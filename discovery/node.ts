@@ -71,6 +71,60 @@ export interface PhaseNodeOptions {
   recordTtlMs?: number;
 }
 
+/** Limits of what a node stores for the DHT (records, provider entries, peers). */
+export const DHT_STORE_LIMITS = { maxKeys: 20_000, maxBytes: 32 * 1024 * 1024 };
+
+/**
+ * The node's DHT store: in memory, and bounded. Strangers can ask any node
+ * to store records and provider entries; past the bounds, new keys are
+ * refused (the put fails, as the DHT protocol allows) while existing ones
+ * may still be replaced.
+ */
+export class BoundedDatastore extends MemoryDatastore {
+  /** Size of each stored value, by key. */
+  readonly #sizes = new Map<string, number>();
+  #bytes = 0;
+  /** The bounds (default {@link DHT_STORE_LIMITS}). */
+  readonly limits: { maxKeys: number; maxBytes: number };
+
+  /** Creates the store with its bounds. */
+  constructor(
+    limits: { maxKeys: number; maxBytes: number } = DHT_STORE_LIMITS,
+  ) {
+    super();
+    this.limits = limits;
+  }
+
+  /** Stores a value unless a new key, or more bytes, would pass the bounds. */
+  override put(
+    key: Key,
+    value: Uint8Array,
+    options?: { signal?: AbortSignal },
+  ): Key {
+    const name = key.toString();
+    const previous = this.#sizes.get(name);
+    const bytes = this.#bytes - (previous ?? 0) + value.length;
+    if (
+      (previous === undefined && this.#sizes.size >= this.limits.maxKeys) ||
+      bytes > this.limits.maxBytes
+    ) {
+      throw new Error("this node's DHT store is full");
+    }
+    super.put(key, value, options);
+    this.#sizes.set(name, value.length);
+    this.#bytes = bytes;
+    return key;
+  }
+
+  /** Removes a value. */
+  override delete(key: Key, options?: { signal?: AbortSignal }): void {
+    const name = key.toString();
+    this.#bytes -= this.#sizes.get(name) ?? 0;
+    this.#sizes.delete(name);
+    super.delete(key, options);
+  }
+}
+
 /** The content id used with provide/findProviders for a key string. */
 export async function cidFor(key: string): Promise<CID> {
   return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode(key)));
@@ -118,7 +172,7 @@ export class PhaseNode {
     // The node's own record store, so its validator can compare a record
     // offered for storage with the one it already keeps (kad-dht stores
     // records under /dht/record/<base32 key>).
-    const datastore = new MemoryDatastore();
+    const datastore = new BoundedDatastore();
     const stored = async (key: Uint8Array) => {
       try {
         const raw = await datastore.get(

@@ -7,7 +7,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { streamPair } from "@libp2p/utils";
+import { Key } from "interface-datastore";
 import {
+  BoundedDatastore,
   capabilityKey,
   decodeLength,
   decodeRecord,
@@ -444,4 +446,15 @@ Deno.test("POST /jobs query: plain decimals only, no parameter twice", () => {
     assert.throws(() => judge(query), JobError, query);
   }
   assert.deepEqual(judge("arg=a&arg=b").order.args, ["a", "b"]);
+});
+
+Deno.test("the DHT store refuses new keys and bytes past its bounds, never replacements", () => {
+  const store = new BoundedDatastore({ maxKeys: 3, maxBytes: 100 });
+  const key = (n: number) => new Key(`/dht/record/k${n}`);
+  for (let i = 0; i < 3; i++) store.put(key(i), new Uint8Array(10));
+  assert.throws(() => store.put(key(3), new Uint8Array(1)), /full/);
+  store.put(key(0), new Uint8Array(70)); // replacing is fine within bytes
+  assert.throws(() => store.put(key(1), new Uint8Array(90)), /full/);
+  store.delete(key(2));
+  store.put(key(3), new Uint8Array(10));
 });
