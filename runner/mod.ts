@@ -53,17 +53,19 @@ export {
   writeKeyFile,
 } from "./identity.ts";
 export {
-  DEFAULT_LIMITS,
-  isFuelBudget,
   type JobContext,
   JobRefused,
   type JobResult,
   type JobSpec,
+  runJob,
+} from "./job.ts";
+export {
+  DEFAULT_LIMITS,
+  isFuelBudget,
   LIMIT_RANGES,
   limitProblem,
   type LimitRange,
   MAX_FUEL,
-  runJob,
-  RUNTIME_VERSION,
-} from "./job.ts";
+} from "./limits.ts";
+export { RUNTIME_VERSION } from "./version.ts";
 export { receiptLines, renderLines } from "./receipt_box.ts";
