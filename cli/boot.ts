@@ -3,7 +3,6 @@
  * `phase boot run` (what /init starts inside the initramfs).
  * @module
  */
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import {
   BootError,
@@ -19,26 +18,14 @@ import {
 } from "../boot/mod.ts";
 import { loadIdentity } from "../runner/mod.ts";
 import type { Channel } from "../schemas/mod.ts";
-import { CliError, UsageError } from "./errors.ts";
+import { CliError } from "./errors.ts";
 import { envVar } from "./paths.ts";
+import { parseCommandLine } from "./spec.ts";
+import { COMMANDS } from "./specs.ts";
 
-async function build(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      "kernel-package": { type: "string" },
-      busybox: { type: "string" },
-      cache: { type: "string" },
-      output: { type: "string", short: "o", default: "build/boot" },
-      artifacts: { type: "string" },
-      channel: { type: "string", default: "stable" },
-      arch: { type: "string", default: "x86_64" },
-      "sign-key": { type: "string" },
-      cmdline: { type: "string", default: "console=ttyS0 panic=-1" },
-      "manifest-version": { type: "string" },
-      json: { type: "boolean" },
-    },
-  });
+/** `phase boot build [options]`: the initramfs and the artifacts directory. */
+export async function buildCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandLine(COMMANDS.boot.subcommands.build, argv);
   const log = (line: string) =>
     values.json || console.error(`phase boot build: ${line}`);
   const cache = values.cache ?? `${envVar("HOME") ?? "/tmp"}/.cache/phase-boot`;
@@ -95,11 +82,9 @@ async function build(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function runBoot(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { cmdline: { type: "string" } },
-  });
+/** `phase boot run [--cmdline TEXT]`: what /init starts in the initramfs. */
+export async function bootRunCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandLine(COMMANDS.boot.subcommands.run, argv);
   const cmdline = values.cmdline ?? await Deno.readTextFile("/proc/cmdline");
   const log = (line: string) => console.log(`phase-boot: ${line}`);
   let options;
@@ -127,14 +112,4 @@ async function runBoot(argv: string[]): Promise<number> {
     throw error;
   }
   return 0;
-}
-
-/** `phase boot build|run` */
-export function bootCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === "build") return build(rest);
-  if (sub === "run") return runBoot(rest);
-  throw new UsageError(
-    "usage: phase boot build [--artifacts DIR --sign-key FILE] | phase boot run",
-  );
 }

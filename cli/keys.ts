@@ -3,21 +3,15 @@
  * for signing boot manifests) and prints its peer id.
  * @module
  */
-import { parseArgs } from "node:util";
 import { writeKeyFile } from "../runner/mod.ts";
 import { generateKey, toBase64 } from "../schemas/mod.ts";
 import { dataDir, dataPaths } from "./paths.ts";
+import { parseCommandLine } from "./spec.ts";
+import { COMMANDS } from "./specs.ts";
 
 /** `phase keygen [--output FILE] [--json]` */
 export async function keygenCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      output: { type: "string", short: "o" },
-      "data-dir": { type: "string" },
-      json: { type: "boolean" },
-    },
-  });
+  const { values } = parseCommandLine(COMMANDS.keygen, argv);
   const path = values.output ?? dataPaths(dataDir(values["data-dir"])).key;
   const key = await generateKey();
   // The data directory is created on first use; an --output folder must

@@ -3,15 +3,13 @@
  * release key, verified against keys the user pins.
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   ArtifactStore,
   buildManifest,
   CHANNELS,
   fetchJson,
-  hostArch,
 } from "../provider/mod.ts";
-import { loadIdentity, RUNTIME_VERSION } from "../runner/mod.ts";
+import { loadIdentity } from "../runner/mod.ts";
 import {
   type BootManifest,
   type Channel,
@@ -22,6 +20,10 @@ import {
 } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { readInput } from "./run.ts";
+import { parseCommandLine, usageError } from "./spec.ts";
+import { COMMANDS } from "./specs.ts";
+
+const { generate, sign, verify } = COMMANDS.manifest.subcommands;
 
 async function readManifestFrom(source: string): Promise<unknown> {
   if (/^https?:\/\//.test(source)) {
@@ -48,25 +50,10 @@ async function write(path: string | undefined, manifest: BootManifest) {
   await Deno.rename(temporary, path);
 }
 
-async function generate(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      artifacts: { type: "string", short: "a" },
-      channel: { type: "string", default: "stable" },
-      arch: { type: "string", default: hostArch() },
-      version: { type: "string", default: RUNTIME_VERSION },
-      "manifest-version": { type: "string" },
-      cmdline: { type: "string", default: "console=ttyS0 panic=-1" },
-      "validity-days": { type: "string", default: "30" },
-      output: { type: "string", short: "o" },
-    },
-  });
-  if (!values.artifacts) {
-    throw new UsageError(
-      "usage: phase manifest generate --artifacts DIR [--channel C] [--arch A] [--output FILE]",
-    );
-  }
+/** `phase manifest generate --artifacts DIR [options]` */
+export async function generateCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandLine(generate, argv);
+  if (!values.artifacts) throw usageError(generate);
   if (!CHANNELS.includes(values.channel as Channel)) {
     throw new UsageError(`--channel must be one of ${CHANNELS.join(", ")}`);
   }
@@ -103,21 +90,11 @@ async function generate(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function sign(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      key: { type: "string", short: "k" },
-      output: { type: "string", short: "o" },
-    },
-  });
+/** `phase manifest sign FILE --key KEYFILE [--output FILE]` */
+export async function signCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(sign, argv);
   const [path] = positionals;
-  if (!path || !values.key) {
-    throw new UsageError(
-      "usage: phase manifest sign FILE --key KEYFILE [--output FILE]",
-    );
-  }
+  if (!path || !values.key) throw usageError(sign);
   const manifest = validateBootManifest(await readManifestFrom(path));
   let key;
   try {
@@ -137,24 +114,11 @@ async function sign(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function verify(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      pubkey: { type: "string", multiple: true },
-      "min-version": { type: "string" },
-      channel: { type: "string" },
-      arch: { type: "string" },
-      json: { type: "boolean" },
-    },
-  });
+/** `phase manifest verify FILE|URL --pubkey KEY [--pubkey KEY…]` */
+export async function verifyCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(verify, argv);
   const [source] = positionals;
-  if (!source || !values.pubkey?.length) {
-    throw new UsageError(
-      "usage: phase manifest verify FILE|URL --pubkey KEY [--pubkey KEY…]",
-    );
-  }
+  if (!source || !values.pubkey?.length) throw usageError(verify);
   let trustedKeys: Uint8Array[];
   try {
     trustedKeys = values.pubkey.flatMap((k) => k.split(",")).map(
@@ -191,13 +155,4 @@ async function verify(argv: string[]): Promise<number> {
     console.error(`phase: manifest ${source} is invalid: ${verdict.reason}`);
   }
   return verdict.valid ? 0 : 1;
-}
-
-/** `phase manifest generate|sign|verify` */
-export function manifestCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === "generate") return generate(rest);
-  if (sub === "sign") return sign(rest);
-  if (sub === "verify") return verify(rest);
-  throw new UsageError("usage: phase manifest generate|sign|verify …");
 }

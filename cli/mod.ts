@@ -3,59 +3,51 @@
  * failure into one line on stderr and a non-zero exit status.
  * @module
  */
-import { RUNTIME_VERSION } from "../runner/job.ts";
+import { RUNTIME_VERSION } from "../runner/version.ts";
 import { CliError, UsageError } from "./errors.ts";
-
-const HELP =
-  `phase ${RUNTIME_VERSION}: run WebAssembly jobs and verify their receipts
-
-usage: phase <command> [options]
-
-commands:
-  run <module.wasm> [--dir HOST:GUEST] [--env K=V] [--memory MB]
-      [--timeout SECONDS] [--fuel N] [--scratch GUEST] [--manifest FILE]
-      [--receipt FILE] [--json] [--quiet] [-- args…]
-                        run a module in the sandbox, stdin to the guest
-                        (fuel: instructions the guest may execute; default
-                        1e13 per second of timeout; exit 124 when spent.
-                        Exit status: the guest's code, 255 for codes over
-                        255, 124 timeout/fuel, 125 memory, 134 trap)
-  execute-job --wasm FILE [--args ARG]… [--memory MB] [--timeout S] [--fuel N]
-                        run a module and print its verified receipt
-  receipt verify FILE [--peer PEER_ID]
-                        check a receipt (exit 0 valid, 1 invalid)
-  keygen [--output FILE]
-                        create an Ed25519 key file
-  version [--json]      print the version
-
-common options: --data-dir DIR, --key FILE, --receipts DIR, --ephemeral,
-  --private (throwaway key, nothing written; needs write permission denied)
-`;
+import { EXIT } from "./exit_status.ts";
+import {
+  commandHelp,
+  helpCommand,
+  overviewHelp,
+  resolveCommand,
+  wantsHelp,
+} from "./help.ts";
+import { parseCommandLine } from "./spec.ts";
+import { COMMANDS, type RunnableName } from "./specs.ts";
 
 type Command = (argv: string[]) => Promise<number>;
 
 /**
  * Each command loads its module only when it runs, so a command loads only
  * what it uses (libp2p only for the commands on the network) and needs only
- * the permissions of what it loads.
+ * the permissions of what it loads. Help and completions load none of them.
  */
-const COMMANDS: Record<string, Command> = {
+const RUNNERS: Record<RunnableName, Command> = {
   serve: async (argv) => (await import("./serve.ts")).serveCommand(argv),
-  node: async (argv) => (await import("./serve.ts")).serveCommand(argv),
   discover: async (argv) => (await import("./p2p.ts")).discoverCommand(argv),
-  boot: async (argv) => (await import("./boot.ts")).bootCommand(argv),
   submit: async (argv) => (await import("./p2p.ts")).submitCommand(argv),
+  "boot build": async (argv) => (await import("./boot.ts")).buildCommand(argv),
+  "boot run": async (argv) => (await import("./boot.ts")).bootRunCommand(argv),
   run: async (argv) => (await import("./run.ts")).runCommand(argv),
   "execute-job": async (argv) =>
     (await import("./run.ts")).executeJobCommand(argv),
-  receipt: async (argv) => (await import("./receipt.ts")).receiptCommand(argv),
+  "receipt verify": async (argv) =>
+    (await import("./receipt.ts")).receiptVerifyCommand(argv),
   keygen: async (argv) => (await import("./keys.ts")).keygenCommand(argv),
-  manifest: async (argv) =>
-    (await import("./manifest.ts")).manifestCommand(argv),
-  provider: async (argv) =>
-    (await import("./provider.ts")).providerCommand(argv),
+  "manifest generate": async (argv) =>
+    (await import("./manifest.ts")).generateCommand(argv),
+  "manifest sign": async (argv) =>
+    (await import("./manifest.ts")).signCommand(argv),
+  "manifest verify": async (argv) =>
+    (await import("./manifest.ts")).verifyCommand(argv),
+  "provider status": async (argv) =>
+    (await import("./provider.ts")).statusCommand(argv),
+  "provider list": async (argv) =>
+    (await import("./provider.ts")).listCommand(argv),
   fetch: async (argv) => (await import("./provider.ts")).fetchCommand(argv),
   version: (argv) => {
+    const { values } = parseCommandLine(COMMANDS.version, argv);
     const info = {
       name: "phase",
       version: RUNTIME_VERSION,
@@ -63,17 +55,41 @@ const COMMANDS: Record<string, Command> = {
       wasi: "preview1",
     };
     console.log(
-      argv.includes("--json")
+      values.json
         ? JSON.stringify(info)
         : `phase ${info.version} (deno ${info.deno}, wasi ${info.wasi})`,
     );
-    return Promise.resolve(0);
+    return Promise.resolve(EXIT.ok);
   },
-  help: () => {
-    console.log(HELP);
-    return Promise.resolve(0);
-  },
+  help: helpCommand,
+  completions: async (argv) =>
+    (await import("./completions.ts")).completionsCommand(argv),
 };
+
+/**
+ * Runs what `argv` names: its help when its own arguments ask for it, a
+ * usage error when it names a command with subcommands but none of them.
+ */
+function dispatch(argv: string[]): Promise<number> {
+  const [first] = argv;
+  if (first === undefined || first === "--help" || first === "-h") {
+    console.log(overviewHelp());
+    return Promise.resolve(EXIT.ok);
+  }
+  const { spec, rest } = resolveCommand(argv);
+  if (wantsHelp(rest)) {
+    console.log(commandHelp(spec));
+    return Promise.resolve(EXIT.ok);
+  }
+  if (spec.subcommands) {
+    throw new UsageError(
+      `phase ${spec.name} needs a command: ${
+        Object.keys(spec.subcommands).join(", ")
+      } (see: phase ${spec.name} --help)`,
+    );
+  }
+  return RUNNERS[spec.name as RunnableName](rest);
+}
 
 /** Known error classes whose message is already a good one-line answer. */
 const PLAIN_ERRORS = new Set([
@@ -93,39 +109,29 @@ const PLAIN_ERRORS = new Set([
 
 /** Runs the CLI; returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  const command = name === undefined || name === "--help" || name === "-h"
-    ? COMMANDS.help
-    : COMMANDS[name];
-  if (!command) {
-    console.error(`phase: unknown command ${name} (try: phase help)`);
-    return 2;
-  }
   try {
-    return await command(rest);
+    return await dispatch(argv);
   } catch (error) {
-    const err = error as Error & { code?: string };
-    if (
-      error instanceof UsageError || err?.code?.startsWith("ERR_PARSE_ARGS")
-    ) {
-      console.error(`phase: ${err.message}`);
-      return 2;
+    const err = error as Error;
+    // Every failure is one line, whatever the message holds.
+    const line = String(err?.message ?? error).split("\n")[0];
+    if (error instanceof UsageError) {
+      console.error(`phase: ${line}`);
+      return EXIT.usage;
     }
     if (error instanceof CliError) {
-      console.error(`phase: ${err.message}`);
+      console.error(`phase: ${line}`);
       return error.exitCode;
     }
     if (PLAIN_ERRORS.has(err?.name)) {
-      console.error(`phase: ${err.message}`);
-      return 1;
+      console.error(`phase: ${line}`);
+      return EXIT.failure;
     }
     if (error instanceof Deno.errors.NotCapable) {
-      console.error(`phase: not permitted: ${err.message.split("\n")[0]}`);
-      return 1;
+      console.error(`phase: not permitted: ${line}`);
+      return EXIT.failure;
     }
-    console.error(
-      `phase: internal error: ${String(err?.message ?? error).split("\n")[0]}`,
-    );
-    return 70;
+    console.error(`phase: internal error: ${line}`);
+    return EXIT.internal;
   }
 }

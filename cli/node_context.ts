@@ -27,15 +27,6 @@ export interface NodeOptions {
   private?: boolean;
 }
 
-/** parseArgs definitions for {@link NodeOptions}. */
-export const NODE_OPTIONS = {
-  "data-dir": { type: "string" },
-  key: { type: "string" },
-  receipts: { type: "string" },
-  ephemeral: { type: "boolean" },
-  private: { type: "boolean" },
-} as const;
-
 /** A ready node. */
 export interface NodeContext {
   /** Signing key. */

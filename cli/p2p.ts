@@ -3,7 +3,6 @@
  * capable nodes and run jobs on them with verified receipts.
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   JobRejected,
   PhaseNode,
@@ -12,21 +11,10 @@ import {
 } from "../discovery/mod.ts";
 import { type Arch, canonicalArch, generateKey } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
-import {
-  exitStatusOf,
-  positiveNumber,
-  readInput,
-  readStdin,
-  splitGuestArgs,
-} from "./run.ts";
-
-const CLIENT_OPTIONS = {
-  bootstrap: { type: "string", multiple: true },
-  mode: { type: "string", default: "internet" },
-  listen: { type: "string", multiple: true },
-  timeout: { type: "string", default: "5" },
-  json: { type: "boolean" },
-} as const;
+import { exitStatusOf } from "./exit_status.ts";
+import { positiveNumber, readInput, readStdin, splitGuestArgs } from "./run.ts";
+import { parseCommandLine, usageError } from "./spec.ts";
+import { COMMANDS } from "./specs.ts";
 
 async function client(
   values: { bootstrap?: string[]; mode?: string; listen?: string[] },
@@ -78,10 +66,7 @@ async function waitForPeers(node: PhaseNode, timeoutMs: number): Promise<void> {
 
 /** `phase discover [--mode internet|local] [--bootstrap MULTIADDR…] [--arch A] [--json]` */
 export async function discoverCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...CLIENT_OPTIONS, arch: { type: "string" } },
-  });
+  const { values } = parseCommandLine(COMMANDS.discover, argv);
   const arch = archOption(values.arch);
   const node = await client(values);
   try {
@@ -120,25 +105,10 @@ export async function discoverCommand(argv: string[]): Promise<number> {
 /** `phase submit <module.wasm> [--peer PEER_ID | --auto] [--bootstrap …] [-- args…]` */
 export async function submitCommand(argv: string[]): Promise<number> {
   const [own, guestArgs] = splitGuestArgs(argv);
-  const { values, positionals } = parseArgs({
-    args: own,
-    allowPositionals: true,
-    options: {
-      ...CLIENT_OPTIONS,
-      peer: { type: "string" },
-      auto: { type: "boolean" },
-      arch: { type: "string" },
-      memory: { type: "string" },
-      "job-timeout": { type: "string" },
-      fuel: { type: "string" },
-      receipt: { type: "string" },
-    },
-  });
+  const { values, positionals } = parseCommandLine(COMMANDS.submit, own);
   const [modulePath] = positionals;
   if (!modulePath || (!values.peer && !values.auto)) {
-    throw new UsageError(
-      "usage: phase submit <module.wasm> (--peer PEER_ID | --auto) [--bootstrap MULTIADDR…] [-- args…]",
-    );
+    throw usageError(COMMANDS.submit);
   }
   const memory = positiveNumber(values.memory, "memory", true);
   const jobTimeout = positiveNumber(values["job-timeout"], "job-timeout");

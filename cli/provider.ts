@@ -3,23 +3,25 @@
  * provider.
  * @module
  */
-import { parseArgs } from "node:util";
 import { download, fetchJson } from "../provider/mod.ts";
 import { validateBootManifest } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { envVar } from "./paths.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
+import { parseCommandLine, usageError } from "./spec.ts";
+import { COMMANDS } from "./specs.ts";
 
 function providerUrl(explicit?: string): string {
   return (explicit ?? envVar("PHASE_PROVIDER") ?? "http://127.0.0.1:8080")
     .replace(/\/+$/, "");
 }
 
-async function status(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { url: { type: "string", short: "a" }, json: { type: "boolean" } },
-  });
+/** `phase provider status [--url URL] [--json]` */
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandLine(
+    COMMANDS.provider.subcommands.status,
+    argv,
+  );
   const url = providerUrl(values.url);
   const { status, body } = await fetchJson(`${url}/status`);
   if (status !== 200) {
@@ -60,16 +62,12 @@ async function status(argv: string[]): Promise<number> {
   return s.health.status === "ok" ? 0 : 1;
 }
 
-async function list(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      url: { type: "string", short: "a" },
-      channel: { type: "string" },
-      arch: { type: "string" },
-      json: { type: "boolean" },
-    },
-  });
+/** `phase provider list [--url URL] [--channel C] [--arch A] [--json]` */
+export async function listCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandLine(
+    COMMANDS.provider.subcommands.list,
+    argv,
+  );
   const url = providerUrl(values.url);
   const path = values.channel || values.arch
     ? `/${values.channel ?? "stable"}/${values.arch ?? "x86_64"}/manifest.json`
@@ -100,32 +98,11 @@ async function list(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** `phase provider status|list` */
-export function providerCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === "status") return status(rest);
-  if (sub === "list") return list(rest);
-  throw new UsageError(
-    "usage: phase provider status|list [--url URL] [--json]",
-  );
-}
-
 /** `phase fetch --url URL --sha256 HEX --output FILE [--json]` */
 export async function fetchCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      url: { type: "string", multiple: true },
-      sha256: { type: "string" },
-      output: { type: "string", short: "o" },
-      json: { type: "boolean" },
-      quiet: { type: "boolean", short: "q" },
-    },
-  });
+  const { values } = parseCommandLine(COMMANDS.fetch, argv);
   if (!values.url?.length || !values.sha256 || !values.output) {
-    throw new UsageError(
-      "usage: phase fetch --url URL [--url URL…] --sha256 HEX --output FILE",
-    );
+    throw usageError(COMMANDS.fetch);
   }
   const sha256 = values.sha256.replace(/^sha256:/, "").toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(sha256)) {

@@ -3,32 +3,18 @@
  * on request, who signed it and for which module, input and nonce).
  * @module
  */
-import { parseArgs } from "node:util";
 import { verifyReceipt } from "../schemas/mod.ts";
-import { UsageError } from "./errors.ts";
 import { receiptLines, renderLines } from "../runner/mod.ts";
 import { readInput } from "./run.ts";
+import { parseCommandLine, usageError } from "./spec.ts";
+import { COMMANDS } from "./specs.ts";
 
 /** `phase receipt verify FILE [--peer ID] [--module-hash H] [--nonce N] [--json]` */
-export async function receiptCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== "verify") {
-    throw new UsageError("usage: phase receipt verify FILE [--peer PEER_ID]");
-  }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      peer: { type: "string" },
-      "module-hash": { type: "string" },
-      "input-hash": { type: "string" },
-      nonce: { type: "string" },
-      json: { type: "boolean" },
-      quiet: { type: "boolean", short: "q" },
-    },
-  });
+export async function receiptVerifyCommand(argv: string[]): Promise<number> {
+  const spec = COMMANDS.receipt.subcommands.verify;
+  const { values, positionals } = parseCommandLine(spec, argv);
   const [path] = positionals;
-  if (!path) throw new UsageError("usage: phase receipt verify FILE");
+  if (!path) throw usageError(spec);
   const bytes = await readInput(path, "receipt");
   let parsed: unknown;
   let verdict: Awaited<ReturnType<typeof verifyReceipt>>;

@@ -3,7 +3,6 @@
  * and produce a signed receipt.
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   atomicWriteFile,
   JobRefused,
@@ -16,35 +15,20 @@ import {
 import {
   type JobManifest,
   readAllCapped,
-  type Receipt,
   validateJobManifest,
   verifyReceipt,
 } from "../schemas/mod.ts";
 import { ReceiptStore } from "../node/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
+import { exitStatusOf } from "./exit_status.ts";
 import {
   assertPrivateMode,
-  NODE_OPTIONS,
   type NodeOptions,
   openNode,
 } from "./node_context.ts";
 import { receiptLines, renderLines } from "../runner/mod.ts";
-
-/**
- * Exit statuses for runs that did not end by the guest's own exit. A guest
- * that exits gives its own code when it is 0-255; a shell keeps only 8 bits,
- * so any larger code exits 255 (never 0 for a non-zero code; the receipt
- * keeps the full value).
- */
-export const EXIT_STATUS = {
-  timeout: 124,
-  memory_limit: 125,
-  fuel_exhausted: 124,
-  trap: 134,
-} as const;
-
-/** The exit status for guest exit codes above 255. */
-export const LARGE_EXIT_STATUS = 255;
+import { parseCommandLine, usageError } from "./spec.ts";
+import { COMMANDS } from "./specs.ts";
 
 const MAX_STDIN = 256 * 1024 * 1024;
 
@@ -223,28 +207,9 @@ function reportWriteErrors(errors: string[], status: number): number {
 /** `phase run <module.wasm> [options] [-- args…]` */
 export async function runCommand(argv: string[]): Promise<number> {
   const [own, guestArgs] = splitGuestArgs(argv);
-  const { values, positionals } = parseArgs({
-    args: own,
-    allowPositionals: true,
-    options: {
-      ...NODE_OPTIONS,
-      dir: { type: "string", multiple: true, default: [] },
-      env: { type: "string", multiple: true, default: [] },
-      memory: { type: "string" },
-      timeout: { type: "string" },
-      fuel: { type: "string" },
-      "output-limit": { type: "string" },
-      scratch: { type: "string" },
-      manifest: { type: "string" },
-      receipt: { type: "string" },
-      json: { type: "boolean" },
-      quiet: { type: "boolean", short: "q" },
-    },
-  });
+  const { values, positionals } = parseCommandLine(COMMANDS.run, own);
   const [modulePath, ...extra] = positionals;
-  if (!modulePath) {
-    throw new UsageError("usage: phase run <module.wasm> [options] [-- args…]");
-  }
+  if (!modulePath) throw usageError(COMMANDS.run);
   const args = guestArgs ?? (extra.length ? extra : undefined);
   const limits = {
     memoryMb: limitOption(values.memory, "memory", "memoryMb"),
@@ -291,38 +256,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   return reportWriteErrors(writeErrors, exitStatusOf(receipt));
 }
 
-/**
- * The process exit status for a receipt: the guest's (255 for codes above
- * 255), or EXIT_STATUS.
- */
-export function exitStatusOf(receipt: Receipt): number {
-  const { status, exit_code } = receipt.execution;
-  if (status !== "exited") return EXIT_STATUS[status];
-  const code = exit_code ?? 0;
-  return code >= 0 && code <= 255 ? code : LARGE_EXIT_STATUS;
-}
-
 /** `phase execute-job --wasm FILE [--args ARG]…` (the original Phase's form). */
 export async function executeJobCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      ...NODE_OPTIONS,
-      wasm: { type: "string" },
-      args: { type: "string", multiple: true, default: [] },
-      manifest: { type: "string" },
-      memory: { type: "string" },
-      timeout: { type: "string" },
-      fuel: { type: "string" },
-      receipt: { type: "string" },
-      json: { type: "boolean" },
-    },
-  });
+  const spec = COMMANDS["execute-job"];
+  const { values, positionals } = parseCommandLine(spec, argv);
   const modulePath = values.wasm ?? positionals[0];
-  if (!modulePath) {
-    throw new UsageError("usage: phase execute-job --wasm FILE [--args ARG]…");
-  }
+  if (!modulePath) throw usageError(spec);
   const manifest = values.manifest
     ? await readManifest(values.manifest)
     : undefined;

@@ -3,10 +3,8 @@
  * libp2p, capability advertised), with zero configuration by default.
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   CHANNELS,
-  hostArch,
   httpTransport,
   ProviderError,
   seedArtifacts,
@@ -18,6 +16,8 @@ import { canonicalArch, type Channel } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { assertPrivateMode } from "./node_context.ts";
 import { dataDir, dataPaths } from "./paths.ts";
+import { parseCommandLine } from "./spec.ts";
+import { COMMANDS } from "./specs.ts";
 
 /** Refuses to start on an artifacts directory this process cannot list. */
 async function assertReadableDirectory(dir: string): Promise<void> {
@@ -50,32 +50,7 @@ function count(value: string | undefined, flag: string): number | undefined {
 
 /** `phase serve [options]` */
 export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      artifacts: { type: "string", short: "a" },
-      channel: { type: "string", short: "c", default: "stable" },
-      arch: { type: "string", short: "A", default: hostArch() },
-      port: { type: "string", short: "p", default: "8080" },
-      bind: { type: "string", short: "b", default: "0.0.0.0" },
-      advertise: { type: "string", multiple: true },
-      cmdline: { type: "string" },
-      pubkey: { type: "string", multiple: true },
-      "data-dir": { type: "string" },
-      key: { type: "string" },
-      private: { type: "boolean" },
-      "no-jobs": { type: "boolean" },
-      listen: { type: "string", multiple: true },
-      bootstrap: { type: "string", multiple: true },
-      mode: { type: "string", default: "internet" },
-      "no-dht": { type: "boolean" },
-      "no-mdns": { type: "boolean" },
-      "receipts-max": { type: "string" },
-      "receipts-max-mb": { type: "string" },
-      "allow-private-module-urls": { type: "boolean" },
-      json: { type: "boolean" },
-    },
-  });
+  const { values } = parseCommandLine(COMMANDS.serve, argv);
   if (!CHANNELS.includes(values.channel as Channel)) {
     throw new UsageError(`--channel must be one of ${CHANNELS.join(", ")}`);
   }

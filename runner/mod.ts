@@ -53,22 +53,24 @@ export {
   writeKeyFile,
 } from "./identity.ts";
 export {
-  DEFAULT_LIMITS,
-  isFuelBudget,
   type JobContext,
   JobRefused,
   type JobResult,
   type JobSpec,
+  runJob,
+} from "./job.ts";
+export {
+  DEFAULT_LIMITS,
+  isFuelBudget,
   LIMIT_RANGES,
   limitProblem,
   type LimitRange,
   MAX_FUEL,
-  runJob,
-  RUNTIME_VERSION,
-} from "./job.ts";
+} from "./limits.ts";
+export { RUNTIME_VERSION } from "./version.ts";
 export { receiptLines, renderLines } from "./receipt_box.ts";
 // Types the runner's API uses, so its documentation is complete from here.
-export type { AppliedLimitsInput } from "./job.ts";
+export type { AppliedLimitsInput } from "./limits.ts";
 export type { CappedModule, FuncType } from "./wasm_binary.ts";
 export type { SharedOutput } from "./shared_output.ts";
 export type { WriteKeyOptions } from "./identity.ts";

@@ -14,6 +14,8 @@ import {
 import type { NodeKey } from "../schemas/mod.ts";
 import {
   type Announced,
+  aptInstall,
+  hasCommand,
   ROOT,
   spawnAnnounced,
   stopAnnounced,
@@ -33,50 +35,14 @@ const TOOLS: [string, string][] = [
   ["apt-get", "apt"],
 ];
 
-async function has(command: string): Promise<boolean> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", `command -v ${command}`],
-    stdout: "null",
-  }).output();
-  return out.code === 0;
-}
-
 /** Installs the boot tools with apt-get when root; fails saying what is missing otherwise. */
 export async function ensureBootTools(): Promise<void> {
   const missing: string[] = [];
   for (const [command, pkg] of TOOLS) {
-    if (!await has(command)) missing.push(pkg);
+    if (!await hasCommand(command)) missing.push(pkg);
   }
-  if (!await has("/bin/busybox")) missing.push("busybox-static");
-  if (missing.length === 0) return;
-  if (Deno.uid() !== 0) {
-    throw new Error(
-      `boot tests need root and these packages: ${missing.join(" ")}`,
-    );
-  }
-  const install = (packages: string[]) =>
-    new Deno.Command("apt-get", {
-      args: ["install", "-y", "-qq", "--no-install-recommends", ...packages],
-      env: { DEBIAN_FRONTEND: "noninteractive" },
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-  const packages = [...new Set(missing)];
-  console.error(`installing ${packages.join(" ")} with apt-get…`);
-  let result = await install(packages);
-  if (result.code !== 0) {
-    // The package lists may be missing or stale on a fresh machine.
-    await new Deno.Command("apt-get", {
-      args: ["update", "-qq"],
-      stdout: "null",
-    }).output();
-    result = await install(packages);
-  }
-  if (result.code !== 0) {
-    throw new Error(
-      `cannot install ${packages.join(" ")}: ${text(result.stderr)}`,
-    );
-  }
+  if (!await hasCommand("/bin/busybox")) missing.push("busybox-static");
+  await aptInstall(missing, "boot tests");
 }
 
 /** Kernel and initramfs built for the tests. */

@@ -192,7 +192,7 @@ Deno.test("bad input gives one line and a non-zero exit", async () => {
       [["run"], /^phase: usage: phase run/, 2],
       [
         ["run", examplePath("hello"), "--bogus"],
-        /^phase: Unknown option '--bogus'/,
+        /^phase: unknown option --bogus \(see: phase run --help\)$/,
         2,
       ],
       [["frobnicate"], /^phase: unknown command frobnicate/, 2],

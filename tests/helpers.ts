@@ -62,6 +62,53 @@ export async function cli(
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
+/** True when `command` is on PATH (or is an executable path). */
+export async function hasCommand(command: string): Promise<boolean> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `command -v ${command}`],
+    stdout: "null",
+  }).output();
+  return out.code === 0;
+}
+
+/**
+ * Installs Debian `packages` with apt-get when run as root (updating the
+ * package lists when an install fails); otherwise fails saying what `who`
+ * needs.
+ */
+export async function aptInstall(
+  packages: string[],
+  who: string,
+): Promise<void> {
+  const wanted = [...new Set(packages)];
+  if (wanted.length === 0) return;
+  if (Deno.uid() !== 0) {
+    throw new Error(`${who} need root and these packages: ${wanted.join(" ")}`);
+  }
+  const install = () =>
+    new Deno.Command("apt-get", {
+      args: ["install", "-y", "-qq", "--no-install-recommends", ...wanted],
+      env: { DEBIAN_FRONTEND: "noninteractive" },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+  console.error(`installing ${wanted.join(" ")} with apt-get…`);
+  let result = await install();
+  if (result.code !== 0) {
+    // The package lists may be missing or stale on a fresh machine.
+    await new Deno.Command("apt-get", {
+      args: ["update", "-qq"],
+      stdout: "null",
+    }).output();
+    result = await install();
+  }
+  if (result.code !== 0) {
+    throw new Error(
+      `cannot install ${wanted.join(" ")}: ${text(result.stderr)}`,
+    );
+  }
+}
+
 /** A fresh temporary directory, removed by the returned function. */
 export async function tempDir(): Promise<[string, () => Promise<void>]> {
   const dir = await Deno.makeTempDir({ prefix: "phase-test-" });

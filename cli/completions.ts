@@ -1,0 +1,304 @@
+/**
+ * `phase completions bash|zsh|fish`: shell completion scripts generated from
+ * cli/specs.ts (commands, subcommands and flags), so they list exactly what
+ * the parser accepts.
+ * @module
+ */
+import { EXIT } from "./exit_status.ts";
+import { type CommandSpec, parseCommandLine, usageError } from "./spec.ts";
+import { COMMANDS, TOP_LEVEL } from "./specs.ts";
+
+/** The shells a script can be generated for. */
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+
+/** A shell a script can be generated for. */
+export type Shell = (typeof SHELLS)[number];
+
+/** A word to offer, and what it means. */
+type Word = readonly [word: string, meaning: string];
+
+/** Where the command line is: what may come next there. */
+interface State {
+  /** The command words so far (`manifest sign`); empty at the start. */
+  key: string;
+  /** Commands (or shells) that may come next. */
+  names: Word[];
+  /** Flags, long and short spellings. */
+  flags: Word[];
+  /** Spellings of the flags that take a value (a file, mostly). */
+  valueFlags: string[];
+  /** True when the command takes file arguments. */
+  files: boolean;
+}
+
+/** A command word that moves from one state to another. */
+interface Step {
+  from: string;
+  word: string;
+  to: string;
+}
+
+const HELP_FLAGS: Word[] = [["--help", "show help"], ["-h", "show help"]];
+
+function flagWords(spec: CommandSpec): { flags: Word[]; valueFlags: string[] } {
+  const flags: Word[] = [];
+  const valueFlags: string[] = [];
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    const spellings = [`--${name}`, ...flag.short ? [`-${flag.short}`] : []];
+    for (const spelling of spellings) {
+      flags.push([spelling, flag.description]);
+      if (flag.type === "string") valueFlags.push(spelling);
+    }
+  }
+  return { flags: [...flags, ...HELP_FLAGS], valueFlags };
+}
+
+function subcommandWords(spec: CommandSpec): Word[] {
+  return Object.entries(spec.subcommands ?? {}).map((
+    [name, sub],
+  ) => [name, sub.summary]);
+}
+
+/** Every state and step of `phase`'s command line. */
+function completionModel(): { states: State[]; steps: Step[] } {
+  const topWords: Word[] = TOP_LEVEL.flatMap((spec) =>
+    [spec.name, ...spec.aliases ?? []].map((name): Word => [name, spec.summary])
+  );
+  const parents = TOP_LEVEL.filter((spec) => spec.subcommands);
+  const states: State[] = [{
+    key: "",
+    names: topWords,
+    flags: HELP_FLAGS,
+    valueFlags: [],
+    files: false,
+  }];
+  const steps: Step[] = [];
+  const add = (from: string, spec: CommandSpec) => {
+    for (const word of [spec.name.split(" ").pop()!, ...spec.aliases ?? []]) {
+      steps.push({ from, word, to: spec.name });
+    }
+    const names = spec === COMMANDS.help
+      ? topWords
+      : spec === COMMANDS.completions
+      ? SHELLS.map((shell): Word => [shell, `a ${shell} script`])
+      : subcommandWords(spec);
+    const files = !spec.subcommands && spec !== COMMANDS.help &&
+      spec !== COMMANDS.completions && (spec.arguments?.length ?? 0) > 0;
+    states.push({ key: spec.name, names, ...flagWords(spec), files });
+    for (const sub of Object.values(spec.subcommands ?? {})) {
+      add(spec.name, sub);
+    }
+  };
+  for (const spec of TOP_LEVEL) add("", spec);
+  // `phase help manifest <TAB>` offers manifest's subcommands.
+  for (const parent of parents) {
+    const key = `help ${parent.name}`;
+    steps.push({ from: "help", word: parent.name, to: key });
+    states.push({
+      key,
+      names: subcommandWords(parent),
+      flags: HELP_FLAGS,
+      valueFlags: [],
+      files: false,
+    });
+  }
+  return { states, steps };
+}
+
+/** A single-quoted word for bash and zsh. */
+function quoted(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Shell code, the same for bash and zsh: follows the command words before
+ * the cursor from state to state into `cmd` (after `--`, file names only),
+ * then sets that state's candidates with `arms`.
+ */
+function commandWalk(options: {
+  loop: string;
+  word: string;
+  afterSeparator: string;
+  steps: Step[];
+  arms: string;
+}): string {
+  const steps = options.steps.map(({ from, word, to }) =>
+    `      ${quoted(`${from}/${word}`)}) cmd=${quoted(to)} ;;`
+  ).join("\n");
+  return `  for ((${options.loop})); do
+    word=${options.word}
+    if [[ $word == -- ]]; then
+      ${options.afterSeparator}
+      return
+    fi
+    [[ $word == -* ]] && continue
+    case "$cmd/$word" in
+${steps}
+      *) break ;;
+    esac
+  done
+  case "$cmd" in
+${options.arms}
+  esac`;
+}
+
+function bashScript(): string {
+  const { states, steps } = completionModel();
+  const arms = states.map((state) =>
+    `    ${quoted(state.key)})
+      names=${quoted(state.names.map(([w]) => w).join(" "))}
+      flags=${quoted(state.flags.map(([w]) => w).join(" "))}
+      values=${quoted(` ${state.valueFlags.join(" ")} `)}
+      files=${state.files} ;;`
+  ).join("\n");
+  return `# bash completion for phase, generated by: phase completions bash
+# Load it with: source <(phase completions bash)
+_phase() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD - 1]}
+  local cmd="" word i names="" flags="" values=" " files=false IFS=$'\\n'
+${
+    commandWalk({
+      loop: "i = 1; i < COMP_CWORD; i++",
+      word: "${COMP_WORDS[i]}",
+      afterSeparator: 'COMPREPLY=($(compgen -f -- "$cur"))',
+      steps,
+      arms,
+    })
+  }
+  if [[ $values == *" $prev "* ]] || { [[ $cur != -* ]] && [[ -z $names ]] && $files; }; then
+    COMPREPLY=($(compgen -f -- "$cur"))
+  elif [[ $cur == -* ]] || [[ -z $names ]]; then
+    COMPREPLY=($(IFS=' '; compgen -W "$flags" -- "$cur"))
+  else
+    COMPREPLY=($(IFS=' '; compgen -W "$names" -- "$cur"))
+  fi
+}
+complete -o filenames -F _phase phase ./phase
+`;
+}
+
+/** A `_describe` entry: the word, a colon, its meaning. */
+function described([word, meaning]: Word): string {
+  return quoted(`${word.replaceAll(":", "\\:")}:${meaning}`);
+}
+
+function zshScript(): string {
+  const { states, steps } = completionModel();
+  const list = (words: Word[]) => words.map(described).join(" ");
+  const arms = states.map((state) =>
+    `    ${quoted(state.key)})
+      names=(${list(state.names)})
+      flags=(${list(state.flags)})
+      values=(${state.valueFlags.map(quoted).join(" ")})
+      files=${state.files} ;;`
+  ).join("\n");
+  return `#compdef phase
+# zsh completion for phase, generated by: phase completions zsh
+# Load it with: source <(phase completions zsh) (after compinit), or save it
+# as _phase in a folder of $fpath.
+_phase() {
+  local cmd="" word i files=false
+  local -a names flags values
+${
+    commandWalk({
+      loop: "i = 2; i < CURRENT; i++",
+      word: "${words[i]}",
+      afterSeparator: "_files",
+      steps,
+      arms,
+    })
+  }
+  local cur=\${words[CURRENT]} prev=\${words[CURRENT - 1]}
+  if (( \${values[(Ie)$prev]} )) || { [[ $cur != -* ]] && (( ! $#names )) && $files; }; then
+    _files
+  elif [[ $cur == -* ]] || (( ! $#names )); then
+    _describe -t options option flags
+  else
+    _describe -t commands command names
+  fi
+}
+compdef _phase phase
+if [[ "\${funcstack[1]}" == _phase ]]; then
+  _phase "$@"
+fi
+`;
+}
+
+/** A single-quoted word for fish. */
+function fishQuoted(text: string): string {
+  return `'${text.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
+}
+
+function fishScript(): string {
+  const { states, steps } = completionModel();
+  const lines: string[] = [];
+  for (const state of states) {
+    const at = `-n ${fishQuoted(`__phase_at ${fishQuoted(state.key)}`)}`;
+    for (const [word, meaning] of state.names) {
+      lines.push(
+        `complete -c phase ${at} -a ${fishQuoted(word)} -d ${
+          fishQuoted(meaning)
+        }`,
+      );
+    }
+    for (const [spelling, meaning] of state.flags) {
+      const flag = spelling.startsWith("--")
+        ? `-l ${fishQuoted(spelling.slice(2))}`
+        : `-s ${fishQuoted(spelling.slice(1))}`;
+      const value = state.valueFlags.includes(spelling) ? " -r -F" : "";
+      lines.push(
+        `complete -c phase ${at} ${flag}${value} -d ${fishQuoted(meaning)}`,
+      );
+    }
+    if (state.files) lines.push(`complete -c phase ${at} -F`);
+  }
+  const arms = steps.map(({ from, word, to }) =>
+    `            case ${fishQuoted(`${from}/${word}`)}
+                set cmd ${fishQuoted(to)}`
+  ).join("\n");
+  return `# fish completion for phase, generated by: phase completions fish
+# Save it with: phase completions fish > ~/.config/fish/completions/phase.fish
+function __phase_command
+    set -l cmd ''
+    for word in (commandline -opc)[2..-1]
+        if test "$word" = --
+            echo -- --
+            return
+        end
+        string match -q -- '-*' $word; and continue
+        switch "$cmd/$word"
+${arms}
+            case '*'
+                break
+        end
+    end
+    echo -- "/$cmd"
+end
+
+function __phase_at
+    test (__phase_command) = "/$argv[1]"
+end
+
+complete -c phase -f
+${lines.join("\n")}
+`;
+}
+
+/** The completion script for `shell`. */
+export function completionScript(shell: Shell): string {
+  return { bash: bashScript, zsh: zshScript, fish: fishScript }[shell]();
+}
+
+/** `phase completions bash|zsh|fish` */
+export async function completionsCommand(argv: string[]): Promise<number> {
+  const spec = COMMANDS.completions;
+  const { positionals } = parseCommandLine(spec, argv);
+  const [shell, ...extra] = positionals;
+  if (!SHELLS.includes(shell as Shell) || extra.length > 0) {
+    throw usageError(spec);
+  }
+  await Deno.stdout.write(
+    new TextEncoder().encode(completionScript(shell as Shell)),
+  );
+  return EXIT.ok;
+}
