@@ -143,8 +143,13 @@ function checkStdin(stdin: Uint8Array | undefined, limits: JobLimits): void {
   }
 }
 
-function major(version: string): number {
-  return Number(version.split(".")[0]);
+/**
+ * The part of a runtime version that changes when fuel counts change, as
+ * semver reads it: the major, or for 0.x versions the minor too.
+ */
+function compatibility(version: string): string {
+  const [major, minor] = version.split(".").map(Number);
+  return major === 0 ? `0.${minor ?? 0}` : String(major);
 }
 
 /**
@@ -166,7 +171,10 @@ export function judgeOffer(
     );
   }
   const version = r.wasm_runtime?.split("@")[1];
-  if (version && major(version) !== major(capability.runtime.version)) {
+  if (
+    version &&
+    compatibility(version) !== compatibility(capability.runtime.version)
+  ) {
     throw new JobError(
       "RuntimeNotSupported",
       `this node runs wasi-preview1@${capability.runtime.version}`,

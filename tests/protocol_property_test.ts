@@ -458,3 +458,24 @@ Deno.test("the DHT store refuses new keys and bytes past its bounds, never repla
   store.delete(key(2));
   store.put(key(3), new Uint8Array(10));
 });
+
+Deno.test("job offers: runtime versions are compatible as semver reads them", () => {
+  const offer = (version: string) => ({
+    ...validOffer,
+    requirements: { wasm_runtime: `wasi-preview1@${version}` },
+  });
+  const node = {
+    ...capability,
+    runtime: { ...capability.runtime, version: "0.3.0" },
+  };
+  for (const ok of ["0.3.0", "0.3", "00.3.1"]) {
+    judgeOffer(offer(ok), node, DEFAULT_JOB_LIMITS);
+  }
+  for (const refused of ["0.2.0", "1.3.0", "0.4"]) {
+    assert.throws(
+      () => judgeOffer(offer(refused), node, DEFAULT_JOB_LIMITS),
+      (e: Error) => (e as JobError).reason === "RuntimeNotSupported",
+      refused,
+    );
+  }
+});
