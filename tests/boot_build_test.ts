@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { buildInitramfs, ElfError, elfInterpreter } from "../boot/mod.ts";
 import { buildImages, ensureBootTools } from "./boot_harness.ts";
-import { ROOT, tempDir, text } from "./helpers.ts";
+import { ROOT, runOk, tempDir } from "./helpers.ts";
 
 Deno.test("elf: static and dynamic executables are told apart; anything else is an ElfError", async () => {
   await ensureBootTools();
@@ -34,19 +34,6 @@ Deno.test("elf: static and dynamic executables are told apart; anything else is 
   assert.throws(() => elfInterpreter(head), ElfError);
 });
 
-async function run(program: string, args: string[], cwd?: string) {
-  const out = await new Deno.Command(program, {
-    args,
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (out.code !== 0) {
-    throw new Error(`${program} ${args.join(" ")}: ${text(out.stderr)}`);
-  }
-  return text(out.stdout);
-}
-
 Deno.test({
   name:
     "boot build: a dynamically linked busybox ships with its libraries and runs inside the image",
@@ -58,15 +45,15 @@ Deno.test({
     try {
       // Debian's `busybox` package is the dynamic build; take its binary
       // without installing it (installing would remove busybox-static).
-      await run("apt-get", ["download", "busybox"], dir).catch(async () => {
-        await run("apt-get", ["update", "-qq"]);
-        await run("apt-get", ["download", "busybox"], dir);
+      await runOk("apt-get", ["download", "busybox"], dir).catch(async () => {
+        await runOk("apt-get", ["update", "-qq"]);
+        await runOk("apt-get", ["download", "busybox"], dir);
       });
       const deb = [...Deno.readDirSync(dir)].find((e) =>
         e.name.startsWith("busybox_") && e.name.endsWith(".deb")
       );
       assert.ok(deb, "apt-get download busybox left no package");
-      await run("dpkg-deb", ["-x", `${dir}/${deb.name}`, `${dir}/pkg`]);
+      await runOk("dpkg-deb", ["-x", `${dir}/${deb.name}`, `${dir}/pkg`]);
       const busybox = `${dir}/pkg/bin/busybox`;
       assert.notEqual(
         elfInterpreter(await Deno.readFile(busybox)),
@@ -90,11 +77,13 @@ Deno.test({
           /busybox, kexec and deno run inside the initramfs/.test(l)
         ),
       );
-      const listing = await run("sh", [
+      const listing = await runOk("sh", [
         "-c",
         `zstd -dc ${built.path} | cpio -t --quiet`,
       ]);
-      const needed = (await run("ldd", [busybox])).matchAll(/(\/[^\s]+) \(0x/g);
+      const needed = (await runOk("ldd", [busybox])).matchAll(
+        /(\/[^\s]+) \(0x/g,
+      );
       for (const [, library] of needed) {
         const name = library.split("/").pop()!;
         assert.ok(

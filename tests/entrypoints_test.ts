@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import {
   denoDir,
   ROOT,
-  spawnAnnounced,
+  serveTask,
   stopAnnounced,
   tempDir,
   text,
@@ -88,27 +88,7 @@ Deno.test({
       ]);
       assert.equal(signed.code, 0, signed.stderr);
       // The node, its status and a download from it.
-      const node = await spawnAnnounced<{ url: string }>(Deno.execPath(), {
-        args: [
-          "task",
-          "--quiet",
-          "serve",
-          "--port",
-          "0",
-          "--bind",
-          "127.0.0.1",
-          "--listen",
-          "/ip4/127.0.0.1/tcp/0",
-          "--json",
-        ],
-        cwd: ROOT,
-        env: {
-          HOME: home,
-          DENO_DIR: await denoDir(),
-          PHASE_HOME: "",
-          XDG_DATA_HOME: "",
-        },
-      });
+      const node = await serveTask(home);
       try {
         const status = await task(home, "provider", [
           "status",

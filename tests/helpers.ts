@@ -179,3 +179,117 @@ export async function stopAnnounced(
   await process.child.stderr.cancel().catch(() => {});
   return { ms: performance.now() - started, status };
 }
+
+/** A network namespace with a veth pair, removed by the returned function. */
+export async function netns(): Promise<[string, () => Promise<void>]> {
+  if (Deno.uid() !== 0) {
+    throw new Error(
+      "this test needs root to create a network namespace (ip netns)",
+    );
+  }
+  const name = `phase-test-${crypto.randomUUID().slice(0, 8)}`;
+  const ip = async (...args: string[]) => {
+    const out = await new Deno.Command("ip", { args, stderr: "piped" }).output()
+      .catch(() => {
+        throw new Error("the ip command is missing (apt-get install iproute2)");
+      });
+    if (out.code !== 0) {
+      throw new Error(`ip ${args.join(" ")}: ${text(out.stderr)}`);
+    }
+  };
+  await ip("netns", "add", name);
+  const remove = () => ip("netns", "del", name);
+  try {
+    await ip("-n", name, "link", "set", "lo", "up");
+    await ip(
+      "-n",
+      name,
+      "link",
+      "add",
+      "v0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "v1",
+    );
+    await ip("-n", name, "addr", "add", "10.231.0.1/24", "dev", "v0");
+    await ip("-n", name, "addr", "add", "10.231.0.2/24", "dev", "v1");
+    await ip("-n", name, "link", "set", "v0", "up");
+    await ip("-n", name, "link", "set", "v1", "up");
+    await ip("-n", name, "route", "add", "224.0.0.0/4", "dev", "v0");
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return [name, remove];
+}
+
+/** Runs a command to completion; its stdout, or an error with its stderr. */
+export async function runOk(
+  program: string,
+  args: string[],
+  cwd?: string,
+): Promise<string> {
+  const out = await new Deno.Command(program, {
+    args,
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (out.code !== 0) {
+    throw new Error(`${program} ${args.join(" ")}: ${text(out.stderr)}`);
+  }
+  return text(out.stdout);
+}
+
+/** Starts `deno task serve` (the README's main job, least privilege) in HOME. */
+export async function serveTask(
+  home: string,
+  extra: string[] = [],
+): Promise<Announced<{ url: string; port: number; peer_id: string }>> {
+  return await spawnAnnounced<{ url: string; port: number; peer_id: string }>(
+    Deno.execPath(),
+    {
+      args: [
+        "task",
+        "--quiet",
+        "serve",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--json",
+        ...extra,
+      ],
+      cwd: ROOT,
+      env: {
+        HOME: home,
+        DENO_DIR: await denoDir(),
+        PHASE_HOME: "",
+        XDG_DATA_HOME: "",
+      },
+    },
+  );
+}
+
+/**
+ * Arguments of `phase serve` for a node on loopback only (ports picked by
+ * the system) that prints its JSON line, with its data in `dataDir`.
+ */
+export function loopbackServeArgs(dataDir: string): string[] {
+  return [
+    "serve",
+    "--data-dir",
+    dataDir,
+    "--bind",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--json",
+  ];
+}

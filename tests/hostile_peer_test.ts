@@ -50,6 +50,7 @@ import {
 import {
   cli,
   example,
+  loopbackServeArgs,
   ROOT,
   spawnAnnounced,
   stopAnnounced,
@@ -771,21 +772,7 @@ Deno.test({
     >(
       Deno.execPath(),
       {
-        args: [
-          "run",
-          "-A",
-          `${ROOT}/main.ts`,
-          "serve",
-          "--data-dir",
-          dir,
-          "--bind",
-          "127.0.0.1",
-          "--port",
-          "0",
-          "--listen",
-          "/ip4/127.0.0.1/tcp/0",
-          "--json",
-        ],
+        args: ["run", "-A", `${ROOT}/main.ts`, ...loopbackServeArgs(dir)],
       },
     );
     const rss = async () =>

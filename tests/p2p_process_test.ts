@@ -3,6 +3,7 @@ import {
   type Announced,
   cli,
   examplePath,
+  netns,
   ROOT,
   spawnAnnounced,
   stopAnnounced,
@@ -121,51 +122,6 @@ Deno.test("ten phase node processes: discover finds them, submit --auto runs hel
     }
   }
 });
-
-/** A network namespace with a veth pair, removed by the returned function. */
-async function netns(): Promise<[string, () => Promise<void>]> {
-  if (Deno.uid() !== 0) {
-    throw new Error(
-      "this test needs root to create a network namespace (ip netns)",
-    );
-  }
-  const name = `phase-mdns-${crypto.randomUUID().slice(0, 8)}`;
-  const ip = async (...args: string[]) => {
-    const out = await new Deno.Command("ip", { args, stderr: "piped" }).output()
-      .catch(() => {
-        throw new Error("the ip command is missing (apt-get install iproute2)");
-      });
-    if (out.code !== 0) {
-      throw new Error(`ip ${args.join(" ")}: ${text(out.stderr)}`);
-    }
-  };
-  await ip("netns", "add", name);
-  const remove = () => ip("netns", "del", name);
-  try {
-    await ip("-n", name, "link", "set", "lo", "up");
-    await ip(
-      "-n",
-      name,
-      "link",
-      "add",
-      "v0",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "v1",
-    );
-    await ip("-n", name, "addr", "add", "10.231.0.1/24", "dev", "v0");
-    await ip("-n", name, "addr", "add", "10.231.0.2/24", "dev", "v1");
-    await ip("-n", name, "link", "set", "v0", "up");
-    await ip("-n", name, "link", "set", "v1", "up");
-    await ip("-n", name, "route", "add", "224.0.0.0/4", "dev", "v0");
-  } catch (error) {
-    await remove();
-    throw error;
-  }
-  return [name, remove];
-}
 
 Deno.test("mDNS: a local-mode client finds a node inside a test network namespace", async () => {
   const [dir, cleanup] = await tempDir();

@@ -6,7 +6,7 @@ import {
   denoDir,
   example,
   ROOT,
-  spawnAnnounced,
+  serveTask,
   stopAnnounced,
   tempDir,
 } from "./helpers.ts";
@@ -14,35 +14,6 @@ import {
 Deno.test("the embedded hello module is examples/wasm/hello.wasm", () => {
   assert.deepEqual(fromBase64(HELLO_WASM_BASE64), example("hello"));
 });
-
-/** Starts `deno task serve` (the README's main job, least privilege) in HOME. */
-async function serveTask(home: string, extra: string[] = []) {
-  return spawnAnnounced<{ url: string; port: number; peer_id: string }>(
-    Deno.execPath(),
-    {
-      args: [
-        "task",
-        "--quiet",
-        "serve",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--json",
-        ...extra,
-      ],
-      cwd: ROOT,
-      env: {
-        HOME: home,
-        DENO_DIR: await denoDir(),
-        PHASE_HOME: "",
-        XDG_DATA_HOME: "",
-      },
-    },
-  );
-}
 
 Deno.test("zero-configuration serve: key, seeded artifacts, health, clean stop", async () => {
   const [home, cleanup] = await tempDir();

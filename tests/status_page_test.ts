@@ -8,54 +8,17 @@
 import assert from "node:assert/strict";
 import { escapeHtml, renderStatusPage } from "../provider/status_page.ts";
 import {
+  aptInstall,
   denoDir,
+  hasCommand,
+  loopbackServeArgs,
+  netns,
   ROOT,
+  runOk,
   spawnAnnounced,
   stopAnnounced,
   tempDir,
-  text,
 } from "./helpers.ts";
-
-async function run(program: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(program, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (out.code !== 0) {
-    throw new Error(`${program} ${args.join(" ")}: ${text(out.stderr)}`);
-  }
-  return text(out.stdout);
-}
-
-/** Installs Debian's chromium when missing (as root); fails saying so otherwise. */
-async function ensureChromium(): Promise<void> {
-  const found = await new Deno.Command("sh", {
-    args: ["-c", "command -v chromium"],
-    stdout: "null",
-  }).output();
-  if (found.code === 0) return;
-  if (Deno.uid() !== 0) {
-    throw new Error(
-      "this test needs Debian's chromium (apt-get install chromium)",
-    );
-  }
-  console.error("installing chromium with apt-get…");
-  const install = () =>
-    new Deno.Command("apt-get", {
-      args: ["install", "-y", "-qq", "--no-install-recommends", "chromium"],
-      env: { DEBIAN_FRONTEND: "noninteractive" },
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-  if ((await install()).code !== 0) {
-    await run("apt-get", ["update", "-qq"]);
-    const again = await install();
-    if (again.code !== 0) {
-      throw new Error(`cannot install chromium: ${text(again.stderr)}`);
-    }
-  }
-}
 
 Deno.test({
   name:
@@ -63,20 +26,17 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    if (Deno.uid() !== 0) {
-      throw new Error("this test needs root (it creates a network namespace)");
+    if (!await hasCommand("chromium")) {
+      await aptInstall(["chromium"], "the status page test");
     }
-    await ensureChromium();
     const [dir, cleanup] = await tempDir();
-    const ns = `phase-ui-${crypto.randomUUID().slice(0, 8)}`;
-    await run("ip", ["netns", "add", ns]);
+    const [ns, removeNs] = await netns();
     const inNs = (program: string, args: string[]) =>
-      run("ip", ["netns", "exec", ns, program, ...args]);
+      runOk("ip", ["netns", "exec", ns, program, ...args]);
     let node:
       | Awaited<ReturnType<typeof spawnAnnounced<{ url: string }>>>
       | undefined;
     try {
-      await inNs("ip", ["link", "set", "lo", "up"]);
       node = await spawnAnnounced<{ url: string }>("ip", {
         args: [
           "netns",
@@ -86,16 +46,7 @@ Deno.test({
           "run",
           "-A",
           `${ROOT}/main.ts`,
-          "serve",
-          "--data-dir",
-          `${dir}/node`,
-          "--bind",
-          "127.0.0.1",
-          "--port",
-          "0",
-          "--listen",
-          "/ip4/127.0.0.1/tcp/0",
-          "--json",
+          ...loopbackServeArgs(`${dir}/node`),
         ],
         env: { DENO_DIR: await denoDir() },
       });
@@ -166,7 +117,7 @@ Deno.test({
       assert.ok(png.length > 10_000, `screenshot is ${png.length} bytes`);
     } finally {
       if (node) await stopAnnounced(node);
-      await run("ip", ["netns", "delete", ns]).catch(() => {});
+      await removeNs();
       await cleanup();
     }
   },
