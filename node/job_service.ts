@@ -34,7 +34,6 @@ import {
 } from "./job_input.ts";
 import {
   type AdmissionLimits,
-  AdmissionRefused,
   type AdmissionTicket,
   JobAdmission,
 } from "./admission.ts";
