@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { RUNTIME_VERSION } from "../runner/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 import {
   buildImages,
@@ -43,7 +44,11 @@ Deno.test({
       assert.match(run.output, /iPXE/);
       assert.match(
         run.output,
-        /Phase Boot 0\.1\.0 \(stable\/x86_64, manifest 3000\)/,
+        new RegExp(
+          `Phase Boot ${
+            RUNTIME_VERSION.replaceAll(".", "\\.")
+          } \\(stable/x86_64, manifest 3000\\)`,
+        ),
       );
       assert.match(run.output, /manifest 3000 verified: signed by /);
       assert.match(run.output, /kexec into/);
