@@ -35,6 +35,8 @@ export interface MeteredModuleCacheOptions {
   maxBytes?: number;
   /** Files kept in `dir`; the least recently used go first (default 256). */
   maxFiles?: number;
+  /** Bytes of files kept in `dir`, least recently used first (default 512 MiB). */
+  maxDiskBytes?: number;
 }
 
 /** A metered module and the key that names its bytes. */
@@ -61,6 +63,7 @@ export class MeteredModuleCache {
   readonly #max: number;
   readonly #maxBytes: number;
   readonly #maxFiles: number;
+  readonly #maxDiskBytes: number;
   #bytes = 0;
   readonly #entries = new Map<string, CachedModule>();
   /** Counts of where modules came from. */
@@ -76,6 +79,7 @@ export class MeteredModuleCache {
     this.#max = options.maxEntries ?? 64;
     this.#maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
     this.#maxFiles = options.maxFiles ?? 256;
+    this.#maxDiskBytes = options.maxDiskBytes ?? 512 * 1024 * 1024;
   }
 
   /** Per-cache secret for files when the caller gives none. */
@@ -120,7 +124,7 @@ export class MeteredModuleCache {
         path && mac &&
         await writeIfAllowed(this.#dir!, path, await sealed(bytes, mac, key))
       ) {
-        await pruneOldest(this.#dir!, this.#maxFiles);
+        await pruneOldest(this.#dir!, this.#maxFiles, this.#maxDiskBytes);
       }
     }
     const entry = { bytes, key };
@@ -234,16 +238,25 @@ async function writeIfAllowed(
 }
 
 /** Removes the least recently used cached modules past `keep`. */
-async function pruneOldest(dir: string, keep: number): Promise<void> {
+async function pruneOldest(
+  dir: string,
+  keep: number,
+  keepBytes: number,
+): Promise<void> {
   try {
-    const files: { path: string; used: number }[] = [];
+    const files: { path: string; used: number; size: number }[] = [];
     for await (const entry of Deno.readDir(dir)) {
       if (!entry.isFile || !entry.name.endsWith(".wasm")) continue;
       const path = `${dir}/${entry.name}`;
-      files.push({ path, used: (await Deno.stat(path)).mtime?.getTime() ?? 0 });
+      const info = await Deno.stat(path);
+      files.push({ path, used: info.mtime?.getTime() ?? 0, size: info.size });
     }
-    files.sort((a, b) => a.used - b.used);
-    for (const file of files.slice(0, Math.max(0, files.length - keep))) {
+    // Newest first: keep files while both bounds allow, remove the rest.
+    files.sort((a, b) => b.used - a.used);
+    let bytes = 0;
+    for (const [i, file] of files.entries()) {
+      bytes += file.size;
+      if (i < keep && bytes <= keepBytes) continue;
       await Deno.remove(file.path).catch(() => {});
     }
   } catch {

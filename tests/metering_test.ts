@@ -251,6 +251,25 @@ Deno.test("metered modules are cached by hash in memory and on disk, and a damag
         ),
       );
       assert.deepEqual(kept, expected.sort());
+      // And by bytes: a budget below two files keeps only the newest.
+      const tight = new MeteredModuleCache({
+        dir: `${pruned}/tight`,
+        maxDiskBytes: 1.5 * example("fs_probe").length,
+      });
+      await Deno.mkdir(`${pruned}/tight`);
+      for (const name of ["fs_probe", "echo_env"]) {
+        const bytes = example(name);
+        await tight.metered(bytes, await sha256Ref(bytes));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.deepEqual(
+        [...Deno.readDirSync(`${pruned}/tight`)].map((e) => e.name),
+        [
+          `${
+            (await sha256Ref(example("echo_env"))).slice(7)
+          }.fuel${METERING_VERSION}.wasm`,
+        ],
+      );
     } finally {
       await cleanupPruned();
     }
