@@ -3,7 +3,7 @@
  * failure into one line on stderr and a non-zero exit status.
  * @module
  */
-import { RUNTIME_VERSION } from "../runner/job.ts";
+import { RUNTIME_VERSION } from "../runner/version.ts";
 import { CliError, UsageError } from "./errors.ts";
 
 const HELP =
@@ -45,9 +45,14 @@ const COMMANDS: Record<string, Command> = {
   discover: async (argv) => (await import("./p2p.ts")).discoverCommand(argv),
   boot: async (argv) => (await import("./boot.ts")).bootCommand(argv),
   submit: async (argv) => (await import("./p2p.ts")).submitCommand(argv),
-  run: async (argv) => (await import("./run.ts")).runCommand(argv),
-  "execute-job": async (argv) =>
-    (await import("./run.ts")).executeJobCommand(argv),
+  run: async (argv) => {
+    await prestartSandbox(argv);
+    return (await import("./run.ts")).runCommand(argv);
+  },
+  "execute-job": async (argv) => {
+    await prestartSandbox(argv);
+    return (await import("./run.ts")).executeJobCommand(argv);
+  },
   receipt: async (argv) => (await import("./receipt.ts")).receiptCommand(argv),
   keygen: async (argv) => (await import("./keys.ts")).keygenCommand(argv),
   manifest: async (argv) =>
@@ -74,6 +79,23 @@ const COMMANDS: Record<string, Command> = {
     return Promise.resolve(0);
   },
 };
+
+/**
+ * Starts the sandbox process of a job-running command before the command
+ * loads the rest of its code, so the two start-ups overlap. Jobs with
+ * `--dir` get a process of their own (allowed to read that directory), and
+ * asking for help runs nothing: neither prestarts. Loads the sandbox module
+ * alone (not runner/mod.ts) to spawn as early as possible.
+ */
+async function prestartSandbox(argv: string[]): Promise<void> {
+  const end = argv.indexOf("--");
+  const own = end === -1 ? argv : argv.slice(0, end);
+  const skip = own.some((arg) =>
+    arg === "--help" || arg === "-h" || arg === "--dir" ||
+    arg.startsWith("--dir=")
+  );
+  if (!skip) (await import("../runner/sandbox.ts")).prestartSandbox();
+}
 
 /** Known error classes whose message is already a good one-line answer. */
 const PLAIN_ERRORS = new Set([

@@ -20,13 +20,7 @@ import { MeteredModuleCache } from "./metered_cache.ts";
 import type { SandboxPool } from "./sandbox.ts";
 import type { Preopen } from "./wasi_env.ts";
 import { MIB } from "./wasm_binary.ts";
-
-/**
- * Version of this runtime, written into receipts. 0.3.0: one memory budget
- * per job (`memory_peak_mb` counts all of it), start functions pay fuel,
- * and a run that ends over its fuel budget is `fuel_exhausted`.
- */
-export const RUNTIME_VERSION = "0.3.0";
+import { RUNTIME_VERSION } from "./version.ts";
 
 /** Defaults applied when neither the caller nor a manifest sets a limit. */
 export const DEFAULT_LIMITS = {

@@ -37,6 +37,7 @@ export {
   defaultSandboxCommand,
   JobCancelled,
   MAX_TIMEOUT_MS,
+  prestartSandbox,
   QueueFullError,
   SANDBOX_OVERHEAD_MIB,
   SandboxError,
@@ -64,6 +65,6 @@ export {
   type LimitRange,
   MAX_FUEL,
   runJob,
-  RUNTIME_VERSION,
 } from "./job.ts";
+export { RUNTIME_VERSION } from "./version.ts";
 export { receiptLines, renderLines } from "./receipt_box.ts";
