@@ -181,6 +181,11 @@ async function runAndLog(
 ): Promise<LoggedResult> {
   if (options.private) assertPrivateMode([options.receipt]);
   const node = await openNode(options);
+  const store = node.receiptsDir
+    ? new ReceiptStore({ dir: node.receiptsDir })
+    : null;
+  // Reads the store's index while the sandbox starts, not after the job.
+  store?.list().catch(() => {});
   let result: JobResult;
   try {
     result = await runJob(spec, node);
@@ -196,8 +201,8 @@ async function runAndLog(
   // guest's output, never instead of it.
   const writeErrors: string[] = [];
   const text = JSON.stringify(result.receipt, null, 2) + "\n";
-  if (node.receiptsDir) {
-    await new ReceiptStore({ dir: node.receiptsDir }).add(result.receipt)
+  if (store) {
+    await store.add(result.receipt)
       .catch((error) =>
         writeErrors.push(
           `cannot log the receipt in ${node.receiptsDir}: ${

@@ -43,8 +43,8 @@ export class ReceiptStore {
   readonly #dir: string;
   readonly #maxCount: number;
   readonly #maxBytes: number;
-  /** Oldest first; loaded from the folder on first use. */
-  #index: StoredReceipt[] | null = null;
+  /** Oldest first; read from the folder once, on first use. */
+  #index: Promise<StoredReceipt[]> | null = null;
   #bytes = 0;
   /** Serialises writes so the index and the folder agree. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -93,8 +93,16 @@ export class ReceiptStore {
     return receipts;
   }
 
-  async #load(): Promise<StoredReceipt[]> {
-    if (this.#index) return this.#index;
+  #load(): Promise<StoredReceipt[]> {
+    // Callers share one reading; a failed one is tried again next time.
+    this.#index ??= this.#read().catch((error) => {
+      this.#index = null;
+      throw error;
+    });
+    return this.#index;
+  }
+
+  async #read(): Promise<StoredReceipt[]> {
     const index: StoredReceipt[] = [];
     await removeStaleTemporaries(this.#dir);
     // Once per store: synchronous calls, about ten times faster than
@@ -115,7 +123,6 @@ export class ReceiptStore {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
     index.sort((a, b) => a.name < b.name ? -1 : 1);
-    this.#index = index;
     this.#bytes = index.reduce((n, r) => n + r.size, 0);
     return index;
   }
