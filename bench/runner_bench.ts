@@ -1,6 +1,9 @@
 /**
  * Runner benchmark. Prints, from one run on this machine:
  * - hello latency in process (warm p50/p99) and through the CLI (cold wall);
+ * - cold start in the same rounds as its peers: `phase version` against a
+ *   Deno hello-world, `phase run` of hello.wasm against node:wasi running it,
+ *   each a new process with the flags and permissions ./phase uses;
  * - hello jobs per second and p50/p99 through the sandbox pool (2 processes)
  *   with 1, 2 and 8 concurrent submitters, and through runJob (metered-module
  *   cache and a signed receipt per job);
@@ -11,7 +14,8 @@
  *   vs the same bytes piped into `wc -c`;
  * - fuel burn rates (the densest loop known and compiled C) against the
  *   default budget's rate.
- * Targets: warm p50 <= 2 ms; pool >= 1000 jobs/s with p50 <= 2 ms;
+ * Targets: `phase version` <= 3x a Deno hello-world; `phase run` of hello
+ * <= 1.0x node:wasi; warm p50 <= 2 ms; pool >= 1000 jobs/s with p50 <= 2 ms;
  * instrumentation of 1 MB <= 100 ms; metering overhead <= 20%; CPU-heavy
  * <= 1.4x native; the default fuel rate above every measured rate.
  *
@@ -53,6 +57,24 @@ function percentile(samples: number[], p: number): number {
 function log(line: string) {
   if (!values.json) console.log(line);
 }
+
+// Node.js running a module with node:wasi, the peer for CPU and start-up:
+// `node node_wasi.mjs <module.wasm> [args…]` (argv[0] is the module's name).
+const work = await Deno.makeTempDir();
+const nodeWasi = `${work}/node_wasi.mjs`;
+await Deno.writeTextFile(
+  nodeWasi,
+  `
+import { readFileSync } from "node:fs";
+import { WASI } from "node:wasi";
+const [path, ...args] = process.argv.slice(2);
+const name = path.split("/").pop().replace(/\\.wasm$/, "");
+const wasi = new WASI({ version: "preview1", args: [name, ...args] });
+const module = await WebAssembly.compile(readFileSync(path));
+const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+wasi.start(instance);
+`,
+);
 
 const request = (args: string[]) => ({
   module: hello,
@@ -109,6 +131,86 @@ log(
   `hello via CLI (cold):      median ${
     percentile(cold, 0.5).toFixed(0)
   } ms over 5 runs`,
+);
+
+// Cold start against peers measured in the same rounds: every command a new
+// process, in turn, 15 rounds after one uncounted round (the OS file cache
+// warm, no Phase process alive between runs), each with the `deno run` flags
+// and permissions ./phase gives it. Targets: `phase version` <= 3x a Deno
+// hello-world; `phase run` of hello.wasm <= 1.0x node:wasi running it.
+const data = `${work}/data`;
+const deno = Deno.execPath();
+const helloPath = `${root}examples/wasm/hello.wasm`;
+await Deno.writeTextFile(`${work}/hello.js`, `console.log("Hello, World!");\n`);
+const denoRun = ["run", "--no-prompt", "--quiet", `--config=${root}deno.json`];
+const coldCommands: Record<string, [string, string[], string]> = {
+  hello: [deno, [...denoRun, `${work}/hello.js`], "Hello, World!"],
+  version: [deno, [...denoRun, `${root}main.ts`, "version"], "phase "],
+  run: [deno, [
+    ...denoRun,
+    "--allow-read",
+    `--allow-write=${data}`,
+    "--allow-env=PHASE_HOME,XDG_DATA_HOME,HOME",
+    `--allow-run=${deno}`,
+    `${root}main.ts`,
+    "run",
+    helloPath,
+    "--data-dir",
+    data,
+    "--",
+    "hi",
+  ], "ih"],
+  node: ["node", ["--no-warnings", nodeWasi, helloPath, "hi"], "ih"],
+};
+const coldTimes: Record<string, number[]> = {};
+let nodeMissing = "";
+for (let round = 0; round <= 15; round++) {
+  for (
+    const [name, [program, args, expected]] of Object.entries(coldCommands)
+  ) {
+    if (name === "node" && nodeMissing) continue;
+    let ms: number, out: string;
+    try {
+      [ms, out] = await timeCommand(program, args);
+    } catch (error) {
+      if (name !== "node") throw error;
+      nodeMissing = (error as Error).message.split("\n")[0];
+      continue;
+    }
+    if (!out.startsWith(expected)) {
+      throw new Error(`${name} printed ${JSON.stringify(out)}`);
+    }
+    if (round > 0) (coldTimes[name] ??= []).push(ms);
+  }
+}
+const coldMedian = (name: string) =>
+  coldTimes[name] ? percentile(coldTimes[name], 0.5) : NaN;
+const coldStart = {
+  rounds: 15,
+  deno_hello_ms: coldMedian("hello"),
+  version_ms: coldMedian("version"),
+  version_ratio: coldMedian("version") / coldMedian("hello"),
+  run_ms: coldMedian("run"),
+  node_wasi_ms: coldMedian("node"),
+  run_ratio: coldMedian("run") / coldMedian("node"),
+};
+log(
+  `phase version (cold):      median ${
+    coldStart.version_ms.toFixed(0)
+  } ms, deno hello-world ${coldStart.deno_hello_ms.toFixed(0)} ms (${
+    coldStart.version_ratio.toFixed(2)
+  }x; target <= 3x)`,
+);
+log(
+  nodeMissing
+    ? `phase run hello (cold):    median ${
+      coldStart.run_ms.toFixed(0)
+    } ms; node:wasi not measured (${nodeMissing})`
+    : `phase run hello (cold):    median ${
+      coldStart.run_ms.toFixed(0)
+    } ms, node:wasi ${coldStart.node_wasi_ms.toFixed(0)} ms (${
+      coldStart.run_ratio.toFixed(2)
+    }x; target <= 1.0x)`,
 );
 
 // 3. Pool throughput with 1, 2 and 8 submitters.
@@ -315,24 +417,12 @@ async function timeCommand(
   }
   return [performance.now() - t, new TextDecoder().decode(out.stdout).trim()];
 }
-const work = await Deno.makeTempDir();
 await timeCommand("gcc", [
   "-O2",
   "-o",
   `${work}/cpu_heavy`,
   `${root}examples/src/cpu_heavy.c`,
 ]);
-await Deno.writeTextFile(
-  `${work}/node_wasi.mjs`,
-  `
-import { readFileSync } from "node:fs";
-import { WASI } from "node:wasi";
-const wasi = new WASI({ version: "preview1", args: ["cpu_heavy", process.argv[3]] });
-const module = await WebAssembly.compile(readFileSync(process.argv[2]));
-const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
-wasi.start(instance);
-`,
-);
 const best = async (fn: () => Promise<[number, string]>) => {
   let min = Infinity;
   let output = "";
@@ -368,7 +458,7 @@ try {
   const [ms, out] = await best(() =>
     timeCommand("node", [
       "--no-warnings",
-      `${work}/node_wasi.mjs`,
+      nodeWasi,
       `${root}examples/wasm/cpu_heavy.wasm`,
       String(mib),
     ])
@@ -399,6 +489,7 @@ if (values.json) {
     warm_p50_ms: percentile(warm, 0.5),
     warm_p99_ms: percentile(warm, 0.99),
     cli_cold_median_ms: percentile(cold, 0.5),
+    cold_start: coldStart,
     pool: poolRuns,
     signed_jobs: signedJobs,
     stdin_throughput: stdinThroughput,

@@ -165,21 +165,28 @@ async function runAndLog(
 ): Promise<LoggedResult> {
   if (options.private) assertPrivateMode([options.receipt]);
   const node = await openNode(options);
+  const store = node.receiptsDir
+    ? new ReceiptStore({ dir: node.receiptsDir })
+    : null;
+  // Reads the store's index while the sandbox starts, not after the job.
+  store?.list().catch(() => {});
   let result: JobResult;
   try {
     result = await runJob(spec, node);
   } catch (error) {
+    await node.sandbox.close();
     if (error instanceof JobRefused) throw new CliError(error.message);
     throw error;
-  } finally {
-    await node.sandbox.close();
   }
+  // Ends the sandbox process; its exit (tearing down a V8 process takes a
+  // few milliseconds) is not waited for.
+  node.sandbox.close();
   // The job ran: a receipt that cannot be written is reported after the
   // guest's output, never instead of it.
   const writeErrors: string[] = [];
   const text = JSON.stringify(result.receipt, null, 2) + "\n";
-  if (node.receiptsDir) {
-    await new ReceiptStore({ dir: node.receiptsDir }).add(result.receipt)
+  if (store) {
+    await store.add(result.receipt)
       .catch((error) =>
         writeErrors.push(
           `cannot log the receipt in ${node.receiptsDir}: ${

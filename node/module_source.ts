@@ -17,9 +17,17 @@
  * was found behind a refused address.
  * @module
  */
-import { lookup } from "node:dns/promises";
-import ipaddr from "ipaddr.js";
+import type { IPv4, IPv6 } from "ipaddr.js";
 import { concatBytes } from "../schemas/mod.ts";
+
+/**
+ * ipaddr.js, loaded on first use: only nodes that fetch module URLs need it
+ * (a CommonJS package, it costs every command that loads this layer about
+ * 15 ms otherwise).
+ */
+let addressParser: Promise<typeof import("ipaddr.js")> | undefined;
+const ipaddr = () =>
+  addressParser ??= import("ipaddr.js").then((m) => m.default);
 
 /** A module that cannot be fetched; the message is one line, safe to show a peer. */
 export class ModuleFetchError extends Error {
@@ -46,17 +54,15 @@ export interface ModuleSourceOptions {
  * True for addresses a stranger's URL may make this node connect to: global
  * unicast only (IPv4-mapped IPv6 addresses are judged as IPv4).
  */
-export function isPublicAddress(address: string): boolean {
-  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+export async function isPublicAddress(address: string): Promise<boolean> {
+  let parsed: IPv4 | IPv6;
   try {
-    parsed = ipaddr.parse(address);
+    parsed = (await ipaddr()).parse(address);
   } catch {
     return false;
   }
-  if (
-    parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()
-  ) {
-    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  if (parsed.kind() === "ipv6" && (parsed as IPv6).isIPv4MappedAddress()) {
+    parsed = (parsed as IPv6).toIPv4Address();
   }
   return parsed.range() === "unicast";
 }
@@ -66,8 +72,8 @@ async function checkedAddress(
   host: string,
   allowPrivate: boolean,
 ): Promise<string> {
-  if (ipaddr.isValid(host)) {
-    if (!allowPrivate && !isPublicAddress(host)) {
+  if ((await ipaddr()).isValid(host)) {
+    if (!allowPrivate && !await isPublicAddress(host)) {
       throw new ModuleFetchError(
         `module_url points to a non-public address (${host}); refused`,
       );
@@ -76,14 +82,15 @@ async function checkedAddress(
   }
   let addresses: { address: string }[];
   try {
+    const { lookup } = await import("node:dns/promises");
     addresses = await lookup(host, { all: true });
   } catch {
     throw new ModuleFetchError(`module_url host ${host} does not resolve`);
   }
-  if (
-    addresses.length === 0 ||
-    (!allowPrivate && addresses.some((a) => !isPublicAddress(a.address)))
-  ) {
+  const refused = await Promise.all(
+    addresses.map(async (a) => !await isPublicAddress(a.address)),
+  );
+  if (addresses.length === 0 || (!allowPrivate && refused.includes(true))) {
     throw new ModuleFetchError(
       `module_url host ${host} resolves to a non-public address; refused`,
     );

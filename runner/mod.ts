@@ -37,6 +37,7 @@ export {
   defaultSandboxCommand,
   JobCancelled,
   MAX_TIMEOUT_MS,
+  prestartSandbox,
   QueueFullError,
   SANDBOX_OVERHEAD_MIB,
   SandboxError,

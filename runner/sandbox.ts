@@ -176,14 +176,20 @@ class SandboxProcess {
     }
     this.pid = this.#child.pid;
     this.#writer = this.#child.stdin.getWriter();
-    this.exited = this.#child.status.then(() => {
+    this.#drainStderr();
+    // A process's first timer takes milliseconds to set up: done now, while
+    // the sandbox starts, not on the first job's path.
+    clearTimeout(setTimeout(() => {}, 0));
+    const frames = readFrames(this.#child.stdout);
+    this.ready = this.#handshake(frames);
+    const pumped = this.ready.then(() => this.#pump(frames), () => {});
+    this.exited = this.#child.status.then(async () => {
+      // A process that answers and then exits (a timeout ends the sandbox)
+      // is judged by its answer: read what it wrote before calling it dead.
+      await pumped;
       this.dead = true;
       this.#onExit?.();
     });
-    this.#drainStderr();
-    const frames = readFrames(this.#child.stdout);
-    this.ready = this.#handshake(frames);
-    this.ready.then(() => this.#pump(frames), () => {});
   }
 
   async #drainStderr(): Promise<void> {
@@ -328,13 +334,31 @@ class SandboxProcess {
       // already gone
     }
   }
+}
 
-  /** Closes stdin so the process ends by itself, then waits for it. */
-  async close(): Promise<void> {
-    if (!this.dead) {
-      await this.#writer.close().catch(() => {});
-    }
-    await this.exited;
+/**
+ * A sandbox process started by {@link prestartSandbox}, waiting for the
+ * next pool that uses the default command.
+ */
+let prestarted: SandboxProcess | undefined;
+
+/**
+ * Starts a sandbox process for jobs without preopened directories now, for
+ * the next {@link SandboxPool} created with the default command to take as
+ * its first process. A one-shot command calls this before it loads the rest
+ * of its code, so the sandbox's start-up (a Deno process and its guest
+ * thread) overlaps the command's own instead of following it. The process
+ * is the same as any the pool starts, checked the same way when it is
+ * ready; if nothing takes it, it ends when this process does (its standard
+ * input closes). A process that cannot be started is left for the pool to
+ * report.
+ */
+export function prestartSandbox(): void {
+  if (prestarted && !prestarted.dead) return;
+  try {
+    prestarted = new SandboxProcess(defaultSandboxCommand([]));
+  } catch {
+    prestarted = undefined;
   }
 }
 
@@ -353,11 +377,29 @@ export class SandboxPool {
   #live = 0;
   #closed = false;
 
-  /** Creates the pool; processes start on first use. */
+  /**
+   * Creates the pool; processes start on first use (one started by
+   * {@link prestartSandbox} joins a pool with the default command at once).
+   */
   constructor(options: SandboxOptions = {}) {
     this.#size = options.size ?? 2;
     this.#queueLimit = options.queueLimit ?? 64;
     this.#command = options.command ?? defaultSandboxCommand;
+    if (!options.command && prestarted && this.#size > 0) {
+      this.#adopt(prestarted);
+      prestarted = undefined;
+    }
+  }
+
+  /** Takes a process that is already starting; it is released once ready. */
+  #adopt(process: SandboxProcess): void {
+    this.#all.add(process);
+    process.exited.then(() => this.#all.delete(process));
+    this.#live++;
+    // One that fails its start is dead: releasing it lets a waiting job
+    // start a new process, which reports why.
+    const release = () => this.#release(process);
+    process.ready.then(release, release);
   }
 
   /** Starts the warm processes now instead of on first use. */
@@ -483,10 +525,15 @@ export class SandboxPool {
     else this.#idle.push(process);
   }
 
-  /** Stops every process. */
+  /**
+   * Stops every idle process (busy ones stop when their job ends). An idle
+   * process holds nothing worth a graceful end: it is killed, which is
+   * immediate, where closing its input lets it take a few milliseconds.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     const idle = this.#idle.splice(0);
-    await Promise.all(idle.map((p) => p.close()));
+    for (const process of idle) process.kill();
+    await Promise.all(idle.map((p) => p.exited));
   }
 }

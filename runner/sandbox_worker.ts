@@ -13,11 +13,7 @@
  * (shared with the guest thread) before it exits.
  * @module
  */
-import {
-  execute,
-  type ExecuteOutcome,
-  type ExecuteRequest,
-} from "./execute.ts";
+import type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 import { type Frame, frameParts, readFrames } from "./frames.ts";
 import { createSharedOutput, readOutput } from "./shared_output.ts";
 import type { StreamName } from "./wasi_env.ts";
@@ -56,8 +52,13 @@ function permissionStates(): Record<string, string> {
   );
 }
 
-/** The guest thread: runs each request it is posted and posts the outcome. */
-function guestThread(): void {
+/**
+ * The guest thread: runs each request it is posted and posts the outcome.
+ * Only this thread loads the code that executes guests (a dynamic import),
+ * so the process's main thread starts this thread before loading any of it.
+ */
+async function guestThread(): Promise<void> {
+  const { execute } = await import("./execute.ts");
   const port = self as unknown as Worker;
   port.onmessage = (event: MessageEvent<ExecuteRequest>) => {
     let reply: GuestReply;
@@ -152,21 +153,37 @@ function runJob(guest: Worker, { header, blobs }: Frame): Promise<void> {
 }
 
 async function serve(): Promise<void> {
-  const guest = new Worker(import.meta.url, { type: "module" });
-  const loaded = Promise.withResolvers<void>();
-  guest.onmessage = () => loaded.resolve();
-  guest.onerror = (event) => {
-    event.preventDefault();
-    console.error(`sandbox guest thread failed: ${event.message}`);
-    Deno.exit(70);
-  };
-  await loaded.promise;
+  // Ready before the guest thread exists: the parent checks these
+  // permissions, and may send a job, while that thread starts and loads the
+  // code that runs guests (jobs wait for it below).
   send({ type: "ready", permissions: permissionStates() });
+  const guest = new Worker(import.meta.url, { type: "module" });
+  const failure = (event: ErrorEvent) => {
+    event.preventDefault();
+    return `sandbox guest thread failed: ${event.message.split("\n")[0]}`;
+  };
+  const loaded = new Promise<void>((resolve, reject) => {
+    guest.onmessage = () => resolve();
+    guest.onerror = (event) => reject(new Error(failure(event)));
+  });
+  loaded.then(() => {
+    guest.onerror = (event) => {
+      console.error(failure(event));
+      Deno.exit(70);
+    };
+  }, (error: Error) => console.error(error.message));
+  // A process's first timer takes milliseconds to set up: done now, while
+  // the guest thread loads, not on the first job's path.
+  clearTimeout(setTimeout(() => {}, 0));
   let running = Promise.resolve();
   for await (const frame of readFrames(Deno.stdin.readable)) {
-    if (frame.header.type === "job") {
-      running = running.then(() => runJob(guest, frame));
-    }
+    if (frame.header.type !== "job") continue;
+    // A guest thread that could not start answers every job with why.
+    running = running.then(() => loaded).then(
+      () => runJob(guest, frame),
+      (error: Error) =>
+        send({ type: "error", id: frame.header.id, message: error.message }),
+    );
   }
   // Standard input closed: the parent is gone or done with us. Whatever the
   // guest thread is doing, the process ends now.
@@ -177,5 +194,5 @@ const workerScope = (globalThis as { WorkerGlobalScope?: typeof Object })
   .WorkerGlobalScope;
 const inWorker = workerScope !== undefined &&
   globalThis instanceof workerScope;
-if (inWorker) guestThread();
+if (inWorker) await guestThread();
 else if (import.meta.main) await serve();

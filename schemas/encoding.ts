@@ -41,6 +41,12 @@ export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Decodes hex (either case); throws unless it is whole bytes of hex digits. */
+export function fromHex(text: string): Uint8Array {
+  if (!/^(?:[0-9a-fA-F]{2})*$/.test(text)) throw new Error("not hex");
+  return Uint8Array.from(text.match(/../g) ?? [], (byte) => parseInt(byte, 16));
+}
+
 /** Returns `sha256:<hex>` of the bytes. */
 export async function sha256Ref(
   bytes: Uint8Array,

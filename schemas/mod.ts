@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./types.ts";
+export * from "./documents.ts";
 export * from "./validate.ts";
 export * from "./canonical.ts";
 export * from "./encoding.ts";

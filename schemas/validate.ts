@@ -1,33 +1,7 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import addFormats from "ajv-formats";
-import commonSchema from "./common.schema.json" with { type: "json" };
-import receiptSchema from "./receipt.schema.json" with { type: "json" };
-import jobManifestSchema from "./job_manifest.schema.json" with {
-  type: "json",
-};
-import bootManifestSchema from "./boot_manifest.schema.json" with {
-  type: "json",
-};
-import jobOfferSchema from "./job_offer.schema.json" with { type: "json" };
-import jobRequestSchema from "./job_request.schema.json" with {
-  type: "json",
-};
-import jobAcceptedSchema from "./job_accepted.schema.json" with {
-  type: "json",
-};
-import jobRejectedSchema from "./job_rejected.schema.json" with {
-  type: "json",
-};
-import jobResultSchema from "./job_result.schema.json" with { type: "json" };
-import httpJobSchema from "./http_job.schema.json" with { type: "json" };
-import recordSchema from "./record.schema.json" with { type: "json" };
-import capabilitySchema from "./capability.schema.json" with {
-  type: "json",
-};
-import bootProviderSchema from "./boot_provider.schema.json" with {
-  type: "json",
-};
+import type { ErrorObject, ValidateFunction } from "ajv";
 import type { BootManifest, JobManifest, Receipt } from "./types.ts";
+import * as compiled from "./compiled_validators.js";
+import { type DocumentKind, validatorName } from "./documents.ts";
 
 /** A document that does not match its schema; the message is one line. */
 export class SchemaError extends Error {
@@ -38,53 +12,14 @@ export class SchemaError extends Error {
   }
 }
 
-/** Every schema Phase validates against, by the name used in error messages. */
-const SCHEMAS: Record<DocumentKind, object> = {
-  receipt: receiptSchema,
-  "job manifest": jobManifestSchema,
-  "boot manifest": bootManifestSchema,
-  "job offer": jobOfferSchema,
-  "job request": jobRequestSchema,
-  "accepted message": jobAcceptedSchema,
-  "rejected message": jobRejectedSchema,
-  "result message": jobResultSchema,
-  "job body": httpJobSchema,
-  record: recordSchema,
-  "capability record": capabilitySchema,
-  "boot-provider record": bootProviderSchema,
-};
-
-/** Names of the documents {@link validateDocument} knows. */
-export type DocumentKind =
-  | "receipt"
-  | "job manifest"
-  | "boot manifest"
-  | "job offer"
-  | "job request"
-  | "accepted message"
-  | "rejected message"
-  | "result message"
-  | "job body"
-  | "record"
-  | "capability record"
-  | "boot-provider record";
-
-let ajv: Ajv | undefined;
-const compiled = new Map<DocumentKind, ValidateFunction>();
-
-/** Compiles a schema on first use, so that commands that validate nothing pay nothing. */
+/**
+ * The validator of `kind`: ajv's code for the schema, compiled ahead of time
+ * by schemas/build_validators.ts, so validating costs no schema compilation.
+ */
 function validatorFor(kind: DocumentKind): ValidateFunction {
-  let validate = compiled.get(kind);
-  if (!validate) {
-    if (!ajv) {
-      ajv = new Ajv({ allErrors: false, strict: true });
-      addFormats.default(ajv, ["date-time"]);
-      ajv.addSchema(commonSchema);
-    }
-    validate = ajv.compile(SCHEMAS[kind]);
-    compiled.set(kind, validate);
-  }
-  return validate;
+  return (compiled as unknown as Record<string, ValidateFunction>)[
+    validatorName(kind)
+  ];
 }
 
 function describe(errors: ErrorObject[] | null | undefined): string {
@@ -107,11 +42,6 @@ export function validateDocument<T>(kind: DocumentKind, value: unknown): T {
   const validate = validatorFor(kind);
   if (!validate(value)) throw new SchemaError(kind, describe(validate.errors));
   return value as T;
-}
-
-/** The JSON Schema of a document kind (for documentation and tests). */
-export function schemaOf(kind: DocumentKind): object {
-  return SCHEMAS[kind];
 }
 
 /** Returns `value` typed as a receipt, or throws {@link SchemaError}. */

@@ -630,7 +630,7 @@ Deno.test("module_url: a 400 MiB body is refused at the cap without holding it, 
       fetchModule(`${base}/module`, { maxBytes: 1 << 20 }),
       /non-public address/,
     );
-    assert.equal(isPublicAddress("8.8.8.8"), true);
+    assert.equal(await isPublicAddress("8.8.8.8"), true);
     for (
       const address of [
         "127.0.0.1",
@@ -651,7 +651,7 @@ Deno.test("module_url: a 400 MiB body is refused at the cap without holding it, 
         "not an address",
       ]
     ) {
-      assert.equal(isPublicAddress(address), false, address);
+      assert.equal(await isPublicAddress(address), false, address);
     }
   } finally {
     await stopAnnounced(server);

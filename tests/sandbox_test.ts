@@ -3,6 +3,7 @@ import {
   defaultSandboxCommand,
   JobRefused,
   MIB,
+  prestartSandbox,
   QueueFullError,
   runJob,
   SandboxError,
@@ -80,6 +81,57 @@ Deno.test("a sandbox started with forbidden permissions is refused", async () =>
   } finally {
     await pool.close();
   }
+});
+
+Deno.test("a sandbox whose guest thread cannot start answers its jobs with why, in one line", async () => {
+  const pool = new SandboxPool({
+    size: 1,
+    command: (dirs) => {
+      const command = defaultSandboxCommand(dirs);
+      // Only the entry file is readable: the process starts (and says it is
+      // ready at once), but its guest thread cannot load its code.
+      command.args = command.args.map((arg) =>
+        arg.startsWith("--allow-read=")
+          ? `--allow-read=${ROOT}/runner/sandbox_worker.ts`
+          : arg
+      );
+      return command;
+    },
+  });
+  try {
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(pool.run(await job("hello")), (error: Error) => {
+        assert.ok(error instanceof SandboxError);
+        assert.match(
+          error.message,
+          /^sandbox guest thread failed: Requires read access to "[^"]+\/runner\/[a-z_]+\.ts"/,
+        );
+        assert.equal(error.message.includes("\n"), false);
+        return true;
+      });
+    }
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("a prestarted sandbox process joins the next pool with the default command", async () => {
+  prestartSandbox();
+  const custom = new SandboxPool({ size: 1, command: defaultSandboxCommand });
+  const pool = new SandboxPool({ size: 1 });
+  let prestarted: number | undefined;
+  try {
+    assert.equal(custom.pids.length, 0, "a pool with its own command took it");
+    [prestarted] = pool.pids;
+    assert.ok(prestarted !== undefined && alive(prestarted));
+    const out = await pool.run(await job("hello", { args: ["ok"] }));
+    assert.equal(text(out.stdout), "ko\n");
+    assert.deepEqual(pool.pids, [prestarted]);
+  } finally {
+    await pool.close();
+    await custom.close();
+  }
+  assert.equal(alive(prestarted!), false, "close left the process running");
 });
 
 Deno.test("a runaway guest is killed at its timeout and the pool goes on", async () => {

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
+import fc from "fast-check";
+import * as ed from "@noble/ed25519";
+import { generateKeyPairFromSeed, publicKeyFromRaw } from "@libp2p/crypto/keys";
+import { peerIdFromPublicKey, peerIdFromString } from "@libp2p/peer-id";
 import {
   canonicalBytes,
   type DocumentKind,
@@ -11,11 +14,16 @@ import {
   schemaOf,
   signingBytes,
   signReceipt,
+  toBase64,
   toHex,
   validateDocument,
   validateJobManifest,
   verifyReceipt,
 } from "../schemas/mod.ts";
+import {
+  COMPILED_VALIDATORS,
+  compiledValidatorsSource,
+} from "../schemas/build_validators.ts";
 import { ROOT } from "./helpers.ts";
 import vector from "./vectors/receipt_v1.json" with { type: "json" };
 
@@ -52,6 +60,85 @@ Deno.test("noble and libp2p keys from one seed give the same peer id and signatu
   assert.deepEqual(
     fromBase64(await signBytes(key, message)),
     new Uint8Array(sig),
+  );
+});
+
+Deno.test("WebCrypto keys and signatures equal @noble/ed25519's, peer ids libp2p's", async () => {
+  const { signBytes } = await import("../schemas/keys.ts");
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.uint8Array({ maxLength: 300 }),
+      async (seed, message) => {
+        const key = await keyFromSeed(seed);
+        assert.deepEqual(key.publicKey, await ed.getPublicKeyAsync(seed));
+        assert.equal(
+          key.peerId,
+          peerIdFromPublicKey(publicKeyFromRaw(key.publicKey)).toString(),
+        );
+        assert.equal(
+          await signBytes(key, message),
+          toBase64(await ed.signAsync(message, seed)),
+        );
+      },
+    ),
+    { numRuns: 100, seed: 13 },
+  );
+});
+
+/** libp2p's reading of a peer id: its Ed25519 key, or null. */
+function libp2pEd25519Key(text: string): Uint8Array | null {
+  try {
+    const id = peerIdFromString(text);
+    // Only the canonical spelling names the key (what Phase writes).
+    if (id.type !== "Ed25519" || id.toString() !== text) return null;
+    return id.publicKey.raw;
+  } catch {
+    return null;
+  }
+}
+
+Deno.test("publicKeyOfPeerId accepts exactly the Ed25519 ids libp2p reads, with the same key", async () => {
+  const { publicKeyOfPeerId } = await import("../schemas/keys.ts");
+  const base58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+  const valid = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((raw) =>
+    peerIdFromPublicKey(publicKeyFromRaw(raw)).toString()
+  );
+  const mutated = fc.tuple(
+    valid,
+    fc.nat(),
+    fc.constantFrom(...base58),
+    fc.constantFrom("replace", "insert", "delete"),
+  ).map(([id, at, c, how]) => {
+    const i = at % id.length;
+    if (how === "insert") return id.slice(0, i) + c + id.slice(i);
+    if (how === "delete") return id.slice(0, i) + id.slice(i + 1);
+    return id.slice(0, i) + c + id.slice(i + 1);
+  });
+  const other = fc.constantFrom(
+    // secp256k1 and RSA (sha256) peer ids, and a CID spelling.
+    "16Uiu2HAmLhLvBoYaoZfaMUKuibM6ac163GwKY74c5kiSLg5KvLpY",
+    "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N",
+    "bafzaajaiaejcb6kkxqcwj6qosvnmnm7xjihojmwsdwq2vfmecjkeydwc3apinmjq",
+    "",
+    "1",
+  );
+  await fc.assert(
+    fc.property(fc.oneof(valid, mutated, other, fc.string()), (text) => {
+      const expected = libp2pEd25519Key(text);
+      let actual: Uint8Array | null;
+      try {
+        actual = publicKeyOfPeerId(text);
+      } catch (error) {
+        assert.match((error as Error).message, /peer id/);
+        actual = null;
+      }
+      assert.deepEqual(
+        actual,
+        expected === null ? null : new Uint8Array(expected),
+      );
+    }),
+    { numRuns: 1000, seed: 14 },
   );
 });
 
@@ -196,4 +283,28 @@ Deno.test("every schema compiles, refuses a wrong document with one line, and is
       return true;
     });
   }
+});
+
+Deno.test("compiled_validators.js is what build_validators.ts writes for the schemas as they are", async () => {
+  assert.equal(
+    await Deno.readTextFile(COMPILED_VALIDATORS),
+    compiledValidatorsSource(),
+    "schemas changed: run deno task build:validators",
+  );
+});
+
+Deno.test("the compiled validators keep ajv-formats' calendar check of date-time", () => {
+  const receipt = vector.receipt as Receipt;
+  for (const timestamp of ["2026-02-29T00:00:00Z", "2026-04-31T10:00:00Z"]) {
+    assert.throws(
+      () => validateDocument("receipt", { ...receipt, timestamp }),
+      /timestamp must match format "date-time"/,
+    );
+  }
+  assert.ok(
+    validateDocument("receipt", {
+      ...receipt,
+      timestamp: "2028-02-29T23:59:60Z",
+    }),
+  );
 });
