@@ -394,8 +394,6 @@ export async function stageTwo(
         channel: manifest.channel,
         arch: manifest.arch,
         manifestVersion: manifest.manifest_version,
-        manifestUrl: (services) =>
-          `${services.httpUrl}/${manifest.channel}/${manifest.arch}/manifest.json`,
       },
       onWarning: (line) => env.log(line),
     }),

@@ -107,14 +107,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       listen: values.listen,
       bootstrap: values.bootstrap,
       mode: values["no-mdns"] ? "internet" : values.mode,
-      bootProvider: {
-        channel,
-        arch,
-        manifestUrl: (node) =>
-          node.httpUrl
-            ? `${node.httpUrl}/${channel}/${arch}/manifest.json`
-            : null,
-      },
+      bootProvider: { channel, arch },
       onWarning: (line) => console.error(`phase: ${line}`),
     }));
   }
@@ -154,7 +147,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     arch,
     jobs,
     receipts: node.services.jobs?.receipts?.dir ?? null,
-    mode: p2p ? values.mode : "off",
+    mode: p2p?.mode ?? "off",
     private: Boolean(values.private),
   };
   if (values.json) {
@@ -176,7 +169,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     );
     console.log(
       `  libp2p:    ${
-        p2p ? `${values.mode} mode, ${p2p.multiaddrs.join(" ")}` : "off"
+        p2p ? `${p2p.mode} mode, ${p2p.multiaddrs.join(" ")}` : "off"
       }`,
     );
   }

@@ -37,12 +37,19 @@ import {
 } from "../node/mod.ts";
 import type { PhaseNode } from "./node.ts";
 import { WASM_RUNTIME } from "./node.ts";
-import { FrameStream, MAX_MESSAGE_BYTES, MAX_OFFER_BYTES } from "./framing.ts";
+import {
+  FrameError,
+  FrameStream,
+  MAX_MESSAGE_BYTES,
+  MAX_OFFER_BYTES,
+} from "./framing.ts";
 
 /** The protocol id. */
 export const JOB_PROTOCOL = "/phase/job/1.0.0";
 /** How long a node waits for each client message. */
 export const MESSAGE_TIMEOUT_MS = 30_000;
+/** Room in a request for its arguments, environment and JSON. */
+const REQUEST_OVERHEAD_BYTES = 1024 * 1024;
 
 /** A job refused by a node, or a node that failed the client's checks. */
 export class JobRejected extends Error {
@@ -95,15 +102,16 @@ export async function serveJobStream(
     }
     const offer = judgeOffer(message, capability, jobs.limits);
     jobId = offer.job_id;
-    // The request carries the module in base64 (4/3 of its size) and input.
-    ticket = jobs.admit(
-      options.client,
-      Math.min(
-        MAX_MESSAGE_BYTES,
-        Math.ceil(offer.module_size * 4 / 3) + 64 * 1024,
-      ),
+    // The request may carry the module and stdin in base64 (4/3 of their
+    // size) and the arguments and environment: that is reserved from the
+    // body budget, and the request may be no larger.
+    const requestBytes = Math.min(
+      MAX_MESSAGE_BYTES,
+      Math.ceil((offer.module_size + jobs.limits.maxStdinBytes) * 4 / 3) +
+        REQUEST_OVERHEAD_BYTES,
     );
-    messages.limit = MAX_MESSAGE_BYTES;
+    ticket = jobs.admit(options.client, requestBytes);
+    messages.limit = requestBytes;
     await messages.send({
       type: "accepted",
       job_id: jobId,
@@ -125,19 +133,25 @@ export async function serveJobStream(
       signal: gone.signal,
       ticket,
     });
-    await messages.send({ type: "result", job_id: jobId, receipt });
+    // The place is free once the job has run, whether or not the client
+    // reads its result, which it must do within the message timeout.
+    ticket.release();
+    await messages.send(
+      { type: "result", job_id: jobId, receipt },
+      AbortSignal.any([gone.signal, timeout()]),
+    );
   } catch (error) {
     if (!(error instanceof JobCancelled) && !gone.signal.aborted) {
       const refusal = error instanceof JobError
         ? error
         : error instanceof AdmissionRefused
         ? new JobError("QueueFull", error.message)
-        : new JobError(
-          error instanceof DOMException && error.name === "TimeoutError"
-            ? "Timeout"
-            : "InvalidRequest",
-          `request failed: ${firstLine(error)}`,
-        );
+        : error instanceof DOMException && error.name === "TimeoutError"
+        ? new JobError("Timeout", "the client was too slow")
+        : error instanceof FrameError
+        ? new JobError("InvalidRequest", error.message)
+        // Anything else is the node's own failure: say so without details.
+        : new JobError("InvalidRequest", "the node could not run the job");
       jobs?.refused(refusal.reason);
       await messages.send({
         type: "rejected",

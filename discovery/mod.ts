@@ -30,7 +30,6 @@ export {
   selectRecord,
   type SignedRecord,
   signRecord,
-  validateRecord,
   validatorKeepingNewest,
 } from "./records.ts";
 export {

@@ -71,17 +71,18 @@ export interface PhaseNodeOptions {
   recordTtlMs?: number;
 }
 
-/** Limits of what a node stores for the DHT (records, provider entries, peers). */
+/** Limits of what a node stores for the DHT (records and provider entries). */
 export const DHT_STORE_LIMITS = { maxKeys: 20_000, maxBytes: 32 * 1024 * 1024 };
 
 /**
- * The node's DHT store: in memory, and bounded. Strangers can ask any node
- * to store records and provider entries; past the bounds, new keys are
- * refused (the put fails, as the DHT protocol allows) while existing ones
- * may still be replaced.
+ * The node's datastore: in memory, with what it stores for the DHT
+ * (`/dht/…`: records and provider entries, which strangers can ask any node
+ * to keep) bounded. Past a bound the oldest DHT entries are dropped, so a
+ * flood costs a node other entries, never its own ability to store, and
+ * libp2p's own entries (peers) are never affected.
  */
 export class BoundedDatastore extends MemoryDatastore {
-  /** Size of each stored value, by key. */
+  /** Size of each stored DHT value, by key, oldest first. */
   readonly #sizes = new Map<string, number>();
   #bytes = 0;
   /** The bounds (default {@link DHT_STORE_LIMITS}). */
@@ -95,33 +96,41 @@ export class BoundedDatastore extends MemoryDatastore {
     this.limits = limits;
   }
 
-  /** Stores a value unless a new key, or more bytes, would pass the bounds. */
+  /** Stores a value; DHT entries beyond the bounds push out the oldest. */
   override put(
     key: Key,
     value: Uint8Array,
     options?: { signal?: AbortSignal },
   ): Key {
     const name = key.toString();
-    const previous = this.#sizes.get(name);
-    const bytes = this.#bytes - (previous ?? 0) + value.length;
-    if (
-      (previous === undefined && this.#sizes.size >= this.limits.maxKeys) ||
-      bytes > this.limits.maxBytes
-    ) {
-      throw new Error("this node's DHT store is full");
+    if (!name.startsWith("/dht/")) {
+      super.put(key, value, options);
+      return key;
+    }
+    this.#forget(name);
+    for (const [oldest] of this.#sizes) {
+      if (
+        this.#sizes.size < this.limits.maxKeys &&
+        this.#bytes + value.length <= this.limits.maxBytes
+      ) break;
+      this.#forget(oldest);
+      super.delete(new Key(oldest, false), options);
     }
     super.put(key, value, options);
     this.#sizes.set(name, value.length);
-    this.#bytes = bytes;
+    this.#bytes += value.length;
     return key;
   }
 
   /** Removes a value. */
   override delete(key: Key, options?: { signal?: AbortSignal }): void {
-    const name = key.toString();
+    this.#forget(key.toString());
+    super.delete(key, options);
+  }
+
+  #forget(name: string): void {
     this.#bytes -= this.#sizes.get(name) ?? 0;
     this.#sizes.delete(name);
-    super.delete(key, options);
   }
 }
 

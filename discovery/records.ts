@@ -235,14 +235,6 @@ export async function decodeRecord(
   return record;
 }
 
-/** DHT validator for the `phase` namespace (stateless checks only). */
-export async function validateRecord(
-  key: Uint8Array,
-  value: Uint8Array,
-): Promise<void> {
-  await decodeRecord(decoder.decode(key), value);
-}
-
 /**
  * A DHT validator that also refuses a record older than the one this node
  * stores under the same key, so a replayed record (lower `seq`, still signed

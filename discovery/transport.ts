@@ -5,7 +5,7 @@
  * provider when it serves artifacts.
  * @module
  */
-import type { NodeServices, NodeTransport } from "../node/mod.ts";
+import type { NodeTransport } from "../node/mod.ts";
 import { publishBootProvider } from "./boot_providers.ts";
 import { acceptJobs } from "./job_protocol.ts";
 import { PhaseNode } from "./node.ts";
@@ -18,11 +18,14 @@ export interface P2pTransportOptions {
   bootstrap?: string[];
   /** `local` adds mDNS; `internet` uses the DHT only. */
   mode: "internet" | "local";
-  /** Announce as a boot provider: the manifest URL is read when announcing. */
+  /**
+   * Announce as a boot provider of this channel/arch, at the node's HTTP
+   * URL (the HTTP transport must have started first and know a URL others
+   * can reach; otherwise a warning says why nothing was announced).
+   */
   bootProvider?: {
     channel: string;
     arch: string;
-    manifestUrl: (node: NodeServices) => string | null;
     manifestVersion?: number | null;
   };
   /** Hears a line when an announcement fails (the node keeps running). */
@@ -44,13 +47,16 @@ export function p2pTransport(options: P2pTransportOptions): NodeTransport {
       if (node.jobs) await acceptJobs(libp2p, node);
       node.peers = () => libp2p.libp2p.getPeers().length;
       const boot = options.bootProvider;
-      const manifestUrl = boot?.manifestUrl(node);
-      if (boot && manifestUrl) {
+      if (boot && !node.httpUrl) {
+        options.onWarning?.(
+          "not announced as a boot provider: no HTTP URL others can reach (give --advertise)",
+        );
+      } else if (boot) {
         await publishBootProvider(
           libp2p,
           boot.channel,
           boot.arch,
-          manifestUrl,
+          `${node.httpUrl}/${boot.channel}/${boot.arch}/manifest.json`,
           boot.manifestVersion ?? null,
         ).catch((error) =>
           options.onWarning?.(

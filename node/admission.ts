@@ -19,6 +19,12 @@ export interface AdmissionLimits {
   perClient: number;
   /** Body bytes all admitted jobs may hold together. */
   bodyBytes: number;
+  /**
+   * Body bytes one client's admitted jobs may hold together (default the
+   * whole budget). At least the largest single body, or that body is never
+   * admitted.
+   */
+  perClientBytes?: number;
 }
 
 /** A job that was not admitted; `status` is 503 (full) or 429 (client's share used). */
@@ -53,7 +59,10 @@ export class JobAdmission {
   #running = 0;
   #bytes = 0;
   /** Admitted and running jobs per client. */
-  #clients = new Map<string, { admitted: number; running: number }>();
+  #clients = new Map<
+    string,
+    { admitted: number; running: number; bytes: number }
+  >();
   #waiting: Waiter[] = [];
 
   /** Creates an admission with these limits. */
@@ -72,7 +81,8 @@ export class JobAdmission {
 
   /** Admits a job from `client` whose body may be up to `bodyBytes`, or throws {@link AdmissionRefused}. */
   admit(client: string, bodyBytes: number): AdmissionTicket {
-    const counts = this.#clients.get(client) ?? { admitted: 0, running: 0 };
+    const counts = this.#clients.get(client) ??
+      { admitted: 0, running: 0, bytes: 0 };
     if (
       this.#admitted >= this.limits.admitted ||
       this.#bytes + bodyBytes > this.limits.bodyBytes
@@ -88,7 +98,15 @@ export class JobAdmission {
         `this client already has ${counts.admitted} jobs admitted; at most ${this.limits.perClient}`,
       );
     }
+    const clientBytes = this.limits.perClientBytes ?? this.limits.bodyBytes;
+    if (counts.bytes + bodyBytes > clientBytes) {
+      throw new AdmissionRefused(
+        429,
+        `this client's admitted jobs already hold ${counts.bytes} body bytes; at most ${clientBytes}`,
+      );
+    }
     counts.admitted++;
+    counts.bytes += bodyBytes;
     this.#clients.set(client, counts);
     this.#admitted++;
     this.#bytes += bodyBytes;
@@ -100,6 +118,7 @@ export class JobAdmission {
       released = true;
       this.#admitted--;
       this.#bytes -= reserved;
+      counts.bytes -= reserved;
       counts.admitted--;
       if (running) {
         this.#running--;
@@ -112,6 +131,7 @@ export class JobAdmission {
       resize: (bytes) => {
         const next = Math.min(bytes, reserved);
         this.#bytes -= reserved - next;
+        counts.bytes -= reserved - next;
         reserved = next;
       },
       turn: (signal) => {

@@ -9,12 +9,7 @@
  * and describes the node's capability.
  * @module
  */
-import {
-  type Capability,
-  type NodeKey,
-  type Receipt,
-  sha256Ref,
-} from "../schemas/mod.ts";
+import { type Capability, type NodeKey, sha256Ref } from "../schemas/mod.ts";
 import {
   JobCancelled,
   JobRefused,
@@ -75,6 +70,8 @@ export interface JobCounters {
   refused: Record<string, number>;
   /** Jobs whose client went away first. */
   cancelled: number;
+  /** Receipts this node could not keep (the client still got them). */
+  unkept: number;
 }
 
 /** Modules recently received, by sha256, so repeat jobs need not resend them. */
@@ -113,7 +110,12 @@ export class JobService {
   /** Limits per job. */
   readonly limits: JobLimits;
   /** Counters for /metrics and /status. */
-  readonly counters: JobCounters = { completed: {}, refused: {}, cancelled: 0 };
+  readonly counters: JobCounters = {
+    completed: {},
+    refused: {},
+    cancelled: 0,
+    unkept: 0,
+  };
   readonly #arch: string;
   readonly #sandbox: SandboxPool;
   readonly #queueLimit: number;
@@ -137,6 +139,8 @@ export class JobService {
       admitted: places,
       perClient: Math.max(1, Math.ceil(places / 4)),
       bodyBytes: 64 * 1024 * 1024,
+      // One client may hold the largest single request, not the budget.
+      perClientBytes: 24 * 1024 * 1024,
       ...options.admission,
     });
     // Admitted jobs take their turn before they reach the pool, so its own
@@ -157,11 +161,6 @@ export class JobService {
   /** Where receipts are kept, or null. */
   get receipts(): ReceiptStore | null {
     return this.#receipts;
-  }
-
-  /** Process ids of the live sandbox processes. */
-  get sandboxPids(): number[] {
-    return this.#sandbox.pids;
   }
 
   /** This node's capability record payload. */
@@ -291,13 +290,17 @@ export class JobService {
     }
     this.#recent.set(result.receipt.module_hash, order.module);
     bump(this.counters.completed, result.receipt.execution.status);
-    await this.keep(result.receipt);
+    // The job ran: its client gets the receipt even when this node cannot
+    // keep a copy (a full disk, a removed folder); the operator hears why.
+    await this.#receipts?.add(result.receipt).catch((error) => {
+      this.counters.unkept++;
+      console.error(
+        `phase: could not keep the receipt of job ${result.receipt.job_id}: ${
+          String((error as Error)?.message ?? error).split("\n")[0]
+        }`,
+      );
+    });
     return result;
-  }
-
-  /** Stores a receipt unless this node keeps none. */
-  async keep(receipt: Receipt): Promise<void> {
-    await this.#receipts?.add(receipt);
   }
 
   /** Ends the sandbox processes. */

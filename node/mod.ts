@@ -39,6 +39,8 @@ export {
   DEFAULT_RECEIPT_LIMITS,
   ReceiptStore,
   type ReceiptStoreOptions,
+  type ReceiptSummary,
+  RECENT_SUMMARIES,
   type StoredReceipt,
 } from "./receipt_store.ts";
 export {

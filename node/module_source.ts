@@ -61,8 +61,12 @@ export async function isPublicAddress(address: string): Promise<boolean> {
   } catch {
     return false;
   }
-  if (parsed.kind() === "ipv6" && (parsed as IPv6).isIPv4MappedAddress()) {
-    parsed = (parsed as IPv6).toIPv4Address();
+  if (parsed.kind() === "ipv6") {
+    const v6 = parsed as IPv6;
+    if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
+    // ::/96 (the deprecated IPv4-compatible form, ::127.0.0.1 among them)
+    // is no global address, whatever range the library gives it.
+    else if (v6.parts.slice(0, 6).every((part) => part === 0)) return false;
   }
   return parsed.range() === "unicast";
 }

@@ -28,6 +28,33 @@ export const DEFAULT_RECEIPT_LIMITS = {
   maxBytes: 256 * 1024 * 1024,
 } as const;
 
+/** How many receipt summaries a store keeps in memory. */
+export const RECENT_SUMMARIES = 16;
+
+/** What a status page shows of one receipt. */
+export interface ReceiptSummary {
+  /** The job's id. */
+  job_id: string;
+  /** When the receipt was signed. */
+  timestamp: string;
+  /** How the run ended. */
+  status: string;
+  /** The guest's exit code, if it exited. */
+  exit_code: number | null;
+  /** The module that ran. */
+  module_hash: string;
+}
+
+function summary(receipt: Receipt): ReceiptSummary {
+  return {
+    job_id: receipt.job_id,
+    timestamp: receipt.timestamp,
+    status: receipt.execution.status,
+    exit_code: receipt.execution.exit_code,
+    module_hash: receipt.module_hash,
+  };
+}
+
 /** One stored receipt file. */
 export interface StoredReceipt {
   /** File name inside the store's folder. */
@@ -46,6 +73,8 @@ export class ReceiptStore {
   /** Oldest first; read from the folder once, on first use. */
   #index: Promise<StoredReceipt[]> | null = null;
   #bytes = 0;
+  /** Summaries of the newest receipts, oldest first, once first asked for. */
+  #recent: ReceiptSummary[] | null = null;
   /** Serialises writes so the index and the folder agree. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -77,20 +106,33 @@ export class ReceiptStore {
     return [...await this.#load()];
   }
 
-  /** The newest `count` receipts, newest first; unreadable files are skipped. */
-  async recent(count: number): Promise<Receipt[]> {
-    const names = (await this.list()).slice(-count).reverse();
-    const receipts: Receipt[] = [];
-    for (const { name } of names) {
-      try {
-        receipts.push(
-          JSON.parse(await Deno.readTextFile(`${this.#dir}/${name}`)),
-        );
-      } catch {
-        // removed or damaged meanwhile
+  /**
+   * Summaries of the newest receipts (at most {@link RECENT_SUMMARIES}),
+   * newest first. Kept in memory: the newest files are read once, on the
+   * first call (receipts over 2 MiB are skipped), and every receipt added
+   * since is summarised as it is stored, so a status page costs no disk
+   * reads however often it is asked.
+   */
+  async recent(count: number): Promise<ReceiptSummary[]> {
+    await this.#queue;
+    if (!this.#recent) {
+      const stored = (await this.#load()).slice(-RECENT_SUMMARIES);
+      const read: ReceiptSummary[] = [];
+      for (const { name, size } of stored) {
+        if (size > 2 * 1024 * 1024) continue;
+        try {
+          read.push(
+            summary(
+              JSON.parse(await Deno.readTextFile(`${this.#dir}/${name}`)),
+            ),
+          );
+        } catch {
+          // removed or damaged meanwhile
+        }
       }
+      this.#recent ??= read;
     }
-    return receipts;
+    return this.#recent.slice(-count).reverse();
   }
 
   #load(): Promise<StoredReceipt[]> {
@@ -142,6 +184,10 @@ export class ReceiptStore {
     const existing = index.findIndex((r) => r.name === name);
     if (existing >= 0) this.#bytes -= index.splice(existing, 1)[0].size;
     index.push({ name, size: bytes.length });
+    if (this.#recent) {
+      this.#recent.push(summary(receipt));
+      if (this.#recent.length > RECENT_SUMMARIES) this.#recent.shift();
+    }
     this.#bytes += bytes.length;
     while (
       index.length > this.#maxCount ||

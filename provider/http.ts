@@ -281,13 +281,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
         : null,
       peers: ctx.peers?.() ?? null,
       metrics: ctx.metrics.toJSON() as StatusDocument["metrics"],
-      recent_receipts: receipts.map((r) => ({
-        job_id: r.job_id,
-        timestamp: r.timestamp,
-        status: r.execution.status,
-        exit_code: r.execution.exit_code,
-        module_hash: r.module_hash,
-      })),
+      recent_receipts: receipts,
     };
   }
 

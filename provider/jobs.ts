@@ -30,15 +30,14 @@ import {
 export interface JobEndpointContext {
   /** The node's job service. */
   service: JobService;
-  /** Largest JSON body in bytes (413 beyond); default 1.5 times the module limit. */
-  maxBodyBytes?: number;
-  /** Milliseconds the request body may take to arrive (default 60 s). */
-  bodyTimeoutMs?: number;
   /** Finds a module this node serves by `sha256:<hex>`. */
   findModule: (hash: string) => Promise<Uint8Array | null>;
   /** Counters. */
   metrics: Metrics;
 }
+
+/** How long a job's body may take to arrive. */
+const BODY_TIMEOUT_MS = 60_000;
 
 /** HTTP status of each refusal reason. */
 const STATUS: Record<RejectReason, number> = {
@@ -103,7 +102,7 @@ export async function handleJobs(
   // A base64 module inside JSON is a third larger than the module.
   const maxBytes = wasm
     ? service.limits.maxModuleBytes
-    : ctx.maxBodyBytes ?? Math.ceil(service.limits.maxModuleBytes * 1.5);
+    : Math.ceil(service.limits.maxModuleBytes * 1.5);
   let ticket: AdmissionTicket | undefined;
   try {
     // Before any body byte is read: the query (for a module body), the
@@ -123,7 +122,7 @@ export async function handleJobs(
     );
     const body = await readBodyCapped(request, {
       maxBytes,
-      timeoutMs: ctx.bodyTimeoutMs ?? 60_000,
+      timeoutMs: BODY_TIMEOUT_MS,
       signal: request.signal,
     });
     ticket.resize(body.length);

@@ -648,6 +648,8 @@ Deno.test("module_url: a 400 MiB body is refused at the cap without holding it, 
         "fc00::1",
         "ff02::1",
         "::ffff:10.0.0.1",
+        "::7f00:1",
+        "::a00:1",
         "not an address",
       ]
     ) {
@@ -813,6 +815,52 @@ Deno.test({
     } finally {
       await peer.stop();
       await stopAnnounced(node);
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a client that never reads its result does not keep the node's only sandbox",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    const node = await fullNode(dir);
+    const peer = await client(node.addr);
+    try {
+      // A job whose 2 MiB result the client will not read.
+      const module = example("echo_both");
+      const stream = await peer.libp2p.dialProtocol(
+        peerIdFromString(node.services.key.peerId),
+        JOB_PROTOCOL,
+      );
+      const framed = new FrameStream(stream);
+      await framed.send(
+        await offer({
+          module_hash: await sha256Ref(module),
+          module_size: module.length,
+        }),
+      );
+      await framed.receive(AbortSignal.timeout(5000));
+      stream.pause();
+      await framed.send({
+        type: "request",
+        job_id: "job-1",
+        module: toBase64(module),
+        stdin: toBase64(new Uint8Array(1024 * 1024).fill(0x61)),
+      });
+      // The node's only sandbox is free as soon as that job has run.
+      const next = await submitJob(peer, node.services.key.peerId, {
+        module: example("hello"),
+        args: ["next"],
+        timeoutMs: 15_000,
+      });
+      assert.equal(next.stdout, "txen\n");
+      stream.abort(new Error("done"));
+    } finally {
+      await peer.stop();
+      await node.close();
       await cleanup();
     }
   },

@@ -448,15 +448,34 @@ Deno.test("POST /jobs query: plain decimals only, no parameter twice", () => {
   assert.deepEqual(judge("arg=a&arg=b").order.args, ["a", "b"]);
 });
 
-Deno.test("the DHT store refuses new keys and bytes past its bounds, never replacements", () => {
+Deno.test("the DHT store keeps its bounds by dropping its oldest DHT entries, never other keys", () => {
   const store = new BoundedDatastore({ maxKeys: 3, maxBytes: 100 });
   const key = (n: number) => new Key(`/dht/record/k${n}`);
-  for (let i = 0; i < 3; i++) store.put(key(i), new Uint8Array(10));
-  assert.throws(() => store.put(key(3), new Uint8Array(1)), /full/);
-  store.put(key(0), new Uint8Array(70)); // replacing is fine within bytes
-  assert.throws(() => store.put(key(1), new Uint8Array(90)), /full/);
-  store.delete(key(2));
-  store.put(key(3), new Uint8Array(10));
+  const has = (k: Key) => {
+    try {
+      store.get(k);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const peer = new Key("/peers/p1");
+  store.put(peer, new Uint8Array(500)); // libp2p's own: outside the bounds
+  for (let i = 0; i < 4; i++) store.put(key(i), new Uint8Array(10));
+  assert.deepEqual([0, 1, 2, 3].map((i) => has(key(i))), [
+    false,
+    true,
+    true,
+    true,
+  ]);
+  store.put(key(4), new Uint8Array(90)); // bytes: pushes out until it fits
+  assert.deepEqual([1, 2, 3, 4].map((i) => has(key(i))), [
+    false,
+    false,
+    true,
+    true,
+  ]);
+  assert.ok(has(peer));
 });
 
 Deno.test("job offers: runtime versions are compatible as semver reads them", () => {
