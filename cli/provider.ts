@@ -3,7 +3,7 @@
  * provider.
  * @module
  */
-import { download, fetchJson } from "../provider/mod.ts";
+import { download, fetchJson, type StatusDocument } from "../provider/mod.ts";
 import { validateBootManifest } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { envVar } from "./paths.ts";
@@ -27,20 +27,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (status !== 200) {
     throw new CliError(`${url}/status answered HTTP ${status}`);
   }
-  const s = body as {
-    version: string;
-    peer_id: string;
-    channel: string;
-    arch: string;
-    uptime_seconds: number;
-    health: { status: string; reason: string | null };
-    metrics: {
-      requests_total: number;
-      bytes_served_total: number;
-      jobs_run_total: number;
-      errors_total: number;
-    };
-  };
+  const s = body as StatusDocument;
   if (values.json) {
     console.log(JSON.stringify(s));
   } else {

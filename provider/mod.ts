@@ -40,3 +40,4 @@ export {
 // Types the provider's API uses, so its documentation is complete from here.
 export type { PublishedManifest } from "./manifest_publisher.ts";
 export type { ListenerLimits, ListenerStats } from "./listener.ts";
+export type { StatusArtifact, StatusDocument } from "./status_page.ts";

@@ -53,6 +53,7 @@ export interface StatusDocument {
     jobs_cancelled_total: number;
     requests_total: number;
     bytes_served_total: number;
+    errors_total: number;
   };
   /** Newest receipts (none in Private mode). */
   recent_receipts: {

@@ -147,6 +147,7 @@ Deno.test("status page: everything shown is escaped", () => {
       jobs_cancelled_total: 0,
       requests_total: 9,
       bytes_served_total: 4096,
+      errors_total: 0,
     },
     recent_receipts: [{
       job_id: hostile,
