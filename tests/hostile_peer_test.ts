@@ -116,6 +116,36 @@ async function client(bootstrap: string): Promise<PhaseNode> {
 }
 
 /**
+ * A test against a full node on loopback and a libp2p client joined to it;
+ * both, and the node's folder, are closed afterwards.
+ */
+function nodeTest(
+  name: string,
+  fn: (context: {
+    dir: string;
+    node: Awaited<ReturnType<typeof fullNode>>;
+    peer: PhaseNode;
+  }) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ...LIBP2P,
+    fn: async () => {
+      const [dir, cleanup] = await tempDir();
+      const node = await fullNode(dir);
+      const peer = await client(node.addr);
+      try {
+        await fn({ dir, node, peer });
+      } finally {
+        await peer.stop();
+        await node.close();
+        await cleanup();
+      }
+    },
+  });
+}
+
+/**
  * Plays a raw job exchange: sends each message in turn and collects what the
  * node answers (stopping at the first answer that is not `accepted`).
  */
@@ -178,125 +208,114 @@ async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
   return found;
 }
 
-Deno.test({
-  name:
-    "hostile offers: paths in job_id, wrong types and ranges are refused before a module byte moves; receipts never leave their store",
-  ...LIBP2P,
-  fn: async () => {
-    const [dir, cleanup] = await tempDir();
-    const node = await fullNode(dir);
-    const peer = await client(node.addr);
-    try {
-      const refusedOffers: [string, Record<string, unknown>][] = [
-        ["traversal job_id", { job_id: "../../x" }],
-        [
-          "manifest-replacing job_id",
-          { job_id: "../artifacts/stable/x86_64/manifest" },
-        ],
-        ["10 KB job_id", { job_id: "a".repeat(10_000) }],
-        ["memory as text", { requirements: { memory_mb: "lots" } }],
-        ["negative timeout", { requirements: { timeout_seconds: -1 } }],
-        ["fractional fuel", { requirements: { fuel: 0.5 } }],
-        ["huge module", { module_size: 400 * 1024 * 1024 }],
-        ["no module size", { module_size: undefined }],
-        ["unknown field", { extra: true }],
-        ["not an offer", { type: "request" }],
-      ];
-      for (const [name, change] of refusedOffers) {
-        const answers = await exchange(peer, node.services.key.peerId, [
-          JSON.parse(JSON.stringify(await offer(change))),
-        ]);
-        assert.equal(answers.length, 1, name);
-        assert.equal(answers[0].type, "rejected", name);
-        assert.match(
-          String(answers[0].reason),
-          /InvalidRequest|InsufficientResources/,
-          name,
-        );
-      }
-      // Requests are judged as strictly, after acceptance.
-      const refusedRequests: [string, Record<string, unknown>][] = [
-        ["env value not a string", { env: { A: 1 } }],
-        ["env name with =", { env: { "A=B": "c" } }],
-        ["NUL in an argument", { args: ["a\u0000b"] }],
-        ["module of another size", { module: toBase64(new Uint8Array(9)) }],
-        ["non-canonical base64", { stdin: "QR==" }],
-      ];
-      for (const [name, change] of refusedRequests) {
-        const answers = await exchange(peer, node.services.key.peerId, [
-          await offer(),
-          {
-            type: "request",
-            job_id: "job-1",
-            module: toBase64(example("hello")),
-            ...change,
-          },
-        ]);
-        assert.deepEqual(
-          answers.map((a) => a.type),
-          ["accepted", "rejected"],
-          name,
-        );
-        assert.equal(answers[1].reason, "InvalidRequest", name);
-      }
-      // The same rules over HTTP.
-      const http = await fetch(`${node.url}/jobs`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          job_id: "../../x",
-          module: toBase64(example("hello")),
-        }),
-      });
-      assert.equal(http.status, 400);
-      assert.match((await http.json()).reason, /job_id/);
-      // Honest jobs over both transports leave receipts named by hash only.
-      const remote = await submitJob(peer, node.services.key.peerId, {
-        module: example("hello"),
-        args: ["x"],
-      });
-      assert.equal(remote.stdout, "x\n");
-      const local = await fetch(`${node.url}/jobs?job_id=..&arg=y`, {
-        method: "POST",
-        headers: { "content-type": "application/wasm" },
-        body: example("hello") as Uint8Array<ArrayBuffer>,
-      });
-      assert.equal(local.status, 200);
-      assert.equal((await local.json()).job_id, "..");
-      const files = await filesUnder(dir);
-      const receipts = files.filter((f) => f.startsWith("receipts/"));
-      assert.equal(receipts.length, 2);
-      for (const f of receipts) {
-        assert.match(f, /^receipts\/\d{13}-[0-9a-f]{16}\.json$/);
-      }
-      const expected = [
-        "artifacts/stable/x86_64/hello.wasm",
-        "hash-cache.json",
-        "manifest-state.json",
-      ];
-      for (const f of files) {
-        assert.ok(
-          /^(receipts|modules)\//.test(f) || expected.includes(f),
-          `unexpected file ${f}`,
-        );
-      }
-      const manifest = await fetch(`${node.url}/manifest.json`);
-      assert.equal(manifest.status, 200);
-      await manifest.body?.cancel();
-      // /status counts jobs of both transports, and the refusals above.
-      const status = await (await fetch(`${node.url}/status`)).json();
-      assert.equal(status.metrics.jobs_run_total, 2);
-      assert.ok(
-        status.metrics.jobs_refused_by_reason.InvalidRequest >= 15,
-        JSON.stringify(status.metrics),
+nodeTest(
+  "hostile offers: paths in job_id, wrong types and ranges are refused before a module byte moves; receipts never leave their store",
+  async ({ dir, node, peer }) => {
+    const refusedOffers: [string, Record<string, unknown>][] = [
+      ["traversal job_id", { job_id: "../../x" }],
+      [
+        "manifest-replacing job_id",
+        { job_id: "../artifacts/stable/x86_64/manifest" },
+      ],
+      ["10 KB job_id", { job_id: "a".repeat(10_000) }],
+      ["memory as text", { requirements: { memory_mb: "lots" } }],
+      ["negative timeout", { requirements: { timeout_seconds: -1 } }],
+      ["fractional fuel", { requirements: { fuel: 0.5 } }],
+      ["huge module", { module_size: 400 * 1024 * 1024 }],
+      ["no module size", { module_size: undefined }],
+      ["unknown field", { extra: true }],
+      ["not an offer", { type: "request" }],
+    ];
+    for (const [name, change] of refusedOffers) {
+      const answers = await exchange(peer, node.services.key.peerId, [
+        JSON.parse(JSON.stringify(await offer(change))),
+      ]);
+      assert.equal(answers.length, 1, name);
+      assert.equal(answers[0].type, "rejected", name);
+      assert.match(
+        String(answers[0].reason),
+        /InvalidRequest|InsufficientResources/,
+        name,
       );
-    } finally {
-      await peer.stop();
-      await node.close();
-      await cleanup();
     }
+    // Requests are judged as strictly, after acceptance.
+    const refusedRequests: [string, Record<string, unknown>][] = [
+      ["env value not a string", { env: { A: 1 } }],
+      ["env name with =", { env: { "A=B": "c" } }],
+      ["NUL in an argument", { args: ["a\u0000b"] }],
+      ["module of another size", { module: toBase64(new Uint8Array(9)) }],
+      ["non-canonical base64", { stdin: "QR==" }],
+    ];
+    for (const [name, change] of refusedRequests) {
+      const answers = await exchange(peer, node.services.key.peerId, [
+        await offer(),
+        {
+          type: "request",
+          job_id: "job-1",
+          module: toBase64(example("hello")),
+          ...change,
+        },
+      ]);
+      assert.deepEqual(
+        answers.map((a) => a.type),
+        ["accepted", "rejected"],
+        name,
+      );
+      assert.equal(answers[1].reason, "InvalidRequest", name);
+    }
+    // The same rules over HTTP.
+    const http = await fetch(`${node.url}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        job_id: "../../x",
+        module: toBase64(example("hello")),
+      }),
+    });
+    assert.equal(http.status, 400);
+    assert.match((await http.json()).reason, /job_id/);
+    // Honest jobs over both transports leave receipts named by hash only.
+    const remote = await submitJob(peer, node.services.key.peerId, {
+      module: example("hello"),
+      args: ["x"],
+    });
+    assert.equal(remote.stdout, "x\n");
+    const local = await fetch(`${node.url}/jobs?job_id=..&arg=y`, {
+      method: "POST",
+      headers: { "content-type": "application/wasm" },
+      body: example("hello") as Uint8Array<ArrayBuffer>,
+    });
+    assert.equal(local.status, 200);
+    assert.equal((await local.json()).job_id, "..");
+    const files = await filesUnder(dir);
+    const receipts = files.filter((f) => f.startsWith("receipts/"));
+    assert.equal(receipts.length, 2);
+    for (const f of receipts) {
+      assert.match(f, /^receipts\/\d{13}-[0-9a-f]{16}\.json$/);
+    }
+    const expected = [
+      "artifacts/stable/x86_64/hello.wasm",
+      "hash-cache.json",
+      "manifest-state.json",
+    ];
+    for (const f of files) {
+      assert.ok(
+        /^(receipts|modules)\//.test(f) || expected.includes(f),
+        `unexpected file ${f}`,
+      );
+    }
+    const manifest = await fetch(`${node.url}/manifest.json`);
+    assert.equal(manifest.status, 200);
+    await manifest.body?.cancel();
+    // /status counts jobs of both transports, and the refusals above.
+    const status = await (await fetch(`${node.url}/status`)).json();
+    assert.equal(status.metrics.jobs_run_total, 2);
+    assert.ok(
+      status.metrics.jobs_refused_by_reason.InvalidRequest >= 15,
+      JSON.stringify(status.metrics),
+    );
   },
-});
+);
 
 /** hello.wasm padded with a custom section to `size` bytes (still valid). */
 function paddedModule(size: number): Uint8Array {
@@ -820,48 +839,37 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name:
-    "a client that never reads its result does not keep the node's only sandbox",
-  ...LIBP2P,
-  fn: async () => {
-    const [dir, cleanup] = await tempDir();
-    const node = await fullNode(dir);
-    const peer = await client(node.addr);
-    try {
-      // A job whose 2 MiB result the client will not read.
-      const module = example("echo_both");
-      const stream = await peer.libp2p.dialProtocol(
-        peerIdFromString(node.services.key.peerId),
-        JOB_PROTOCOL,
-      );
-      const framed = new FrameStream(stream);
-      await framed.send(
-        await offer({
-          module_hash: await sha256Ref(module),
-          module_size: module.length,
-        }),
-      );
-      await framed.receive(AbortSignal.timeout(5000));
-      stream.pause();
-      await framed.send({
-        type: "request",
-        job_id: "job-1",
-        module: toBase64(module),
-        stdin: toBase64(new Uint8Array(1024 * 1024).fill(0x61)),
-      });
-      // The node's only sandbox is free as soon as that job has run.
-      const next = await submitJob(peer, node.services.key.peerId, {
-        module: example("hello"),
-        args: ["next"],
-        timeoutMs: 15_000,
-      });
-      assert.equal(next.stdout, "txen\n");
-      stream.abort(new Error("done"));
-    } finally {
-      await peer.stop();
-      await node.close();
-      await cleanup();
-    }
+nodeTest(
+  "a client that never reads its result does not keep the node's only sandbox",
+  async ({ node, peer }) => {
+    // A job whose 2 MiB result the client will not read.
+    const module = example("echo_both");
+    const stream = await peer.libp2p.dialProtocol(
+      peerIdFromString(node.services.key.peerId),
+      JOB_PROTOCOL,
+    );
+    const framed = new FrameStream(stream);
+    await framed.send(
+      await offer({
+        module_hash: await sha256Ref(module),
+        module_size: module.length,
+      }),
+    );
+    await framed.receive(AbortSignal.timeout(5000));
+    stream.pause();
+    await framed.send({
+      type: "request",
+      job_id: "job-1",
+      module: toBase64(module),
+      stdin: toBase64(new Uint8Array(1024 * 1024).fill(0x61)),
+    });
+    // The node's only sandbox is free as soon as that job has run.
+    const next = await submitJob(peer, node.services.key.peerId, {
+      module: example("hello"),
+      args: ["next"],
+      timeoutMs: 15_000,
+    });
+    assert.equal(next.stdout, "txen\n");
+    stream.abort(new Error("done"));
   },
-});
+);
