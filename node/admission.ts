@@ -113,9 +113,12 @@ export class JobAdmission {
     let reserved = bodyBytes;
     let running = false;
     let released = false;
+    /** Gives up a turn still waited for (set while waiting). */
+    let stopWaiting: (() => void) | null = null;
     const release = () => {
       if (released) return;
       released = true;
+      stopWaiting?.();
       this.#admitted--;
       this.#bytes -= reserved;
       counts.bytes -= reserved;
@@ -149,17 +152,23 @@ export class JobAdmission {
           const waiter: Waiter = {
             client,
             grant: () => {
-              signal?.removeEventListener("abort", abandon);
+              stopWaiting = null;
+              signal?.removeEventListener("abort", onAbort);
               grant();
               resolve();
             },
           };
-          const abandon = () => {
+          const abandon = (reason: unknown) => {
+            stopWaiting = null;
+            signal?.removeEventListener("abort", onAbort);
             this.#waiting = this.#waiting.filter((w) => w !== waiter);
-            reject(signal!.reason);
+            reject(reason);
           };
-          if (signal?.aborted) return abandon();
-          signal?.addEventListener("abort", abandon, { once: true });
+          const onAbort = () => abandon(signal!.reason);
+          // Released while waiting: the turn is given up, never granted.
+          stopWaiting = () => abandon(new Error("ticket released"));
+          if (signal?.aborted) return onAbort();
+          signal?.addEventListener("abort", onAbort, { once: true });
           this.#waiting.push(waiter);
         });
       },

@@ -26,6 +26,7 @@ import {
 import {
   AdmissionRefused,
   DEFAULT_JOB_LIMITS,
+  JobAdmission,
   JobError,
   JobService,
   judgeHttpJob,
@@ -497,4 +498,27 @@ Deno.test("job offers: runtime versions are compatible as semver reads them", ()
       refused,
     );
   }
+});
+
+Deno.test("admission: a ticket released while it waits for its turn gives the turn up", async () => {
+  const admission = new JobAdmission({
+    running: 1,
+    admitted: 4,
+    perClient: 4,
+    bodyBytes: 1 << 20,
+  });
+  const first = admission.admit("a", 10);
+  await first.turn();
+  const second = admission.admit("a", 10);
+  const waiting = second.turn();
+  assert.equal(admission.stats.waiting, 1);
+  second.release();
+  await assert.rejects(waiting, /released/);
+  first.release();
+  assert.deepEqual(admission.stats, { admitted: 0, running: 0, waiting: 0 });
+  // A third job now runs at once: no slot leaked.
+  const third = admission.admit("b", 10);
+  await third.turn();
+  assert.equal(admission.stats.running, 1);
+  third.release();
 });
