@@ -11,6 +11,7 @@ import {
 } from "../discovery/mod.ts";
 import { type Arch, canonicalArch, generateKey } from "../schemas/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
+import { checkReceiptTarget, writeReceiptFile } from "./receipt_file.ts";
 import { exitStatusOf } from "./exit_status.ts";
 import { positiveNumber, readInput, readStdin, splitGuestArgs } from "./run.ts";
 import { parseCommandLine, usageError } from "./spec.ts";
@@ -114,6 +115,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
   const jobTimeout = positiveNumber(values["job-timeout"], "job-timeout");
   const fuel = positiveNumber(values.fuel, "fuel", true);
   const arch = archOption(values.arch);
+  if (values.receipt) await checkReceiptTarget(values.receipt);
   const module = await readInput(modulePath, "module");
   const stdin = await readStdin();
   const node = await client(values);
@@ -145,12 +147,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
       if (error instanceof JobRejected) throw new CliError(error.message);
       throw error;
     }
-    if (values.receipt) {
-      await Deno.writeTextFile(
-        values.receipt,
-        JSON.stringify(result.receipt, null, 2) + "\n",
-      );
-    }
+    if (values.receipt) await writeReceiptFile(values.receipt, result.receipt);
     if (values.json) {
       console.log(JSON.stringify(result.receipt, null, 2));
     } else {

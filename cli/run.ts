@@ -4,7 +4,6 @@
  * @module
  */
 import {
-  atomicWriteFile,
   JobRefused,
   type JobResult,
   type LIMIT_RANGES,
@@ -20,6 +19,7 @@ import {
 } from "../schemas/mod.ts";
 import { ReceiptStore } from "../node/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
+import { checkReceiptTarget, writeReceiptFile } from "./receipt_file.ts";
 import { exitStatusOf } from "./exit_status.ts";
 import {
   assertPrivateMode,
@@ -164,6 +164,7 @@ async function runAndLog(
   spec: Parameters<typeof runJob>[0],
 ): Promise<LoggedResult> {
   if (options.private) assertPrivateMode([options.receipt]);
+  if (options.receipt) await checkReceiptTarget(options.receipt);
   const node = await openNode(options);
   const store = node.receiptsDir
     ? new ReceiptStore({ dir: node.receiptsDir })
@@ -184,7 +185,6 @@ async function runAndLog(
   // The job ran: a receipt that cannot be written is reported after the
   // guest's output, never instead of it.
   const writeErrors: string[] = [];
-  const text = JSON.stringify(result.receipt, null, 2) + "\n";
   if (store) {
     await store.add(result.receipt)
       .catch((error) =>
@@ -196,7 +196,7 @@ async function runAndLog(
       );
   }
   if (options.receipt) {
-    await atomicWriteFile(options.receipt, text).catch((error) =>
+    await writeReceiptFile(options.receipt, result.receipt).catch((error) =>
       writeErrors.push(
         `cannot write receipt ${options.receipt}: ${(error as Error).message}`,
       )

@@ -330,3 +330,62 @@ Deno.test("execute-job prints the verified receipt box; keygen and version work"
     await cleanup();
   }
 });
+
+Deno.test("--receipt never overwrites a file that is not a receipt (the node key, the module)", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const first = await cli([
+      "run",
+      examplePath("hello"),
+      "--data-dir",
+      dir,
+      "--receipt",
+      `${dir}/r.json`,
+      "--",
+      "a",
+    ]);
+    assert.equal(first.code, 0, first.stderr);
+    const key = await Deno.readFile(`${dir}/node.key`);
+    await Deno.copyFile(examplePath("hello"), `${dir}/m.wasm`);
+    for (const target of [`${dir}/node.key`, `${dir}/m.wasm`]) {
+      const out = await cli([
+        "run",
+        `${dir}/m.wasm`,
+        "--data-dir",
+        dir,
+        "--receipt",
+        target,
+        "--",
+        "b",
+      ]);
+      assert.equal(out.code, 1);
+      assert.match(
+        out.stderr.trim(),
+        /^phase: --receipt .* exists and is not a receipt; refusing to overwrite it$/,
+      );
+    }
+    assert.deepEqual(await Deno.readFile(`${dir}/node.key`), key);
+    assert.deepEqual(
+      await Deno.readFile(`${dir}/m.wasm`),
+      await Deno.readFile(examplePath("hello")),
+    );
+    // An older receipt may be replaced.
+    const again = await cli([
+      "run",
+      examplePath("hello"),
+      "--data-dir",
+      dir,
+      "--receipt",
+      `${dir}/r.json`,
+      "--",
+      "c",
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(`${dir}/r.json`)).stdout,
+      "c\n",
+    );
+  } finally {
+    await cleanup();
+  }
+});
