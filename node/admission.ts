@@ -40,6 +40,12 @@ export class AdmissionRefused extends Error {
 export interface AdmissionTicket extends Disposable {
   /** Shrinks the bytes reserved for the body to what it turned out to be. */
   resize(bodyBytes: number): void;
+  /**
+   * Reserves more, up to `bodyBytes` in all, as a body arrives; throws
+   * {@link AdmissionRefused} when the budget (or the client's share of it)
+   * has no room, so a body holds only what it has actually sent.
+   */
+  grow(bodyBytes: number): void;
   /** Waits for a running slot; rejects with the signal's reason if it aborts first. */
   turn(signal?: AbortSignal): Promise<void>;
   /** Gives the place (and the running slot, if any) back; safe to repeat. */
@@ -79,17 +85,29 @@ export class JobAdmission {
     };
   }
 
-  /** Admits a job from `client` whose body may be up to `bodyBytes`, or throws {@link AdmissionRefused}. */
-  admit(client: string, bodyBytes: number): AdmissionTicket {
+  /**
+   * Admits a job from `client`, reserving `bodyBytes` (grown as the body
+   * arrives) and refusing one whose `announced` size does not fit now; or
+   * throws {@link AdmissionRefused}.
+   */
+  admit(
+    client: string,
+    bodyBytes: number,
+    announced: number = bodyBytes,
+  ): AdmissionTicket {
     const counts = this.#clients.get(client) ??
       { admitted: 0, running: 0, bytes: 0 };
+    // A body announced larger than what is free could never be read whole:
+    // refused now, though only `bodyBytes` is reserved until it arrives.
     if (
       this.#admitted >= this.limits.admitted ||
-      this.#bytes + bodyBytes > this.limits.bodyBytes
+      this.#bytes + Math.max(bodyBytes, announced) > this.limits.bodyBytes
     ) {
       throw new AdmissionRefused(
         503,
-        `the job queue is full (${this.#admitted} jobs admitted); retry shortly`,
+        this.#admitted >= this.limits.admitted
+          ? `the job queue is full (${this.#admitted} jobs admitted); retry shortly`
+          : `job bodies already hold ${this.#bytes} bytes of ${this.limits.bodyBytes}; retry shortly`,
       );
     }
     if (counts.admitted >= this.limits.perClient) {
@@ -99,7 +117,7 @@ export class JobAdmission {
       );
     }
     const clientBytes = this.limits.perClientBytes ?? this.limits.bodyBytes;
-    if (counts.bytes + bodyBytes > clientBytes) {
+    if (counts.bytes + Math.max(bodyBytes, announced) > clientBytes) {
       throw new AdmissionRefused(
         429,
         `this client's admitted jobs already hold ${counts.bytes} body bytes; at most ${clientBytes}`,
@@ -131,6 +149,25 @@ export class JobAdmission {
       this.#next();
     };
     return {
+      grow: (bytes) => {
+        const more = bytes - reserved;
+        if (more <= 0) return;
+        if (this.#bytes + more > this.limits.bodyBytes) {
+          throw new AdmissionRefused(
+            503,
+            `job bodies already hold ${this.#bytes} bytes of ${this.limits.bodyBytes}; retry shortly`,
+          );
+        }
+        if (counts.bytes + more > clientBytes) {
+          throw new AdmissionRefused(
+            429,
+            `this client's job bodies already hold ${counts.bytes} bytes; at most ${clientBytes}`,
+          );
+        }
+        this.#bytes += more;
+        counts.bytes += more;
+        reserved = bytes;
+      },
       resize: (bytes) => {
         const next = Math.min(bytes, reserved);
         this.#bytes -= reserved - next;

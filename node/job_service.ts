@@ -188,8 +188,12 @@ export class JobService {
    * up to `bodyBytes`, before any of it is read; throws
    * `AdmissionRefused` (503 full, 429 the client's share used).
    */
-  admit(client: string, bodyBytes: number): AdmissionTicket {
-    return this.#admission.admit(client, bodyBytes);
+  admit(
+    client: string,
+    bodyBytes: number,
+    announced?: number,
+  ): AdmissionTicket {
+    return this.#admission.admit(client, bodyBytes, announced);
   }
 
   /**

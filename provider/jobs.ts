@@ -115,15 +115,21 @@ export async function handleJobs(
       )
       : null;
     checkDeclaredLength(request, maxBytes);
-    const declared = request.headers.get("content-length");
+    // The reservation starts small and grows with the bytes that arrive:
+    // a stalled upload holds what it sent, not what it announced.
+    const declared = Number(request.headers.get("content-length") ?? NaN);
+    const announced = Number.isSafeInteger(declared) ? declared : 0;
     ticket = service.admit(
       client,
-      declared === null ? maxBytes : Number(declared),
+      Math.min(announced || maxBytes, 64 * 1024),
+      announced,
     );
+    const reservation = ticket;
     const body = await readBodyCapped(request, {
       maxBytes,
       timeoutMs: BODY_TIMEOUT_MS,
       signal: request.signal,
+      onBytes: (received) => reservation.grow(received),
     });
     ticket.resize(body.length);
     const judged = query ?? judgeHttpJob(parseJson(body), service.limits);

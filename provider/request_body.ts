@@ -23,6 +23,8 @@ export interface BodyLimits {
   timeoutMs: number;
   /** Aborts the read (e.g. the client left). */
   signal?: AbortSignal;
+  /** Hears the bytes received so far, before they are kept; may throw to stop. */
+  onBytes?: (received: number) => void;
 }
 
 /** Throws 413 when the declared Content-Length is over the cap. */
@@ -70,6 +72,7 @@ export async function readBodyCapped(
       }
       if (next.done) break;
       size += next.value.length;
+      limits.onBytes?.(Math.min(size, limits.maxBytes));
       if (size > limits.maxBytes) {
         cancel();
         throw new BodyError(

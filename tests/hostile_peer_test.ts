@@ -68,6 +68,8 @@ async function fullNode(
   options: {
     bootstrap?: PhaseNode | RunningNode | null;
     receiptsMaxCount?: number;
+    /** Address the HTTP transport binds (default 127.0.0.1). */
+    hostname?: string;
   } = {},
 ): Promise<RunningNode & { addr: string; url: string }> {
   await Deno.mkdir(`${dataDir}/artifacts/stable/x86_64`, { recursive: true });
@@ -90,7 +92,7 @@ async function fullNode(
       httpTransport({
         artifactsDir: `${dataDir}/artifacts`,
         dataDir,
-        hostname: "127.0.0.1",
+        hostname: options.hostname ?? "127.0.0.1",
         port: 0,
       }),
       p2pTransport({
@@ -873,3 +875,44 @@ nodeTest(
     stream.abort(new Error("done"));
   },
 );
+
+Deno.test({
+  name:
+    "stalled chunked uploads hold only what they sent: honest jobs still get in",
+  ...LIBP2P,
+  fn: async () => {
+    const [dir, cleanup] = await tempDir();
+    // Bound to every loopback address, so each staller is its own client.
+    const node = await fullNode(dir, { hostname: "0.0.0.0" });
+    const port = Number(new URL(node.url).port);
+    const stalled: Deno.Conn[] = [];
+    try {
+      for (let i = 2; i <= 5; i++) {
+        const conn = await Deno.connect({ hostname: `127.0.0.${i}`, port });
+        stalled.push(conn);
+        // Each announces a module of nearly 16 MiB and sends four bytes of it:
+        // announced, the four would fill the 64 MiB budget.
+        await conn.write(
+          new TextEncoder().encode(
+            `POST /jobs HTTP/1.1\r\nhost: 127.0.0.${i}:${port}\r\n` +
+              "content-type: application/wasm\r\ncontent-length: 16777000\r\n\r\n" +
+              "\0asm",
+          ),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const honest = await fetch(`${node.url}/jobs?arg=in`, {
+        method: "POST",
+        headers: { "content-type": "application/wasm" },
+        body: example("hello") as Uint8Array<ArrayBuffer>,
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(honest.status, 200, await honest.clone().text());
+      assert.equal((await honest.json()).stdout, "ni\n");
+    } finally {
+      for (const conn of stalled) conn.close();
+      await node.close();
+      await cleanup();
+    }
+  },
+});

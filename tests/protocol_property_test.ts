@@ -522,3 +522,23 @@ Deno.test("admission: a ticket released while it waits for its turn gives the tu
   assert.equal(admission.stats.running, 1);
   third.release();
 });
+
+Deno.test("admission: a reservation grows with the bytes that arrive, within the budget and the client's share", () => {
+  const admission = new JobAdmission({
+    running: 1,
+    admitted: 8,
+    perClient: 8,
+    bodyBytes: 100,
+    perClientBytes: 60,
+  });
+  const a = admission.admit("a", 10);
+  a.grow(50);
+  assert.throws(() => a.grow(61), /at most 60/); // the client's share
+  const b = admission.admit("b", 10);
+  b.grow(40);
+  assert.throws(() => b.grow(51), /already hold 90 bytes of 100/);
+  a.release();
+  b.grow(51); // a's bytes are free again
+  b.release();
+  assert.deepEqual(admission.stats, { admitted: 0, running: 0, waiting: 0 });
+});
