@@ -333,31 +333,24 @@ Deno.test("execute-job prints the verified receipt box; keygen and version work"
 
 Deno.test("--receipt never overwrites a file that is not a receipt (the node key, the module)", async () => {
   const [dir, cleanup] = await tempDir();
-  try {
-    const first = await cli([
+  const run = (module: string, receipt: string, arg: string) =>
+    cli([
       "run",
-      examplePath("hello"),
+      module,
       "--data-dir",
       dir,
       "--receipt",
-      `${dir}/r.json`,
+      receipt,
       "--",
-      "a",
+      arg,
     ]);
+  try {
+    const first = await run(examplePath("hello"), `${dir}/r.json`, "a");
     assert.equal(first.code, 0, first.stderr);
     const key = await Deno.readFile(`${dir}/node.key`);
     await Deno.copyFile(examplePath("hello"), `${dir}/m.wasm`);
     for (const target of [`${dir}/node.key`, `${dir}/m.wasm`]) {
-      const out = await cli([
-        "run",
-        `${dir}/m.wasm`,
-        "--data-dir",
-        dir,
-        "--receipt",
-        target,
-        "--",
-        "b",
-      ]);
+      const out = await run(`${dir}/m.wasm`, target, "b");
       assert.equal(out.code, 1);
       assert.match(
         out.stderr.trim(),
@@ -370,16 +363,7 @@ Deno.test("--receipt never overwrites a file that is not a receipt (the node key
       await Deno.readFile(examplePath("hello")),
     );
     // An older receipt may be replaced.
-    const again = await cli([
-      "run",
-      examplePath("hello"),
-      "--data-dir",
-      dir,
-      "--receipt",
-      `${dir}/r.json`,
-      "--",
-      "c",
-    ]);
+    const again = await run(examplePath("hello"), `${dir}/r.json`, "c");
     assert.equal(again.code, 0, again.stderr);
     assert.equal(
       JSON.parse(await Deno.readTextFile(`${dir}/r.json`)).stdout,

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   denoDir,
+  freshHomeEnv,
   ROOT,
   serveTask,
   stopAnnounced,
@@ -20,13 +21,7 @@ async function task(home: string, name: string, args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["task", "--quiet", name, ...args],
     cwd: ROOT,
-    env: {
-      HOME: home,
-      DENO_DIR: await denoDir(),
-      PHASE_HOME: "",
-      XDG_DATA_HOME: "",
-      NO_COLOR: "1",
-    },
+    env: await freshHomeEnv(home),
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -265,12 +265,7 @@ export async function serveTask(
         ...extra,
       ],
       cwd: ROOT,
-      env: {
-        HOME: home,
-        DENO_DIR: await denoDir(),
-        PHASE_HOME: "",
-        XDG_DATA_HOME: "",
-      },
+      env: await freshHomeEnv(home),
     },
   );
 }
@@ -292,4 +287,20 @@ export function loopbackServeArgs(dataDir: string): string[] {
     "/ip4/127.0.0.1/tcp/0",
     "--json",
   ];
+}
+
+/**
+ * The environment of a user with a fresh HOME: no PHASE_HOME or
+ * XDG_DATA_HOME, Deno's module cache shared so nothing is downloaded again.
+ */
+export async function freshHomeEnv(
+  home: string,
+): Promise<Record<string, string>> {
+  return {
+    HOME: home,
+    DENO_DIR: await denoDir(),
+    PHASE_HOME: "",
+    XDG_DATA_HOME: "",
+    NO_COLOR: "1",
+  };
 }

@@ -6,7 +6,7 @@
  * network or root are the other tests' job.
  */
 import assert from "node:assert/strict";
-import { denoDir, ROOT, tempDir } from "./helpers.ts";
+import { freshHomeEnv, ROOT, tempDir } from "./helpers.ts";
 
 /** The README's shell lines, continuation lines joined, comments kept apart. */
 async function readmeLines(): Promise<{ command: string; comment: string }[]> {
@@ -54,13 +54,7 @@ Deno.test("the README's standalone examples run as written, after a clone, in a 
       const out = await new Deno.Command("bash", {
         args: ["-c", command.replaceAll("DIR", `${dir}/art`)],
         cwd: dir,
-        env: {
-          HOME: dir,
-          DENO_DIR: await denoDir(),
-          PHASE_HOME: "",
-          XDG_DATA_HOME: "",
-          NO_COLOR: "1",
-        },
+        env: await freshHomeEnv(dir),
         stdout: "piped",
         stderr: "piped",
       }).output();

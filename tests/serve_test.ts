@@ -3,8 +3,8 @@ import { HELLO_WASM_BASE64 } from "../provider/embedded_hello.ts";
 import { fromBase64 } from "../schemas/mod.ts";
 import {
   cli,
-  denoDir,
   example,
+  freshHomeEnv,
   ROOT,
   serveTask,
   stopAnnounced,
@@ -94,7 +94,7 @@ Deno.test("serve reads but never writes an artifacts folder outside its data dir
         "a,b",
       ],
       cwd: ROOT,
-      env: { HOME: home, DENO_DIR: await denoDir(), NO_COLOR: "1" },
+      env: await freshHomeEnv(home),
       stdout: "piped",
       stderr: "piped",
     }).output();
