@@ -251,19 +251,7 @@ export async function serveTask(
   return await spawnAnnounced<{ url: string; port: number; peer_id: string }>(
     Deno.execPath(),
     {
-      args: [
-        "task",
-        "--quiet",
-        "serve",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--json",
-        ...extra,
-      ],
+      args: serveTaskArgs(extra),
       cwd: ROOT,
       env: await freshHomeEnv(home),
     },
@@ -303,4 +291,24 @@ export async function freshHomeEnv(
     XDG_DATA_HOME: "",
     NO_COLOR: "1",
   };
+}
+
+/**
+ * `deno task serve` on loopback, ports picked by the system, printing its
+ * JSON line, with `extra` arguments.
+ */
+export function serveTaskArgs(extra: string[] = []): string[] {
+  return [
+    "task",
+    "--quiet",
+    "serve",
+    "--port",
+    "0",
+    "--bind",
+    "127.0.0.1",
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--json",
+    ...extra,
+  ];
 }

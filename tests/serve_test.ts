@@ -7,6 +7,7 @@ import {
   freshHomeEnv,
   ROOT,
   serveTask,
+  serveTaskArgs,
   stopAnnounced,
   tempDir,
 } from "./helpers.ts";
@@ -82,17 +83,7 @@ Deno.test("serve reads but never writes an artifacts folder outside its data dir
     }
     assert.deepEqual(written, ["hello.wasm"]);
     const denied = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "task",
-        "--quiet",
-        "serve",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--artifacts",
-        "a,b",
-      ],
+      args: serveTaskArgs(["--artifacts", "a,b"]),
       cwd: ROOT,
       env: await freshHomeEnv(home),
       stdout: "piped",
