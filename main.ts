@@ -6,6 +6,7 @@
 if (import.meta.main) {
   let main: (argv: string[]) => Promise<number>;
   try {
+    await (await import("./cli/prestart.ts")).prestartSandboxFor(Deno.args);
     // Loaded dynamically so that a failure while loading (a permission a
     // dependency needs at import time, say) is one line, not a stack trace.
     ({ main } = await import("./cli/mod.ts"));

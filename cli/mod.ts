@@ -29,14 +29,9 @@ const RUNNERS: Record<RunnableName, Command> = {
   submit: async (argv) => (await import("./p2p.ts")).submitCommand(argv),
   "boot build": async (argv) => (await import("./boot.ts")).buildCommand(argv),
   "boot run": async (argv) => (await import("./boot.ts")).bootRunCommand(argv),
-  run: async (argv) => {
-    await prestartSandbox(argv);
-    return (await import("./run.ts")).runCommand(argv);
-  },
-  "execute-job": async (argv) => {
-    await prestartSandbox(argv);
-    return (await import("./run.ts")).executeJobCommand(argv);
-  },
+  run: async (argv) => (await import("./run.ts")).runCommand(argv),
+  "execute-job": async (argv) =>
+    (await import("./run.ts")).executeJobCommand(argv),
   "receipt verify": async (argv) =>
     (await import("./receipt.ts")).receiptVerifyCommand(argv),
   keygen: async (argv) => (await import("./keys.ts")).keygenCommand(argv),
@@ -94,20 +89,6 @@ function dispatch(argv: string[]): Promise<number> {
     );
   }
   return RUNNERS[spec.name as RunnableName](rest);
-}
-
-/**
- * Starts the sandbox process of a job-running command before the command
- * loads the rest of its code, so the two start-ups overlap. Jobs with
- * `--dir` get a process of their own (allowed to read that directory), so
- * they do not prestart. Loads the sandbox module alone (not runner/mod.ts)
- * to spawn as early as possible.
- */
-async function prestartSandbox(argv: string[]): Promise<void> {
-  const end = argv.indexOf("--");
-  const own = end === -1 ? argv : argv.slice(0, end);
-  const skip = own.some((arg) => arg === "--dir" || arg.startsWith("--dir="));
-  if (!skip) (await import("../runner/sandbox.ts")).prestartSandbox();
 }
 
 /** Known error classes whose message is already a good one-line answer. */

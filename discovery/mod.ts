@@ -4,10 +4,8 @@
  * @module
  */
 export {
-  BoundedDatastore,
   type Capability,
   capabilityTopic,
-  cidFor,
   DHT_PROTOCOL,
   DHT_STORE_LIMITS,
   type FoundNode,
@@ -40,7 +38,6 @@ export {
   MESSAGE_TIMEOUT_MS,
   type RemoteJob,
   type RemoteResult,
-  serveJobStream,
   submitAuto,
   submitJob,
 } from "./job_protocol.ts";
@@ -59,3 +56,8 @@ export {
   findBootProviders,
   publishBootProvider,
 } from "./boot_providers.ts";
+// The types this module's exports are written in, so that a reader of its
+// API (and `deno doc`) sees each one.
+export type * from "../schemas/mod.ts";
+export type * from "../node/mod.ts";
+export type * from "../runner/mod.ts";

@@ -155,7 +155,12 @@ async function drain<T>(events: AsyncIterable<T>): Promise<T[]> {
 
 /** A running Phase libp2p node. */
 export class PhaseNode {
-  /** The libp2p node. */
+  /**
+   * The libp2p node underneath, for this layer's transports and tests. Left
+   * out of the documented API (`@ignore`): its type is libp2p's, whose
+   * surface is libp2p's to document, not Phase's.
+   * @ignore
+   */
   readonly libp2p: Libp2p<{ dht: KadDHT }>;
   /** The node key. */
   readonly key: NodeKey;

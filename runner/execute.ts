@@ -4,7 +4,7 @@
  * benchmarks). Wall-clock limits are enforced outside, by killing the worker.
  * @module
  */
-import process from "node:process";
+import { cpuUsage } from "./cpu_usage.ts";
 import { JobMemory } from "./job_memory.ts";
 import { checkLink } from "./link.ts";
 import {
@@ -207,7 +207,7 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
       if (fuel.value < 0n) throw new FuelExhausted();
     },
   });
-  const cpuBefore = process.cpuUsage();
+  const cpuBefore = cpuUsage();
   const started = performance.now();
   let status: ExecutionStatus = "exited";
   let exitCode: number | null = null;
@@ -250,7 +250,7 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     }
   }
   const wallTimeMs = performance.now() - started;
-  const cpu = process.cpuUsage(cpuBefore);
+  const cpuAfter = cpuUsage();
   const exports = instance?.exports ?? {};
   const fuelLeft = (exports[FUEL_EXPORT] as WebAssembly.Global | undefined)
     ?.value as bigint | undefined;
@@ -274,7 +274,8 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     exitCode,
     error,
     wallTimeMs,
-    cpuTimeMs: (cpu.user + cpu.system) / 1000,
+    cpuTimeMs: (cpuAfter.user + cpuAfter.system - cpuBefore.user -
+      cpuBefore.system) / 1000,
     memoryPeakBytes: memory.peak,
     fuelConsumed: fuelLeft === undefined ? null : Number(budget - fuelLeft),
     stdout: env.stdout.bytes(),

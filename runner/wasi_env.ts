@@ -8,7 +8,7 @@
  * Every function is covered by tests/wasi_test.ts.
  * @module
  */
-import process from "node:process";
+import { cpuUsage } from "./cpu_usage.ts";
 import { Fd, WASI, wasi, WASIProcExit } from "@bjorn3/browser_wasi_shim";
 import { DirFd } from "./dir_fd.ts";
 import { HostDirFd } from "./host_fs.ts";
@@ -196,7 +196,7 @@ const encoder = new TextEncoder();
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
 function cpuTimeNs(): bigint {
-  const { user, system } = process.cpuUsage();
+  const { user, system } = cpuUsage();
   return BigInt(user + system) * 1000n;
 }
 

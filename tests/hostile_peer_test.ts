@@ -18,7 +18,6 @@ import { multiaddr } from "@multiformats/multiaddr";
 import {
   capabilityKey,
   capabilityTopic,
-  cidFor,
   DHT_PROTOCOL,
   encodeLength,
   encodeRecord,
@@ -31,6 +30,7 @@ import {
   submitJob,
   WASM_RUNTIME,
 } from "../discovery/mod.ts";
+import { cidFor } from "../discovery/node.ts";
 import { httpTransport } from "../provider/mod.ts";
 import {
   fetchModule,

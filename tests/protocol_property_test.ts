@@ -9,7 +9,6 @@ import fc from "fast-check";
 import { streamPair } from "@libp2p/utils";
 import { Key } from "interface-datastore";
 import {
-  BoundedDatastore,
   capabilityKey,
   decodeLength,
   decodeRecord,
@@ -23,6 +22,7 @@ import {
   signRecord,
   validatorKeepingNewest,
 } from "../discovery/mod.ts";
+import { BoundedDatastore } from "../discovery/node.ts";
 import {
   AdmissionRefused,
   DEFAULT_JOB_LIMITS,

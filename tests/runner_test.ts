@@ -35,6 +35,19 @@ Deno.test("hello reverses its arguments and its stdin", async () => {
   assert.equal(text(fromStdin.stdout), "!dlroW ,olleH\n");
 });
 
+Deno.test("CPU time is the guest's work: a spinning guest reports most of its wall time", async () => {
+  const outcome = await run("cpu_heavy", { args: ["4"] });
+  assert.equal(outcome.status, "exited");
+  assert.ok(outcome.wallTimeMs > 20, `wall ${outcome.wallTimeMs} ms`);
+  // CPU time is the process's, measured around the run: near the wall time
+  // of a guest that only computes (less on a busy machine), never far above.
+  assert.ok(
+    outcome.cpuTimeMs > outcome.wallTimeMs / 10 &&
+      outcome.cpuTimeMs < outcome.wallTimeMs * 2 + 5,
+    `cpu ${outcome.cpuTimeMs} ms for wall ${outcome.wallTimeMs} ms`,
+  );
+});
+
 Deno.test("UTF-8 arguments and environment reach the guest intact", async () => {
   const out = await run("echo_env", {
     args: ["héllo wörld ✓", "日本"],
