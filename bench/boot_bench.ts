@@ -46,10 +46,13 @@ try {
       const at = (performance.now() - started) / 1000;
       for (
         const [name, pattern] of [
+          ["/init", /\/init: modules loaded/],
           ["network up", /network eth0/],
+          ["boot program started", /stage 1, /],
           ["manifest verified", /manifest \d+ verified/],
           ["kexec", /kexec into/],
           ["stage 2", /stage 2/],
+          ["job done", /job done; receipt/],
         ] as const
       ) {
         if (!(name in marks) && pattern.test(seen)) marks[name] = at;

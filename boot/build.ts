@@ -35,12 +35,15 @@ export const NIC_MODULES = [
   "virtio_blk",
 ];
 
-/** The permissions Phase Boot runs with inside the initramfs. */
+/**
+ * The permissions Phase Boot runs with inside the initramfs. It writes to
+ * /run (a tmpfs), and to /dev only when phase.cache names a boot cache
+ * device (/init adds that).
+ */
 export const BOOT_PERMISSIONS = [
   "--no-prompt",
   "--allow-net",
   "--allow-read",
-  "--allow-write=/run",
   "--allow-env",
   "--allow-sys",
   "--allow-run=/bin/deno",
@@ -231,6 +234,7 @@ fail() {
   echo "phase-boot: dropping to a rescue shell"
   exec setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
 }
+echo "phase-boot: [$(cut -d' ' -f1 /proc/uptime)] /init: modules loaded"
 ip link set lo up
 nic=""
 for i in 1 2 3 4 5 6 7 8 9 10; do
@@ -248,15 +252,17 @@ static=$(opt ip)
 if [ -n "$static" ]; then
   ip addr add "\${static%%,*}" dev "$nic" || fail "network: cannot set address \${static%%,*}"
   case "$static" in *,*) ip route add default via "\${static#*,}" || fail "network: cannot add the route";; esac
-  echo "phase-boot: network $nic \${static%%,*}"
+  echo "phase-boot: [$(cut -d' ' -f1 /proc/uptime)] network $nic \${static%%,*}"
 else
   udhcpc -i "$nic" -n -q -t 8 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || fail "network: no DHCP lease on $nic"
-  echo "phase-boot: network $nic $(ip -4 -o addr show dev $nic | awk '{print $4}')"
+  echo "phase-boot: [$(cut -d' ' -f1 /proc/uptime)] network $nic $(ip -4 -o addr show dev $nic | awk '{print $4}')"
 fi
 export HOME=/run/home DENO_DIR=/run/deno NO_COLOR=1
+writable=/run
+[ -n "$(opt cache)" ] && writable=/run,/dev
 /bin/deno run ${
     BOOT_PERMISSIONS.join(" ")
-  } /phase/phase.js boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
+  } --allow-write=$writable /phase/phase.js boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
 plan=/run/phase/kexec
 if [ -f $plan/cmdline ]; then
   # The boot program verified these files and has exited; nothing else runs.

@@ -19,7 +19,10 @@ export interface BootOptions {
   bootstrap: string[];
   /** Never write to disks (tmpfs only). */
   nowrite: boolean;
-  /** Device or path of a persistent cache (not used in private mode). */
+  /**
+   * The boot cache: a device path or LABEL=NAME (none in Private mode or
+   * with phase.nowrite).
+   */
   cache: string | null;
   /** Static address `ADDR/NN[,GW]`, or null for DHCP. */
   ip: string | null;
@@ -70,7 +73,9 @@ export function parseBootOptions(cmdline: string): BootOptions {
     pubkeys: list("pubkey"),
     bootstrap: list("bootstrap"),
     nowrite: mode === "private" || values.has("nowrite"),
-    cache: mode === "private" ? null : values.get("cache") ?? null,
+    cache: mode === "private" || values.has("nowrite")
+      ? null
+      : values.get("cache") ?? null,
     ip: values.get("ip") ?? null,
     stage,
     minVersion,

@@ -32,6 +32,7 @@ import { loadIdentity, receiptLines, renderLines } from "../runner/mod.ts";
 import { startNode } from "../node/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 import { type BootOptions, carriedOptions } from "./cmdline.ts";
+import { BootCache } from "./cache.ts";
 
 /** A boot step that failed; the message is the one line shown on the console. */
 export class BootError extends Error {
@@ -126,6 +127,7 @@ async function findProviders(
 async function verifiedManifest(
   options: BootOptions,
   log: BootLog,
+  cache: BootCache | null,
 ): Promise<
   {
     provider: string;
@@ -153,7 +155,8 @@ async function verifiedManifest(
     log(`fetching ${manifestUrl}`);
     const verdict = await verifyManifest(await fetchManifest(manifestUrl), {
       trustedKeys,
-      minVersion: options.minVersion || undefined,
+      // The floor is the highest of the command line's and the cache's.
+      minVersion: Math.max(options.minVersion, cache?.floor ?? 0) || undefined,
       channel: options.channel,
       arch: options.arch,
     });
@@ -174,14 +177,32 @@ async function verifiedManifest(
   throw new BootError(`manifest refused: ${reasons.join("; ")}`);
 }
 
-/** Downloads every artifact the manifest names (or only `names`) into `dir`. */
+/** What {@link fetchArtifacts} fetches, from where, and into where. */
+interface FetchOptions {
+  /** The verified manifest. */
+  manifest: BootManifest;
+  /** Where it came from (relative artifact URLs resolve against it). */
+  manifestUrl: string;
+  /** Other providers' base URLs, tried after the manifest's own URLs. */
+  others: string[];
+  /** Where the files go (tmpfs). */
+  dir: string;
+  /** Console lines. */
+  log: BootLog;
+  /** Only these artifacts (default: all the manifest names). */
+  names?: string[];
+  /** A boot cache to take files from before the network, and to fill. */
+  cache: BootCache | null;
+}
+
+/**
+ * Fetches the artifacts into `dir`, each checked against the manifest's
+ * sha256: from the boot cache when it holds them, else downloaded. The
+ * cache then keeps what was verified, and the manifest's version as its
+ * floor.
+ */
 async function fetchArtifacts(
-  manifest: BootManifest,
-  manifestUrl: string,
-  others: string[],
-  dir: string,
-  log: BootLog,
-  names?: string[],
+  { manifest, manifestUrl, others, dir, log, names, cache }: FetchOptions,
 ): Promise<Record<string, string>> {
   await Deno.mkdir(dir, { recursive: true });
   const paths: Record<string, string> = {};
@@ -194,6 +215,14 @@ async function fetchArtifacts(
       ),
     ];
     const output = `${dir}/${artifact.filename}`;
+    if (
+      await cache?.copyOut(name, artifact.sha256, artifact.size, output)
+        .catch(() => false)
+    ) {
+      log(`${artifact.filename}: from the boot cache, sha256 verified`);
+      paths[name] = output;
+      continue;
+    }
     let lastShown = -1;
     try {
       await download({
@@ -220,7 +249,43 @@ async function fetchArtifacts(
     log(`${artifact.filename}: sha256 verified`);
     paths[name] = output;
   }
+  await cache?.record(
+    manifest.manifest_version,
+    Object.entries(paths).map(([name, path]) => ({
+      name,
+      path,
+      sha256: manifest.artifacts[name].sha256,
+      size: manifest.artifacts[name].size,
+    })),
+    Object.fromEntries(
+      Object.entries(manifest.artifacts).map(([name, a]) => [name, a.sha256]),
+    ),
+  ).catch((error) =>
+    log(`boot cache not updated: ${(error as Error).message.split("\n")[0]}`)
+  );
   return paths;
+}
+
+/**
+ * The boot cache the options name, or null: none named, Private mode or
+ * phase.nowrite (never touched then), or one that cannot be used (said on
+ * the console; boot goes on from the network).
+ */
+async function openCache(
+  options: BootOptions,
+  log: BootLog,
+): Promise<BootCache | null> {
+  if (!options.cache || options.nowrite) return null;
+  try {
+    const cache = await BootCache.open(options.cache);
+    log(
+      `boot cache ${cache.device}: ${cache.entries.length} artifacts, floor ${cache.floor}`,
+    );
+    return cache;
+  } catch (error) {
+    log(`boot cache not used: ${(error as Error).message.split("\n")[0]}`);
+    return null;
+  }
 }
 
 /** Stage 1: verify, download, and hand the verified kernel to kexec. */
@@ -228,26 +293,27 @@ export async function stageOne(
   options: BootOptions,
   env: BootEnvironment,
 ): Promise<void> {
-  const { provider, manifestUrl, manifest, others } = await verifiedManifest(
-    options,
-    env.log,
-  );
-  for (const role of ["kernel", "initramfs"]) {
-    if (!manifest.artifacts[role]) {
-      throw new BootError(`the manifest has no ${role}`);
+  const cache = await openCache(options, env.log);
+  let paths: Record<string, string>;
+  let found: Awaited<ReturnType<typeof verifiedManifest>>;
+  try {
+    found = await verifiedManifest(options, env.log, cache);
+    for (const role of ["kernel", "initramfs"]) {
+      if (!found.manifest.artifacts[role]) {
+        throw new BootError(`the manifest has no ${role}`);
+      }
     }
+    paths = await fetchArtifacts({
+      ...found,
+      dir: `${env.runDir}/boot`,
+      log: env.log,
+      names: ["kernel", "initramfs"],
+      cache,
+    });
+  } finally {
+    cache?.close();
   }
-  const paths = await fetchArtifacts(
-    manifest,
-    manifestUrl,
-    others,
-    `${env.runDir}/boot`,
-    env.log,
-    [
-      "kernel",
-      "initramfs",
-    ],
-  );
+  const { provider, manifest } = found;
   const cmdline = `${manifest.cmdline} ${
     carriedOptions(options, provider, manifest.manifest_version)
   }`.trim();
@@ -277,24 +343,36 @@ export async function stageTwo(
   options: BootOptions,
   env: BootEnvironment,
 ): Promise<{ close: () => Promise<void> }> {
-  const { provider, manifestUrl, manifest, others } = await verifiedManifest(
-    options,
-    env.log,
-  );
+  const cache = await openCache(options, env.log);
+  try {
+    return await serveBooted(options, env, cache);
+  } catch (error) {
+    cache?.close();
+    throw error;
+  }
+}
+
+/** Stage 2 with its cache (closed once every artifact is in tmpfs). */
+async function serveBooted(
+  options: BootOptions,
+  env: BootEnvironment,
+  cache: BootCache | null,
+): Promise<{ close: () => Promise<void> }> {
+  const found = await verifiedManifest(options, env.log, cache);
+  const { provider, manifest } = found;
   const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
   // The job's files first, so its receipt shows without waiting for the
   // kernel and initramfs, which are only needed for serving.
   const jobNames = Object.keys(manifest.artifacts).filter((n) =>
     n.endsWith(".wasm") || n.endsWith(".job.json")
   );
-  const paths = await fetchArtifacts(
-    manifest,
-    manifestUrl,
-    others,
+  const paths = await fetchArtifacts({
+    ...found,
     dir,
-    env.log,
-    jobNames,
-  );
+    log: env.log,
+    names: jobNames,
+    cache,
+  });
   // Serve the very manifest we verified, byte for byte, so the next machine
   // can verify it with the same pinned key.
   await Deno.writeTextFile(
@@ -361,18 +439,20 @@ export async function stageTwo(
         env.log(line);
       }
     }
-    await fetchArtifacts(
-      manifest,
-      manifestUrl,
-      others,
+    await fetchArtifacts({
+      ...found,
       dir,
-      env.log,
-      Object.keys(manifest.artifacts).filter((n) => !jobNames.includes(n)),
-    );
+      log: env.log,
+      names: Object.keys(manifest.artifacts).filter((n) =>
+        !jobNames.includes(n)
+      ),
+      cache,
+    });
   } catch (error) {
     await node.close();
     throw error;
   }
+  cache?.close();
   // Then the same node serves: artifacts and jobs over HTTP, and on libp2p
   // (always, so machines booting next can find it by the DHT, where it can
   // be their phase.bootstrap, or by mDNS in local mode) with its capability.

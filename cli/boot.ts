@@ -86,7 +86,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
 export async function bootRunCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(COMMANDS.boot.subcommands.run, argv);
   const cmdline = values.cmdline ?? await Deno.readTextFile("/proc/cmdline");
-  const log = (line: string) => console.log(`phase-boot: ${line}`);
+  // Seconds since the kernel started, as the kernel's own messages count
+  // them, so a console shows where a boot's time goes.
+  const log = (line: string) =>
+    console.log(`phase-boot: [${uptimeSeconds()}] ${line}`);
   let options;
   try {
     options = parseBootOptions(cmdline);
@@ -112,4 +115,13 @@ export async function bootRunCommand(argv: string[]): Promise<number> {
     throw error;
   }
   return 0;
+}
+
+/** /proc/uptime's first figure (seconds since boot), or "?" off Linux. */
+function uptimeSeconds(): string {
+  try {
+    return Deno.readTextFileSync("/proc/uptime").split(" ")[0];
+  } catch {
+    return "?";
+  }
 }

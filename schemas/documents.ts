@@ -30,6 +30,7 @@ import capabilitySchema from "./capability.schema.json" with {
 import bootProviderSchema from "./boot_provider.schema.json" with {
   type: "json",
 };
+import bootCacheSchema from "./boot_cache.schema.json" with { type: "json" };
 
 /** Names of the documents schemas/validate.ts knows. */
 export type DocumentKind =
@@ -44,7 +45,8 @@ export type DocumentKind =
   | "job body"
   | "record"
   | "capability record"
-  | "boot-provider record";
+  | "boot-provider record"
+  | "boot cache header";
 
 /** Every schema Phase validates against, by the name used in error messages. */
 const SCHEMAS: Record<DocumentKind, object> = {
@@ -60,6 +62,7 @@ const SCHEMAS: Record<DocumentKind, object> = {
   record: recordSchema,
   "capability record": capabilitySchema,
   "boot-provider record": bootProviderSchema,
+  "boot cache header": bootCacheSchema,
 };
 
 /** Every document kind, in the order of the schemas above. */

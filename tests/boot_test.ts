@@ -8,7 +8,13 @@ import {
   Lab,
   releaseArtifacts,
 } from "./boot_harness.ts";
-import { tempDir } from "./helpers.ts";
+import { runOk, tempDir } from "./helpers.ts";
+import {
+  type CacheHeader,
+  currentSlot,
+  decodeHeaderSlot,
+  SLOT_BYTES,
+} from "../boot/cache.ts";
 
 const CMDLINE = "console=ttyS0 panic=-1 quiet";
 const VERIFIED =
@@ -180,6 +186,111 @@ Deno.test({
           assert.ok(run.matched, run.output.slice(-3000));
           assert.match(run.output, /private mode/);
           assert.equal(await sha256File(disk), before);
+        },
+      );
+
+      await t.step(
+        "boot cache: the next boot downloads nothing, a damaged file is fetched again, the stored floor refuses a rollback",
+        async () => {
+          const disk = `${dir}/cache.img`;
+          {
+            using file = await Deno.open(disk, { write: true, create: true });
+            await file.truncate(128 * 1024 * 1024);
+          }
+          // A provider of its own, so its counters are this step's.
+          await serve(good, 8084);
+          const downloads = async () => {
+            const status = JSON.parse(
+              await runOk("ip", [
+                "netns",
+                "exec",
+                lab.ns,
+                "curl",
+                "-sf",
+                "http://10.77.0.1:8084/status",
+              ]),
+            );
+            return status.metrics.artifact_downloads as Record<string, number>;
+          };
+          const withCache =
+            `phase.provider=http://10.77.0.1:8084 phase.pubkey=${release.peerId} phase.cache=/dev/vda`;
+          const first = await boot(withCache, VERIFIED, 240_000, disk);
+          assert.ok(first.matched, first.output.slice(-3000));
+          assert.match(
+            first.output,
+            /boot cache \/dev\/vda: 0 artifacts, floor 0/,
+          );
+          const fetched = await downloads();
+          assert.ok(
+            fetched["stable/x86_64/vmlinuz"] >= 1,
+            JSON.stringify(fetched),
+          );
+
+          const second = await boot(withCache, VERIFIED, 240_000, disk);
+          assert.ok(second.matched, second.output.slice(-3000));
+          assert.match(
+            second.output,
+            /boot cache \/dev\/vda: \d+ artifacts, floor 1000/,
+          );
+          for (const file of ["vmlinuz", "initramfs.img", "hello.wasm"]) {
+            assert.match(
+              second.output,
+              new RegExp(`${file}: from the boot cache, sha256 verified`),
+            );
+          }
+          assert.deepEqual(
+            await downloads(),
+            fetched,
+            "the second boot downloaded",
+          );
+          console.log(
+            `boot cache: first boot ${first.seconds.toFixed(1)} s, second ${
+              second.seconds.toFixed(1)
+            } s (0 artifact bytes downloaded)`,
+          );
+
+          // Damage the cached kernel on the disk, between boots.
+          {
+            using file = await Deno.open(disk, { read: true, write: true });
+            const slots = new Uint8Array(2 * SLOT_BYTES);
+            await file.read(slots);
+            const headers = await Promise.all(
+              [0, 1].map((i) =>
+                decodeHeaderSlot(
+                  slots.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES),
+                  128 * 1024 * 1024,
+                )
+              ),
+            ) as [CacheHeader | null, CacheHeader | null];
+            const header = headers[currentSlot(headers)!]!;
+            const kernel = header.entries.find((e) => e.name === "kernel")!;
+            await file.seek(kernel.offset + 4096, Deno.SeekMode.Start);
+            await file.write(new Uint8Array([0xde, 0xad]));
+          }
+          const third = await boot(withCache, /kexec into/, 120_000, disk);
+          assert.ok(third.matched, third.output.slice(-3000));
+          assert.match(third.output, /vmlinuz: sha256 verified/);
+          assert.doesNotMatch(third.output, /vmlinuz: from the boot cache/);
+          assert.match(third.output, /initramfs\.img: from the boot cache/);
+
+          // An older release, signed by the same key, without
+          // phase.min_version on the command line: the disk's floor refuses it.
+          const older = await artifacts("older", {
+            manifestVersion: version - 1,
+          });
+          await serve(older, 8085);
+          const fourth = await boot(
+            `phase.provider=http://10.77.0.1:8085 phase.pubkey=${release.peerId} phase.cache=/dev/vda`,
+            FAILED,
+            120_000,
+            disk,
+          );
+          assert.ok(fourth.matched, fourth.output.slice(-2000));
+          assert.match(
+            fourth.output.match(FAILED)![0],
+            /rollback: manifest_version 999 is lower than 1000/,
+          );
+          assert.doesNotMatch(fourth.output, /kexec into/);
         },
       );
     } finally {
