@@ -36,14 +36,15 @@ export const NIC_MODULES = [
 ];
 
 /**
- * The permissions Phase Boot runs with inside the initramfs. It writes to
- * /run (a tmpfs), and to /dev only when phase.cache names a boot cache
- * device (/init adds that).
+ * The permissions Phase Boot runs with inside the initramfs: it writes only
+ * to /run, a tmpfs (and, with phase.cache, to the block device nodes /init
+ * makes there).
  */
 export const BOOT_PERMISSIONS = [
   "--no-prompt",
   "--allow-net",
   "--allow-read",
+  "--allow-write=/run",
   "--allow-env",
   "--allow-sys",
   "--allow-run=/bin/deno",
@@ -258,11 +259,20 @@ else
   echo "phase-boot: [$(cut -d' ' -f1 /proc/uptime)] network $nic $(ip -4 -o addr show dev $nic | awk '{print $4}')"
 fi
 export HOME=/run/home DENO_DIR=/run/deno NO_COLOR=1
-writable=/run
-[ -n "$(opt cache)" ] && writable=/run,/dev
-/bin/deno run ${
+if [ -n "$(opt cache)" ]; then
+  # Deno opens a block device under /dev only with every permission; nodes
+  # of the same devices here, under /run, need only the write permission the
+  # boot program has. Made only when phase.cache asks for a boot cache.
+  mkdir -p /run/phase/blk
+  for d in /sys/class/block/*; do
+    [ -f "$d/dev" ] || continue
+    mm=$(cat "$d/dev")
+    mknod "/run/phase/blk/\${d##*/}" b "\${mm%%:*}" "\${mm##*:}"
+  done
+fi
+PHASE_BOOT_UPTIME=$(cut -d' ' -f1 /proc/uptime) /bin/deno run ${
     BOOT_PERMISSIONS.join(" ")
-  } --allow-write=$writable /phase/phase.js boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
+  } /phase/phase.js boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
 plan=/run/phase/kexec
 if [ -f $plan/cmdline ]; then
   # The boot program verified these files and has exited; nothing else runs.

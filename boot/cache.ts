@@ -40,7 +40,7 @@ const PREFIX_BYTES = SLOT_MAGIC.length + 4 + 32;
 export interface CacheEntry {
   /** The artifact's name in the manifest. */
   name: string;
-  /** `sha256:<hex>` of its bytes, as the manifest that named it said. */
+  /** sha256 of its bytes (lowercase hex), as the manifest that named it said. */
   sha256: string;
   /** Its size in bytes. */
   size: number;
@@ -64,7 +64,7 @@ export interface CacheHeader {
 export interface VerifiedFile {
   /** The artifact's name in the manifest. */
   name: string;
-  /** `sha256:<hex>`, checked. */
+  /** sha256 (lowercase hex, the manifest's form), checked. */
   sha256: string;
   /** Its size in bytes. */
   size: number;
@@ -91,6 +91,12 @@ async function digest(bytes: Uint8Array): Promise<Uint8Array> {
 export async function encodeHeaderSlot(
   header: CacheHeader,
 ): Promise<Uint8Array> {
+  // Never write what a reader would refuse.
+  try {
+    validateDocument<CacheHeader>("boot cache header", header);
+  } catch (error) {
+    throw new CacheError((error as Error).message);
+  }
   const json = new TextEncoder().encode(JSON.stringify(header));
   if (PREFIX_BYTES + json.length > SLOT_BYTES) {
     throw new CacheError(`a header of ${json.length} bytes does not fit`);
@@ -230,17 +236,43 @@ async function writeAt(
   }
 }
 
-/** The block devices a `LABEL=` may name: everything in /sys/class/block. */
-async function blockDevices(): Promise<string[]> {
+/**
+ * Whether `path` may hold a cache: a block device, or a regular file (a disk
+ * image). Never a character device: opening one for writing can act
+ * (a watchdog, a terminal).
+ */
+async function mayHoldCache(path: string): Promise<boolean> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile || info.isBlockDevice === true;
+  } catch {
+    return false;
+  }
+}
+
+/** The block devices and disk images in `dir` (a `LABEL=` may name any). */
+async function deviceNodes(dir: string): Promise<string[]> {
   const devices: string[] = [];
   try {
-    for await (const entry of Deno.readDir("/sys/class/block")) {
-      devices.push(`/dev/${entry.name}`);
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (await mayHoldCache(path)) devices.push(path);
     }
   } catch {
-    // no sysfs: no devices to search
+    // no such folder: no devices to search
   }
   return devices.sort();
+}
+
+/** Where {@link BootCache.open} finds devices. */
+export interface CacheOpenOptions {
+  /**
+   * The folder holding the block device nodes: a `/dev/NAME` spec opens
+   * `deviceDir/NAME`, and `LABEL=` searches it (default /dev). Phase Boot
+   * uses nodes /init made under /run, because Deno opens block devices
+   * under /dev only with every permission granted.
+   */
+  deviceDir?: string;
 }
 
 /** A boot cache on one device, open for this stage. */
@@ -272,10 +304,13 @@ export class BootCache {
    * empty cache; a device holding anything else is refused
    * ({@link CacheError}) and left as it was.
    */
-  static async open(spec: string): Promise<BootCache> {
+  static async open(
+    spec: string,
+    { deviceDir = "/dev" }: CacheOpenOptions = {},
+  ): Promise<BootCache> {
     if (spec.startsWith("LABEL=")) {
       const label = spec.slice(6);
-      for (const device of await blockDevices()) {
+      for (const device of await deviceNodes(deviceDir)) {
         const cache = await BootCache.#openDevice(device, false).catch(() =>
           null
         );
@@ -289,16 +324,23 @@ export class BootCache {
         `phase.cache wants a device path or LABEL=NAME, not ${spec}`,
       );
     }
-    return await BootCache.#openDevice(spec, true);
+    const path = spec.startsWith("/dev/")
+      ? `${deviceDir}/${spec.slice(5)}`
+      : spec;
+    if (!await mayHoldCache(path)) {
+      throw new CacheError(`${spec} is not a block device or a disk image`);
+    }
+    return await BootCache.#openDevice(path, true, spec);
   }
 
   static async #openDevice(
-    device: string,
+    path: string,
     takeBlank: boolean,
+    device = path,
   ): Promise<BootCache> {
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(device, { read: true, write: true });
+      file = await Deno.open(path, { read: true, write: true });
     } catch (error) {
       throw new CacheError(
         `cannot open ${device}: ${(error as Error).message.split("\n")[0]}`,
@@ -387,7 +429,7 @@ export class BootCache {
         if (bytes.length < Math.min(chunk, size - done)) break;
       }
     }
-    if (`sha256:${await sha256File(output)}` === sha256) return true;
+    if (await sha256File(output) === sha256) return true;
     await Deno.remove(output).catch(() => {});
     return false;
   }

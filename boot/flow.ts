@@ -273,11 +273,14 @@ async function fetchArtifacts(
  */
 async function openCache(
   options: BootOptions,
-  log: BootLog,
+  env: BootEnvironment,
 ): Promise<BootCache | null> {
+  const { log } = env;
   if (!options.cache || options.nowrite) return null;
   try {
-    const cache = await BootCache.open(options.cache);
+    const cache = await BootCache.open(options.cache, {
+      deviceDir: `${env.runDir}/blk`,
+    });
     log(
       `boot cache ${cache.device}: ${cache.entries.length} artifacts, floor ${cache.floor}`,
     );
@@ -293,7 +296,7 @@ export async function stageOne(
   options: BootOptions,
   env: BootEnvironment,
 ): Promise<void> {
-  const cache = await openCache(options, env.log);
+  const cache = await openCache(options, env);
   let paths: Record<string, string>;
   let found: Awaited<ReturnType<typeof verifiedManifest>>;
   try {
@@ -343,7 +346,7 @@ export async function stageTwo(
   options: BootOptions,
   env: BootEnvironment,
 ): Promise<{ close: () => Promise<void> }> {
-  const cache = await openCache(options, env.log);
+  const cache = await openCache(options, env);
   try {
     return await serveBooted(options, env, cache);
   } catch (error) {

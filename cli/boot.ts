@@ -117,11 +117,13 @@ export async function bootRunCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** /proc/uptime's first figure (seconds since boot), or "?" off Linux. */
+/**
+ * Seconds since the kernel started: /init's reading of /proc/uptime when it
+ * started this program (PHASE_BOOT_UPTIME), plus the time since. Deno reads
+ * /proc only with every permission granted, so /init reads it.
+ */
 function uptimeSeconds(): string {
-  try {
-    return Deno.readTextFileSync("/proc/uptime").split(" ")[0];
-  } catch {
-    return "?";
-  }
+  const atStart = Number(Deno.env.get("PHASE_BOOT_UPTIME"));
+  if (!Number.isFinite(atStart) || atStart <= 0) return "?";
+  return (atStart + performance.now() / 1000).toFixed(2);
 }

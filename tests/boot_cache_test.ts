@@ -21,13 +21,13 @@ import {
   placeEntries,
   SLOT_BYTES,
 } from "../boot/cache.ts";
-import { sha256Ref } from "../schemas/mod.ts";
+import { sha256Hex } from "../schemas/mod.ts";
 import { tempDir } from "./helpers.ts";
 
 const DEVICE_BYTES = 64 * 1024 * 1024;
 
 const hex64 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) =>
-  `sha256:${Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")}`
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")
 );
 const name = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/);
 
@@ -78,6 +78,25 @@ Deno.test("a damaged slot is refused or still says exactly what was written", as
   );
 });
 
+Deno.test("a header the schema refuses is never written", async () => {
+  await assert.rejects(
+    encodeHeaderSlot({
+      seq: 1,
+      floor: 0,
+      label: "phase",
+      entries: [{
+        name: "kernel",
+        sha256: `sha256:${"0".repeat(64)}`,
+        size: 1,
+        offset: DATA_START,
+      }],
+    }),
+    (error: Error) =>
+      error instanceof CacheError &&
+      /invalid boot cache header/.test(error.message),
+  );
+});
+
 Deno.test("a slot that does not fit the device, or is blank, is not a header", async () => {
   const big = {
     seq: 1,
@@ -85,7 +104,7 @@ Deno.test("a slot that does not fit the device, or is blank, is not a header", a
     label: "phase",
     entries: [{
       name: "kernel",
-      sha256: `sha256:${"0".repeat(64)}`,
+      sha256: "0".repeat(64),
       size: DEVICE_BYTES,
       offset: DATA_START,
     }],
@@ -183,7 +202,7 @@ async function artifact(dir: string, fileName: string, size: number) {
   }
   const path = `${dir}/${fileName}`;
   await Deno.writeFile(path, bytes);
-  return { name: fileName, path, size, sha256: await sha256Ref(bytes), bytes };
+  return { name: fileName, path, size, sha256: await sha256Hex(bytes), bytes };
 }
 
 Deno.test("a device's life: taken when blank, filled, read back, damaged, rolled back, refused when foreign", async () => {
@@ -297,8 +316,21 @@ Deno.test("a device's life: taken when blank, filled, read back, damaged, rolled
     await assert.rejects(BootCache.open(small), /too small/);
     await assert.rejects(BootCache.open("disk.img"), /device path or LABEL/);
     await assert.rejects(
-      BootCache.open("LABEL=nothing-has-this"),
+      BootCache.open("LABEL=nothing-has-this", { deviceDir: dir }),
       /no device holds a boot cache labelled nothing-has-this/,
+    );
+    // /dev/NAME means NAME in the device folder; LABEL= searches it.
+    cache = await BootCache.open("/dev/disk.img", { deviceDir: dir });
+    assert.equal(cache.device, "/dev/disk.img");
+    assert.equal(cache.floor, floors[1 - newer]!.floor);
+    cache.close();
+    cache = await BootCache.open("LABEL=phase", { deviceDir: dir });
+    assert.equal(cache.device, `${dir}/disk.img`);
+    cache.close();
+    // A character device is never opened for writing.
+    await assert.rejects(
+      BootCache.open("/dev/null"),
+      /not a block device or a disk image/,
     );
   } finally {
     await cleanup();
