@@ -101,10 +101,14 @@ export interface Health {
   reason: string | null;
 }
 
-/** The handler: the listener passes connection info; in-process callers may not. */
+/**
+ * The handler: the listener passes connection info and a callback to call
+ * as a streamed body is taken by the client; in-process callers may not.
+ */
 export type ProviderHandler = (
   request: Request,
   info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  progress?: () => void,
 ) => Response | Promise<Response>;
 
 /** An artifact as served: its bytes' identity and whether it may be reused. */
@@ -178,8 +182,16 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     }
   >();
 
-  const counter = (info?: Deno.ServeHandlerInfo): CountOptions => ({
-    written: (n) => ctx.metrics.bytesServed += n,
+  const counter = (
+    info?: Deno.ServeHandlerInfo,
+    progress?: () => void,
+  ): CountOptions => ({
+    written: progress
+      ? (n) => {
+        ctx.metrics.bytesServed += n;
+        progress();
+      }
+      : (n) => ctx.metrics.bytesServed += n,
     completed: info?.completed,
   });
 
@@ -330,7 +342,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     request: Request,
     channel: string,
     arch: string,
-    info?: Deno.ServeHandlerInfo,
+    count: CountOptions,
   ): Promise<Response> {
     if (!CHANNELS.includes(channel as Channel) || !canonicalArch(arch)) {
       return jsonError(404, `no channel/arch ${channel}/${arch}`);
@@ -360,7 +372,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
         contentType: "application/json",
         bytes: published.bytes,
       },
-      counter(info),
+      count,
       { "cache-control": CACHE_CONTROL },
     );
     preparedBodies.set(response, {
@@ -426,6 +438,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
   async function route(
     request: Request,
     path: string,
+    count: CountOptions,
     info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
   ): Promise<Response> {
     if (path === "/jobs") return await jobs(request, info);
@@ -466,7 +479,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
       case "/boot.ipxe":
         return await bootScript(request);
       case "/manifest.json":
-        return await manifest(request, ctx.channel, ctx.arch, info);
+        return await manifest(request, ctx.channel, ctx.arch, count);
     }
     const parts = path.split("/").slice(1).map(segment);
     if (parts.some((p) => p === null)) {
@@ -477,7 +490,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     }
     const [channel, arch, name] = parts as string[];
     if (name === MANIFEST_FILE) {
-      return await manifest(request, channel, arch, info);
+      return await manifest(request, channel, arch, count);
     }
     const file = await artifact(channel, arch, name);
     if (!file) {
@@ -485,7 +498,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     }
     const download = `${channel}/${canonicalArch(arch)}/${name}`;
     if (request.method === "GET") Metrics.bump(ctx.metrics.downloads, download);
-    const response = fileResponse(request, file, counter(info), {
+    const response = fileResponse(request, file, count, {
       "x-artifact-hash": `sha256:${file.sha256}`,
       "cache-control": CACHE_CONTROL,
     });
@@ -503,10 +516,11 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     request: Request,
     path: string,
     info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+    progress?: () => void,
   ): Promise<Response> {
     let response: Response;
     try {
-      response = await route(request, path, info);
+      response = await route(request, path, counter(info, progress), info);
     } catch (cause) {
       response = outOfDescriptors(cause)
         ? jsonError(503, "out of file descriptors; retry shortly", {
@@ -550,7 +564,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
    * RECHECK_MS to check the bytes are still the file's), trusted for
    * RESOLVE_TTL_MS.
    */
-  return (request, info) => {
+  return (request, info, progress) => {
     const host = request.headers.get("host");
     if (host !== null && !validHost(host)) {
       ctx.metrics.response(400);
@@ -570,6 +584,6 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
         return hit.response.clone();
       }
     }
-    return handle(request, path, info);
+    return handle(request, path, info, progress);
   };
 }

@@ -126,6 +126,7 @@ export class Metrics {
       `phase_http_connections_total{outcome="refused"} ${c.refused}`,
       `phase_http_connections_total{outcome="evicted"} ${c.evicted}`,
       `phase_http_connections_total{outcome="timed_out"} ${c.timedOut}`,
+      `phase_http_connections_total{outcome="stalled"} ${c.stalled}`,
       `phase_http_connections_total{outcome="accept_error"} ${c.acceptErrors}`,
     ];
   }

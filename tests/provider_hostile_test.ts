@@ -246,6 +246,85 @@ Deno.test("connection limit: idle connections make room, busy ones get 503", asy
   }
 });
 
+/** Reads what is left on `conn` until it ends; the bytes read. */
+async function drain(conn: Deno.Conn, limit: number): Promise<number> {
+  const buffer = new Uint8Array(256 * 1024);
+  let received = 0;
+  while (received < limit) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) break;
+    received += n;
+  }
+  return received;
+}
+
+Deno.test("slow readers: a download its client stops reading is cut off; one that reads slowly is not", async () => {
+  const [dir, cleanup] = await tempDir();
+  const size = 64 * 1024 * 1024;
+  await artifacts(dir, size);
+  const { provider } = await inProcess(dir, {
+    limits: { stallTimeoutMs: 2000 },
+  });
+  const request = "GET /stable/x86_64/big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+  const stalled = await connect(provider.port, request);
+  const slow = await connect(provider.port, request);
+  try {
+    // The slow reader takes up to 1 MiB every 100 ms (what the kernel holds
+    // for it lasts under a second): progress, never a stall.
+    const buffer = new Uint8Array(1024 * 1024);
+    let slowBytes = 0;
+    for (let i = 0; i < 50; i++) {
+      await sleep(100);
+      slowBytes += await slow.read(buffer) ?? 0;
+    }
+    // The other one has read nothing for 5 s: its answer was abandoned,
+    // so what is left to read is what the kernel already held.
+    const got = await drain(stalled, size);
+    assert.ok(got < size / 2, `the stalled reader still got ${got} bytes`);
+    assert.ok(provider.metrics.connections!.stalled >= 1);
+    // The slow one gets the whole file (its head included, over `size`).
+    const rest = await drain(slow, size - slowBytes);
+    assert.ok(
+      slowBytes + rest >= size,
+      `the slow reader got ${slowBytes + rest}`,
+    );
+  } finally {
+    closeAll([stalled, slow]);
+    await provider.close();
+    await cleanup();
+  }
+});
+
+Deno.test("slow readers: at the connection limit, a stalled download makes room", async () => {
+  const [dir, cleanup] = await tempDir();
+  await artifacts(dir, 64 * 1024 * 1024);
+  const { provider } = await inProcess(dir, {
+    limits: { maxConnections: 4, stallTimeoutMs: 60_000 },
+  });
+  const conns: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 4; i++) {
+      conns.push(
+        await connect(
+          provider.port,
+          "GET /stable/x86_64/big.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+      );
+    }
+    await sleep(1500); // unread for over a second: stalled
+    const health = await answer(
+      provider.port,
+      "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert.match(health, /^HTTP\/1\.1 200 /);
+    assert.ok(provider.metrics.connections!.evicted >= 1);
+  } finally {
+    closeAll(conns);
+    await provider.close();
+    await cleanup();
+  }
+});
+
 Deno.test("descriptors: a provider under ulimit -n 256 survives 600 connections, and EMFILE", async () => {
   const [dir, cleanup] = await tempDir();
   await artifacts(dir);
