@@ -9,6 +9,7 @@
  * counted when the HTTP engine has taken them, not when they are queued.
  * @module
  */
+import { fileIdentity } from "./artifacts.ts";
 import { jsonError } from "./json_response.ts";
 import { type ByteRange, decideRange, MAX_RANGES } from "./range_header.ts";
 
@@ -26,6 +27,21 @@ export interface ServedFile {
   contentType: string;
   /** The bytes, when small enough to be held in memory. */
   bytes?: Uint8Array;
+  /**
+   * The file identity (artifacts.ts `fileIdentity`) the hash was computed
+   * for; a streamed body is cut off when the open file's identity differs
+   * at its start or its end.
+   */
+  identity?: string;
+}
+
+/** The file being streamed is not (or no longer) the one its ETag names. */
+export class ContentChangedError extends Error {
+  /** Creates the error. */
+  constructor(path: string) {
+    super(`${path} changed while being served; the response was cut off`);
+    this.name = "ContentChangedError";
+  }
 }
 
 /** Counts body bytes handed to the connection. */
@@ -55,20 +71,40 @@ const MAX_CHUNK = 256 * 1024;
 /** A pull this soon after the previous chunk means the client reads fast. */
 const FAST_PULL_MS = 2;
 
-/** Yields bytes [start, end] of a file, closing it when done or abandoned. */
+/**
+ * Yields bytes [start, end] of a file, closing it when done or abandoned.
+ * All come from one open descriptor, whose identity must be `identity` (when
+ * given) when it is opened and again before the last chunk: a file replaced
+ * by rename keeps serving the bytes that were hashed, and one rewritten in
+ * place (`cp -p`) cuts the response off before it can complete with mixed
+ * bytes under the old ETag.
+ */
 async function* fileChunks(
   path: string,
   start: number,
   end: number,
   chunkSize: () => number,
+  identity?: string,
 ): AsyncGenerator<Uint8Array> {
   using file = await Deno.open(path, { read: true });
+  const check = async (end: boolean) => {
+    if (identity === undefined) return;
+    const info = await file.stat();
+    if (fileIdentity(info) === identity) return;
+    // Unlinking (a replacement by rename, a removal) moves the ctime too;
+    // the bytes of a file no name points to are still the ones hashed
+    // when its size and mtime are.
+    if (end && info.nlink === 0 && sameContent(info, identity)) return;
+    throw new ContentChangedError(path);
+  };
+  await check(false);
   if (start > 0) await file.seek(start, Deno.SeekMode.Start);
   for (let position = start; position <= end;) {
     const buffer = new Uint8Array(Math.min(chunkSize(), end + 1 - position));
     const n = await file.read(buffer);
-    if (n === null) throw new Error("file shrank while being served");
+    if (n === null) throw new ContentChangedError(path);
     position += n;
+    if (position > end) await check(true);
     yield n === buffer.length ? buffer : buffer.subarray(0, n);
   }
 }
@@ -109,6 +145,13 @@ function pulledBody(
   }, { highWaterMark: 0 });
 }
 
+/** True when `info` has the device, inode, size and mtime of `identity`. */
+function sameContent(info: Deno.FileInfo, identity: string): boolean {
+  const now = fileIdentity(info);
+  return now.slice(0, now.lastIndexOf(":")) ===
+    identity.slice(0, identity.lastIndexOf(":"));
+}
+
 /** The body for bytes [start, end]. */
 function bodyFor(
   file: ServedFile,
@@ -121,7 +164,7 @@ function bodyFor(
     return file.bytes.subarray(start, end + 1) as Uint8Array<ArrayBuffer>;
   }
   return pulledBody(
-    (chunkSize) => fileChunks(file.path, start, end, chunkSize),
+    (chunkSize) => fileChunks(file.path, start, end, chunkSize, file.identity),
     count.written,
   );
 }
@@ -136,7 +179,15 @@ function multipartBody(
     for (const { head, range } of parts) {
       yield head;
       if (file.bytes) yield file.bytes.subarray(range.start, range.end + 1);
-      else yield* fileChunks(file.path, range.start, range.end, chunkSize);
+      else {
+        yield* fileChunks(
+          file.path,
+          range.start,
+          range.end,
+          chunkSize,
+          file.identity,
+        );
+      }
     }
     yield tail;
   }, written);

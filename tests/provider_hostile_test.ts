@@ -619,6 +619,95 @@ Deno.test("stale content: cp -p with the same size and mtime is noticed, also af
   }
 });
 
+/** What {@link readFilled} has read of one answer. */
+interface Filled {
+  head: string;
+  /** Content-Length, once the head is read. */
+  length: number;
+  /** Body bytes read. */
+  body: number;
+  /** Body bytes that differ from the expected fill. */
+  foreign: number;
+}
+
+/**
+ * Reads one answer on `conn` (its head, then its body) until `upTo` body
+ * bytes are read, the body ends or the connection does.
+ */
+async function readFilled(
+  conn: Deno.Conn,
+  fill: number,
+  upTo: number,
+  state: Filled = { head: "", length: -1, body: 0, foreign: 0 },
+): Promise<Filled> {
+  const buffer = new Uint8Array(1024 * 1024);
+  while (state.body < upTo && (state.length < 0 || state.body < state.length)) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) break;
+    let chunk = buffer.subarray(0, n);
+    if (state.length < 0) {
+      state.head += new TextDecoder("latin1").decode(chunk);
+      const end = state.head.indexOf("\r\n\r\n");
+      if (end < 0) continue;
+      state.length = Number(state.head.match(/content-length: (\d+)/i)![1]);
+      chunk = chunk.subarray(chunk.length - (state.head.length - end - 4));
+    }
+    for (const byte of chunk) if (byte !== fill) state.foreign++;
+    state.body += chunk.length;
+  }
+  return state;
+}
+
+Deno.test("stale content: a file rewritten during a download never completes under the old ETag", async () => {
+  const [dir, cleanup] = await tempDir();
+  const root = await artifacts(dir);
+  const arch = `${root}/stable/x86_64`;
+  const size = 48 * 1024 * 1024;
+  const filled = (fill: number) => new Uint8Array(size).fill(fill);
+  await Deno.writeFile(`${arch}/big.bin`, filled(1));
+  await Deno.writeFile(`${dir}/three.bin`, filled(3));
+  const { mtime } = await Deno.stat(`${arch}/big.bin`);
+  const { provider } = await inProcess(dir);
+  const request = "GET /stable/x86_64/big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+  const conns: Deno.Conn[] = [];
+  try {
+    await sleep(1100); // past the one-second ctime resolution
+    // Rewritten in place after 4 MiB were read: same inode, size and mtime,
+    // as `cp -p` leaves it (without the truncation that can make the reads
+    // end early instead).
+    let conn = await connect(provider.port, request);
+    conns.push(conn);
+    const begun = await readFilled(conn, 1, 4 * 1024 * 1024);
+    assert.equal(begun.length, size);
+    assert.equal(begun.foreign, 0);
+    {
+      using file = await Deno.open(`${arch}/big.bin`, { write: true });
+      await file.write(filled(2));
+    }
+    await Deno.utime(`${arch}/big.bin`, mtime!, mtime!);
+    const rest = await readFilled(conn, 1, size, begun);
+    assert.ok(
+      rest.body < size,
+      `a download whose file was rewritten completed (${rest.foreign} bytes of the new file in it)`,
+    );
+    // Replaced by rename: the download that began goes on with the bytes
+    // its ETag names, from the file it opened.
+    await sleep(1100);
+    conn = await connect(provider.port, request);
+    conns.push(conn);
+    const second = await readFilled(conn, 2, 4 * 1024 * 1024);
+    assert.equal(second.foreign, 0);
+    await Deno.rename(`${dir}/three.bin`, `${arch}/big.bin`);
+    const whole = await readFilled(conn, 2, size, second);
+    assert.equal(whole.body, size);
+    assert.equal(whole.foreign, 0);
+  } finally {
+    closeAll(conns);
+    await provider.close();
+    await cleanup();
+  }
+});
+
 Deno.test("manifest_version stays the same across restarts with unchanged artifacts", async () => {
   const [dir, cleanup] = await tempDir();
   const root = await artifacts(dir);
