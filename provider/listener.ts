@@ -151,6 +151,8 @@ const REFUSAL = new TextEncoder().encode(
       `retry-after: 1\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
   })(),
 );
+/** How long a connection answered with `connection: close` lingers before it is closed. */
+const CLOSE_LINGER_MS = 500;
 /** Refused connections drained at once before closing (the rest are cut). */
 const MAX_LINGERING = 64;
 
@@ -257,11 +259,23 @@ export function listen(options: ListenOptions): HttpListener {
       c.requests++;
       // 0: in the handler, 1: answered (its body is being sent), 2: done.
       let state = 0;
-      const answered = () => {
+      const answered = (response?: Response) => {
         if (state !== 0) return;
         state = 1;
         c.responding++;
         c.progressAt = performance.now();
+        // A refusal that leaves a request body unread says `connection:
+        // close`; the engine would keep the connection until the idle
+        // timeout, so it is closed once the answer is out (and the client
+        // had a moment to read it).
+        if (
+          response && response.status >= 400 &&
+          response.headers.get("connection") === "close"
+        ) {
+          info.completed.finally(() => {
+            setTimeout(() => drop(c), CLOSE_LINGER_MS);
+          }).catch(noop);
+        }
       };
       const done = () => {
         if (state === 1) c.responding--;
@@ -271,8 +285,8 @@ export function listen(options: ListenOptions): HttpListener {
       };
       info.completed.then(done, done);
       const result = options.handler(request, info, progress);
-      if (result instanceof Response) answered();
-      else result.then(answered, answered);
+      if (result instanceof Response) answered(result);
+      else result.then(answered, () => answered());
       return result;
     };
     const served = serve(conn, c.abort.signal, handler, options.onError, noop)
