@@ -30,6 +30,12 @@ export interface ListenerLimits {
    * closed.
    */
   stallTimeoutMs: number;
+  /**
+   * Requests one connection may have in flight at once (cleartext HTTP/2
+   * multiplexes many on one connection; HTTP/1.1 has one). Beyond it a
+   * request gets 503; a connection refused more often than this is closed.
+   */
+  maxStreamsPerConnection: number;
 }
 
 /** A response stalled this long may be closed to make room at the connection limit. */
@@ -41,6 +47,7 @@ export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
   headersTimeoutMs: 10_000,
   idleTimeoutMs: 15_000,
   stallTimeoutMs: 30_000,
+  maxStreamsPerConnection: 32,
 };
 
 /**
@@ -82,6 +89,8 @@ export interface ListenerStats {
   timedOut: number;
   /** Connections closed because their client stopped reading a response. */
   stalled: number;
+  /** Requests answered 503 for being over a connection's in-flight cap. */
+  streamsRefused: number;
   /** Failed accepts (e.g. out of descriptors) that were retried. */
   acceptErrors: number;
 }
@@ -133,6 +142,8 @@ interface Connection {
   requests: number;
   /** When it was accepted or its last response finished (ms, monotonic). */
   since: number;
+  /** Requests refused for being over the in-flight cap. */
+  refusals: number;
   /** Responses handed to the engine and not finished. */
   responding: number;
   /** When a response last made progress (ms, monotonic). */
@@ -172,6 +183,7 @@ export function listen(options: ListenOptions): HttpListener {
     evicted: 0,
     timedOut: 0,
     stalled: 0,
+    streamsRefused: 0,
     acceptErrors: 0,
   };
   let closed = false;
@@ -243,6 +255,7 @@ export function listen(options: ListenOptions): HttpListener {
       requests: 0,
       since: now,
       responding: 0,
+      refusals: 0,
       progressAt: now,
       abort: new AbortController(),
     };
@@ -284,6 +297,19 @@ export function listen(options: ListenOptions): HttpListener {
         c.since = performance.now();
       };
       info.completed.then(done, done);
+      if (c.inflight > limits.maxStreamsPerConnection) {
+        // Many unread HTTP/2 streams would each hold a response: refused,
+        // and a connection that keeps opening them is closed.
+        stats.streamsRefused++;
+        if (++c.refusals > limits.maxStreamsPerConnection) drop(c);
+        const refusal = jsonError(
+          503,
+          `more than ${limits.maxStreamsPerConnection} requests in flight on this connection`,
+          { "retry-after": "1" },
+        );
+        answered(refusal);
+        return refusal;
+      }
       const result = options.handler(request, info, progress);
       if (result instanceof Response) answered(result);
       else result.then(answered, () => answered());

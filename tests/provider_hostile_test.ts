@@ -325,6 +325,87 @@ Deno.test("slow readers: at the connection limit, a stalled download makes room"
   }
 });
 
+/** One HTTP/2 frame. */
+function h2Frame(
+  type: number,
+  flags: number,
+  stream: number,
+  payload: Uint8Array,
+): Uint8Array {
+  const frame = new Uint8Array(9 + payload.length);
+  const view = new DataView(frame.buffer);
+  view.setUint32(0, payload.length << 8);
+  frame[3] = type;
+  frame[4] = flags;
+  view.setUint32(5, stream);
+  frame.set(payload, 9);
+  return frame;
+}
+
+/**
+ * A cleartext HTTP/2 (prior knowledge) connection that opens `streams` GETs
+ * of `path` and reads none of them: its initial window is 0, so no response
+ * body can move.
+ */
+async function h2Unread(
+  port: number,
+  path: string,
+  streams: number,
+): Promise<Deno.TcpConn> {
+  const conn = await connect(port, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  // SETTINGS: INITIAL_WINDOW_SIZE (4) = 0.
+  await conn.write(h2Frame(0x4, 0, 0, new Uint8Array([0, 4, 0, 0, 0, 0])));
+  const literal = (index: number, value: string) => [
+    index,
+    value.length,
+    ...encoder.encode(value),
+  ];
+  // HPACK: :method GET, :scheme http, then :path and :authority as literals.
+  const block = new Uint8Array([
+    0x82,
+    0x86,
+    ...literal(0x04, path),
+    ...literal(0x01, "x"),
+  ]);
+  for (let i = 0; i < streams; i++) {
+    // HEADERS with END_STREAM | END_HEADERS on odd stream ids.
+    await conn.write(h2Frame(0x1, 0x5, 2 * i + 1, block));
+  }
+  return conn;
+}
+
+Deno.test("HTTP/2: unread cleartext streams are capped per connection and cut off when stalled", async () => {
+  const [dir, cleanup] = await tempDir();
+  await artifacts(dir, 64 * 1024 * 1024);
+  const { provider } = await inProcess(dir, {
+    limits: { maxStreamsPerConnection: 8, stallTimeoutMs: 1000 },
+  });
+  const conns: Deno.Conn[] = [];
+  try {
+    // Far over the cap: refused, and the connection closed at once.
+    const flood = await h2Unread(provider.port, "/stable/x86_64/big.bin", 40);
+    conns.push(flood);
+    const floodClosed = await closedWithin(flood, 800);
+    assert.ok(floodClosed, "the flooding connection stayed open");
+    assert.ok(provider.metrics.connections!.streamsRefused >= 1);
+    // At the cap, unread: cut off by the stall timeout.
+    const unread = await h2Unread(provider.port, "/stable/x86_64/big.bin", 8);
+    conns.push(unread);
+    assert.ok(
+      await closedWithin(unread, 4000),
+      "the stalled connection stayed open",
+    );
+    assert.ok(provider.metrics.connections!.stalled >= 1);
+    const health = await fetch(`${provider.url}/health`);
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+  } finally {
+    closeAll(conns);
+    await provider.close();
+    await cleanup();
+  }
+});
+
 Deno.test("descriptors: a provider under ulimit -n 256 survives 600 connections, and EMFILE", async () => {
   const [dir, cleanup] = await tempDir();
   await artifacts(dir);
