@@ -706,6 +706,92 @@ Deno.test("jobs: compressed bodies get 415; with Expect: 100-continue a refused 
   }
 });
 
+Deno.test("engine refusals: oversized heads and broken chunked bodies end cleanly, and the provider goes on", async () => {
+  const [dir, cleanup] = await tempDir();
+  await artifacts(dir);
+  const service = new JobService({
+    key: await generateKey(),
+    arch: "x86_64",
+    sandboxSize: 1,
+  });
+  const { provider } = await inProcess(dir, { jobs: service });
+  try {
+    // Deno's engine refuses these before the provider sees a request
+    // (docs/threat-model.md): a bare 400 and a closed connection.
+    for (
+      const head of [
+        `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${
+          "a".repeat(70_000)
+        }\r\n\r\n`,
+        `GET /health HTTP/1.1\r\nHost: x\r\n${
+          Array.from({ length: 200 }, (_, i) => `X-${i}: 1\r\n`).join("")
+        }\r\n`,
+        "GET /health HTTP/9\r\n\r\n",
+      ]
+    ) {
+      const text = await answer(provider.port, head);
+      assert.match(text, /^HTTP\/1\.1 400 Bad Request\r\n/);
+      assert.match(text, /connection: close/i);
+    }
+    // A chunked body whose broken framing arrives with its head ends the
+    // connection inside the engine (it reads ahead before the provider sees
+    // the request), before any answer can be written; many in a row.
+    for (let i = 0; i < 50; i++) {
+      const text = await answer(
+        provider.port,
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/wasm\r\n" +
+          "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+      );
+      assert.doesNotMatch(text, /^HTTP\/1\.1 [235]/);
+    }
+    // Broken framing that arrives while the provider reads the body gets
+    // the provider's own answer.
+    const late = await connect(
+      provider.port,
+      "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/wasm\r\n" +
+        "Transfer-Encoding: chunked\r\n\r\n4\r\n\0asm\r\n",
+    );
+    await sleep(200);
+    await late.write(encoder.encode("zz\r\n"));
+    const lateAnswer = new Uint8Array(4096);
+    const n = await late.read(lateAnswer);
+    closeAll([late]);
+    const text = new TextDecoder().decode(lateAnswer.subarray(0, n!));
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.equal(
+      JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)).error,
+      "bad_request",
+    );
+    const health = await fetch(`${provider.url}/health`);
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+    // A well-formed chunked body is read as usual.
+    const module = example("hello");
+    const conn = await connect(
+      provider.port,
+      "POST /jobs?arg=ok HTTP/1.1\r\nHost: x\r\nContent-Type: application/wasm\r\n" +
+        `Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n${
+          module.length.toString(16)
+        }\r\n`,
+    );
+    await conn.write(module);
+    await conn.write(encoder.encode("\r\n0\r\n\r\n"));
+    const buffer = new Uint8Array(65536);
+    let ok = "";
+    for (;;) {
+      const n = await conn.read(buffer).catch(() => null);
+      if (n === null) break;
+      ok += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    closeAll([conn]);
+    assert.match(ok, /^HTTP\/1\.1 200 /);
+  } finally {
+    await provider.close();
+    await service.close();
+    await cleanup();
+  }
+});
+
 Deno.test("host: routing ignores Host, an invalid Host is 400", async () => {
   const [dir, cleanup] = await tempDir();
   await artifacts(dir);
