@@ -193,6 +193,8 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
       }
       : (n) => ctx.metrics.bytesServed += n,
     completed: info?.completed,
+    // Only the listener passes `progress`: the body goes to the engine.
+    engine: progress !== undefined,
   });
 
   async function artifact(

@@ -36,6 +36,12 @@ export interface ListenerLimits {
    * request gets 503; a connection refused more often than this is closed.
    */
   maxStreamsPerConnection: number;
+  /**
+   * Responses that may be stalled (no progress for {@link SHED_STALLED_MS})
+   * at once; beyond it, those stalled longest are closed. Each holds up to a
+   * few hundred KiB of the engine's buffers.
+   */
+  maxStalledResponses: number;
 }
 
 /** A response stalled this long may be closed to make room at the connection limit. */
@@ -48,6 +54,7 @@ export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
   idleTimeoutMs: 15_000,
   stallTimeoutMs: 30_000,
   maxStreamsPerConnection: 32,
+  maxStalledResponses: 128,
 };
 
 /**
@@ -346,12 +353,16 @@ export function listen(options: ListenOptions): HttpListener {
   const sweeper = setInterval(
     () => {
       const now = performance.now();
+      const stalled: Connection[] = [];
+      const shedBefore = now - Math.min(SHED_STALLED_MS, limits.stallTimeoutMs);
       for (const c of open) {
         if (c.inflight > 0) {
           // A response its client has stopped taking: cut it off.
           if (c.responding > 0 && now - c.progressAt > limits.stallTimeoutMs) {
             drop(c);
             stats.stalled++;
+          } else if (c.responding > 0 && c.progressAt < shedBefore) {
+            stalled.push(c);
           }
           continue;
         }
@@ -363,10 +374,24 @@ export function listen(options: ListenOptions): HttpListener {
           stats.timedOut++;
         }
       }
+      // Each stalled response holds some of the engine's buffers: beyond
+      // the cap, the ones stalled longest are closed.
+      if (stalled.length > limits.maxStalledResponses) {
+        stalled.sort((a, b) => a.progressAt - b.progressAt);
+        for (
+          const c of stalled.slice(
+            0,
+            stalled.length - limits.maxStalledResponses,
+          )
+        ) {
+          drop(c);
+          stats.stalled++;
+        }
+      }
     },
     Math.max(
       50,
-      Math.min(1000, limits.headersTimeoutMs / 4, limits.stallTimeoutMs / 4),
+      Math.min(250, limits.headersTimeoutMs / 4, limits.stallTimeoutMs / 4),
     ),
   );
 
