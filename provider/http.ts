@@ -20,7 +20,6 @@ import {
 } from "./artifacts.ts";
 import {
   type CountOptions,
-  countWhenSent,
   fileResponse,
   type ServedFile,
 } from "./file_response.ts";
@@ -127,20 +126,22 @@ interface PreparedResponse {
   response: Response;
   /** Body length. */
   length: number;
+  /** Counts the body as served (one callback shared by every answer). */
+  sent: () => void;
   /** The artifact it counts as a download of, if any. */
   download: string | null;
   /** The file and identity the body came from (null for manifests). */
   file: { path: string; identity: string; checkedAt: number } | null;
 }
 
-/** Request headers that make an answer depend on more than the path. */
-const CONDITIONAL = [
-  "range",
-  "if-none-match",
-  "if-modified-since",
-  "if-match",
-  "if-unmodified-since",
-];
+/** True when a request has a header that makes its answer depend on more than the path. */
+function conditional(headers: Headers): boolean {
+  return headers.has("range") || headers.has("if-none-match") ||
+    headers.has("if-modified-since") || headers.has("if-match") ||
+    headers.has("if-unmodified-since");
+}
+
+function noop(): void {}
 
 function contentType(name: string): string {
   if (name.endsWith(".json")) return "application/json";
@@ -544,6 +545,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
           headers: response.headers,
         }),
         length: kept.body.length,
+        sent: () => ctx.metrics.bytesServed += kept.body.length,
         download: kept.download,
         file: kept.file && { ...kept.file, checkedAt: now },
       });
@@ -566,22 +568,29 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
    * RECHECK_MS to check the bytes are still the file's), trusted for
    * RESOLVE_TTL_MS.
    */
+  /** The last Host value found valid (clients repeat theirs). */
+  let validated: string | null = null;
   return (request, info, progress) => {
-    const host = request.headers.get("host");
-    if (host !== null && !validHost(host)) {
-      ctx.metrics.response(400);
-      return jsonError(400, "invalid Host header");
+    const headers = request.headers;
+    const host = headers.get("host");
+    if (host !== null && host !== validated) {
+      if (!validHost(host)) {
+        ctx.metrics.response(400);
+        return jsonError(400, "invalid Host header");
+      }
+      validated = host;
     }
-    const path = targetPath(requestTarget(request));
+    const path = targetPath(requestTarget(request, host));
     if (request.method === "GET") {
       const hit = prepared.get(path);
       if (
         hit && performance.now() - hit.at < RESOLVE_TTL_MS &&
-        !CONDITIONAL.some((h) => request.headers.has(h)) &&
+        !conditional(headers) &&
         (hit.file === null || unchanged(hit.file))
       ) {
         ctx.metrics.response(200);
-        countWhenSent(counter(info), hit.length);
+        if (info) info.completed.then(hit.sent, noop);
+        else hit.sent();
         if (hit.download) Metrics.bump(ctx.metrics.downloads, hit.download);
         return hit.response.clone();
       }
