@@ -5,7 +5,9 @@
  * of unread bytes, whatever the peer sends: a node reads an offer under a
  * small limit and raises it to {@link MAX_MESSAGE_BYTES} only for the request
  * of a job it admitted, so a stranger cannot make it buffer megabytes before
- * admission. A length above the limit ends the stream.
+ * admission; while that request arrives, the node reserves memory for the
+ * bytes actually buffered (see `onBuffered`). A length above the limit ends
+ * the stream.
  * @module
  */
 import type { Stream } from "@libp2p/interface";
@@ -79,6 +81,11 @@ export class FrameStream {
   #ended = false;
   #failure: Error | null = null;
   #wake: (() => void) | null = null;
+  /**
+   * Hears how many bytes are buffered whenever more arrive; may throw to
+   * refuse them (the stream is then read no further, see {@link onBuffered}).
+   */
+  #onBuffered: ((bytes: number) => void) | null = null;
 
   /** Frames `stream`; messages longer than `limit` end it. */
   constructor(stream: Stream, limit: number = MAX_MESSAGE_BYTES) {
@@ -100,6 +107,15 @@ export class FrameStream {
         );
         return;
       }
+      try {
+        this.#onBuffered?.(this.#buffered);
+      } catch (error) {
+        // Refused: what was buffered is dropped and reads fail with the
+        // error; the stream stays open for the answer.
+        this.#failure = error as Error;
+        this.#chunks = [];
+        this.#buffered = 0;
+      }
       this.#notify();
     });
     const end = () => {
@@ -113,6 +129,16 @@ export class FrameStream {
   /** Sets the largest message (and unread bytes) accepted from now on. */
   set limit(bytes: number) {
     this.#limit = bytes;
+  }
+
+  /**
+   * Sets what hears the number of buffered bytes each time more arrive
+   * (e.g. to reserve memory for them as they come); when it throws, the
+   * buffered bytes are dropped, later ones ignored, and reads fail with
+   * what it threw. `null` stops it.
+   */
+  set onBuffered(hook: ((bytes: number) => void) | null) {
+    this.#onBuffered = hook;
   }
 
   #notify(): void {

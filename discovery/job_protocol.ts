@@ -103,15 +103,24 @@ export async function serveJobStream(
     const offer = judgeOffer(message, capability, jobs.limits);
     jobId = offer.job_id;
     // The request may carry the module and stdin in base64 (4/3 of their
-    // size) and the arguments and environment: that is reserved from the
-    // body budget, and the request may be no larger.
+    // size) and the arguments and environment: it may be no larger, and the
+    // job is refused now when that much is not free in the body budget. What
+    // is reserved grows with the bytes that arrive: a stalled request holds
+    // what it sent, not what its offer announced.
     const requestBytes = Math.min(
       MAX_MESSAGE_BYTES,
       Math.ceil((offer.module_size + jobs.limits.maxStdinBytes) * 4 / 3) +
         REQUEST_OVERHEAD_BYTES,
     );
-    ticket = jobs.admit(options.client, requestBytes);
+    ticket = jobs.admit(
+      options.client,
+      Math.min(requestBytes, MAX_OFFER_BYTES),
+      requestBytes,
+    );
+    const reservation = ticket;
     messages.limit = requestBytes;
+    messages.onBuffered = (bytes) =>
+      reservation.grow(Math.min(bytes, requestBytes));
     await messages.send({
       type: "accepted",
       job_id: jobId,
@@ -124,6 +133,7 @@ export async function serveJobStream(
       offer,
       jobs.limits,
     );
+    messages.onBuffered = null;
     messages.limit = MAX_OFFER_BYTES;
     const module = await jobs.resolveModule(order, {
       moduleHash: offer.module_hash,

@@ -9,6 +9,7 @@
  * counted when the HTTP engine has taken them, not when they are queued.
  * @module
  */
+import { fileIdentity } from "./artifacts.ts";
 import { jsonError } from "./json_response.ts";
 import { type ByteRange, decideRange, MAX_RANGES } from "./range_header.ts";
 
@@ -26,6 +27,21 @@ export interface ServedFile {
   contentType: string;
   /** The bytes, when small enough to be held in memory. */
   bytes?: Uint8Array;
+  /**
+   * The file identity (artifacts.ts `fileIdentity`) the hash was computed
+   * for; a streamed body is cut off when the open file's identity differs
+   * at its start or its end.
+   */
+  identity?: string;
+}
+
+/** The file being streamed is not (or no longer) the one its ETag names. */
+export class ContentChangedError extends Error {
+  /** Creates the error. */
+  constructor(path: string) {
+    super(`${path} changed while being served; the response was cut off`);
+    this.name = "ContentChangedError";
+  }
 }
 
 /** Counts body bytes handed to the connection. */
@@ -35,6 +51,14 @@ export type ByteCounter = (bytes: number) => void;
 export interface CountOptions {
   /** Called with body bytes as they are written. */
   written: ByteCounter;
+  /**
+   * True when the body goes to Deno's HTTP engine, which takes each chunk
+   * (without copying) before it asks for the next: streamed chunks are then
+   * detached once taken, so their memory is freed as soon as the engine has
+   * written them. Leave it unset for any other reader, which may still hold
+   * the chunks it was given.
+   */
+  engine?: boolean;
   /**
    * Settles when the response has been sent (resolves) or abandoned
    * (rejects); bodies held in memory are counted when it resolves. Without
@@ -51,25 +75,66 @@ export function countWhenSent(count: CountOptions, n: number): void {
 
 /** Smallest and largest chunk read from disk per pull of the client. */
 const MIN_CHUNK = 64 * 1024;
-const MAX_CHUNK = 256 * 1024;
+const MAX_CHUNK = 64 * 1024;
 /** A pull this soon after the previous chunk means the client reads fast. */
 const FAST_PULL_MS = 2;
 
-/** Yields bytes [start, end] of a file, closing it when done or abandoned. */
+/**
+ * Yields bytes [start, end] of a file, closing it when done or abandoned.
+ * All come from one open descriptor, whose identity must be `identity` (when
+ * given) when it is opened and again before the last chunk: a file replaced
+ * by rename keeps serving the bytes that were hashed, and one rewritten in
+ * place (`cp -p`) cuts the response off before it can complete with mixed
+ * bytes under the old ETag.
+ */
 async function* fileChunks(
   path: string,
   start: number,
   end: number,
   chunkSize: () => number,
+  identity: string | undefined,
+  engine: boolean,
 ): AsyncGenerator<Uint8Array> {
   using file = await Deno.open(path, { read: true });
+  const check = async (end: boolean) => {
+    if (identity === undefined) return;
+    const info = await file.stat();
+    if (fileIdentity(info) === identity) return;
+    // Unlinking (a replacement by rename, a removal) moves the ctime too;
+    // the bytes of a file no name points to are still the ones hashed
+    // when its size and mtime are.
+    if (end && info.nlink === 0 && sameContent(info, identity)) return;
+    throw new ContentChangedError(path);
+  };
+  await check(false);
   if (start > 0) await file.seek(start, Deno.SeekMode.Start);
   for (let position = start; position <= end;) {
     const buffer = new Uint8Array(Math.min(chunkSize(), end + 1 - position));
     const n = await file.read(buffer);
-    if (n === null) throw new Error("file shrank while being served");
+    if (n === null) throw new ContentChangedError(path);
     position += n;
-    yield n === buffer.length ? buffer : buffer.subarray(0, n);
+    if (position > end) await check(true);
+    try {
+      yield n === buffer.length ? buffer : buffer.subarray(0, n);
+    } finally {
+      // Resumed for the next chunk, or abandoned: the engine has it.
+      if (engine) release(buffer);
+    }
+  }
+}
+
+/**
+ * Lets go of a chunk the HTTP engine has been handed: detaching its buffer
+ * drops JavaScript's hold on the memory, which is then freed as soon as the
+ * engine has written it instead of at the next garbage collection (under
+ * many fast downloads, garbage chunks otherwise grew the resident memory by
+ * hundreds of MiB).
+ */
+function release(buffer: Uint8Array<ArrayBuffer>): void {
+  try {
+    buffer.buffer.transfer(0);
+  } catch {
+    // not detachable: the garbage collector frees it
   }
 }
 
@@ -109,6 +174,13 @@ function pulledBody(
   }, { highWaterMark: 0 });
 }
 
+/** True when `info` has the device, inode, size and mtime of `identity`. */
+function sameContent(info: Deno.FileInfo, identity: string): boolean {
+  const now = fileIdentity(info);
+  return now.slice(0, now.lastIndexOf(":")) ===
+    identity.slice(0, identity.lastIndexOf(":"));
+}
+
 /** The body for bytes [start, end]. */
 function bodyFor(
   file: ServedFile,
@@ -121,7 +193,15 @@ function bodyFor(
     return file.bytes.subarray(start, end + 1) as Uint8Array<ArrayBuffer>;
   }
   return pulledBody(
-    (chunkSize) => fileChunks(file.path, start, end, chunkSize),
+    (chunkSize) =>
+      fileChunks(
+        file.path,
+        start,
+        end,
+        chunkSize,
+        file.identity,
+        count.engine === true,
+      ),
     count.written,
   );
 }
@@ -130,16 +210,25 @@ function multipartBody(
   file: ServedFile,
   parts: { head: Uint8Array; range: ByteRange }[],
   tail: Uint8Array,
-  written: ByteCounter,
+  count: CountOptions,
 ): ReadableStream<Uint8Array> {
   return pulledBody(async function* (chunkSize) {
     for (const { head, range } of parts) {
       yield head;
       if (file.bytes) yield file.bytes.subarray(range.start, range.end + 1);
-      else yield* fileChunks(file.path, range.start, range.end, chunkSize);
+      else {
+        yield* fileChunks(
+          file.path,
+          range.start,
+          range.end,
+          chunkSize,
+          file.identity,
+          count.engine === true,
+        );
+      }
     }
     yield tail;
-  }, written);
+  }, count.written);
 }
 
 function noop(): void {}
@@ -284,7 +373,7 @@ export function fileResponse(
   );
   headers.set("content-type", `multipart/byteranges; boundary=${boundary}`);
   headers.set("content-length", String(length));
-  return new Response(multipartBody(file, parts, tail, count.written), {
+  return new Response(multipartBody(file, parts, tail, count), {
     status: 206,
     headers,
   });

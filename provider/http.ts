@@ -20,7 +20,6 @@ import {
 } from "./artifacts.ts";
 import {
   type CountOptions,
-  countWhenSent,
   fileResponse,
   type ServedFile,
 } from "./file_response.ts";
@@ -101,10 +100,14 @@ export interface Health {
   reason: string | null;
 }
 
-/** The handler: the listener passes connection info; in-process callers may not. */
+/**
+ * The handler: the listener passes connection info and a callback to call
+ * as a streamed body is taken by the client; in-process callers may not.
+ */
 export type ProviderHandler = (
   request: Request,
   info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  progress?: () => void,
 ) => Response | Promise<Response>;
 
 /** An artifact as served: its bytes' identity and whether it may be reused. */
@@ -123,20 +126,22 @@ interface PreparedResponse {
   response: Response;
   /** Body length. */
   length: number;
+  /** Counts the body as served (one callback shared by every answer). */
+  sent: () => void;
   /** The artifact it counts as a download of, if any. */
   download: string | null;
   /** The file and identity the body came from (null for manifests). */
   file: { path: string; identity: string; checkedAt: number } | null;
 }
 
-/** Request headers that make an answer depend on more than the path. */
-const CONDITIONAL = [
-  "range",
-  "if-none-match",
-  "if-modified-since",
-  "if-match",
-  "if-unmodified-since",
-];
+/** True when a request has a header that makes its answer depend on more than the path. */
+function conditional(headers: Headers): boolean {
+  return headers.has("range") || headers.has("if-none-match") ||
+    headers.has("if-modified-since") || headers.has("if-match") ||
+    headers.has("if-unmodified-since");
+}
+
+function noop(): void {}
 
 function contentType(name: string): string {
   if (name.endsWith(".json")) return "application/json";
@@ -178,9 +183,19 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     }
   >();
 
-  const counter = (info?: Deno.ServeHandlerInfo): CountOptions => ({
-    written: (n) => ctx.metrics.bytesServed += n,
+  const counter = (
+    info?: Deno.ServeHandlerInfo,
+    progress?: () => void,
+  ): CountOptions => ({
+    written: progress
+      ? (n) => {
+        ctx.metrics.bytesServed += n;
+        progress();
+      }
+      : (n) => ctx.metrics.bytesServed += n,
     completed: info?.completed,
+    // Only the listener passes `progress`: the body goes to the engine.
+    engine: progress !== undefined,
   });
 
   async function artifact(
@@ -330,7 +345,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     request: Request,
     channel: string,
     arch: string,
-    info?: Deno.ServeHandlerInfo,
+    count: CountOptions,
   ): Promise<Response> {
     if (!CHANNELS.includes(channel as Channel) || !canonicalArch(arch)) {
       return jsonError(404, `no channel/arch ${channel}/${arch}`);
@@ -360,7 +375,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
         contentType: "application/json",
         bytes: published.bytes,
       },
-      counter(info),
+      count,
       { "cache-control": CACHE_CONTROL },
     );
     preparedBodies.set(response, {
@@ -426,6 +441,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
   async function route(
     request: Request,
     path: string,
+    count: CountOptions,
     info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
   ): Promise<Response> {
     if (path === "/jobs") return await jobs(request, info);
@@ -466,7 +482,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
       case "/boot.ipxe":
         return await bootScript(request);
       case "/manifest.json":
-        return await manifest(request, ctx.channel, ctx.arch, info);
+        return await manifest(request, ctx.channel, ctx.arch, count);
     }
     const parts = path.split("/").slice(1).map(segment);
     if (parts.some((p) => p === null)) {
@@ -477,7 +493,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     }
     const [channel, arch, name] = parts as string[];
     if (name === MANIFEST_FILE) {
-      return await manifest(request, channel, arch, info);
+      return await manifest(request, channel, arch, count);
     }
     const file = await artifact(channel, arch, name);
     if (!file) {
@@ -485,7 +501,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     }
     const download = `${channel}/${canonicalArch(arch)}/${name}`;
     if (request.method === "GET") Metrics.bump(ctx.metrics.downloads, download);
-    const response = fileResponse(request, file, counter(info), {
+    const response = fileResponse(request, file, count, {
       "x-artifact-hash": `sha256:${file.sha256}`,
       "cache-control": CACHE_CONTROL,
     });
@@ -503,10 +519,11 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
     request: Request,
     path: string,
     info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+    progress?: () => void,
   ): Promise<Response> {
     let response: Response;
     try {
-      response = await route(request, path, info);
+      response = await route(request, path, counter(info, progress), info);
     } catch (cause) {
       response = outOfDescriptors(cause)
         ? jsonError(503, "out of file descriptors; retry shortly", {
@@ -528,6 +545,7 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
           headers: response.headers,
         }),
         length: kept.body.length,
+        sent: () => ctx.metrics.bytesServed += kept.body.length,
         download: kept.download,
         file: kept.file && { ...kept.file, checkedAt: now },
       });
@@ -550,26 +568,33 @@ export function createHandler(ctx: ProviderContext): ProviderHandler {
    * RECHECK_MS to check the bytes are still the file's), trusted for
    * RESOLVE_TTL_MS.
    */
-  return (request, info) => {
-    const host = request.headers.get("host");
-    if (host !== null && !validHost(host)) {
-      ctx.metrics.response(400);
-      return jsonError(400, "invalid Host header");
+  /** The last Host value found valid (clients repeat theirs). */
+  let validated: string | null = null;
+  return (request, info, progress) => {
+    const headers = request.headers;
+    const host = headers.get("host");
+    if (host !== null && host !== validated) {
+      if (!validHost(host)) {
+        ctx.metrics.response(400);
+        return jsonError(400, "invalid Host header");
+      }
+      validated = host;
     }
-    const path = targetPath(requestTarget(request));
+    const path = targetPath(requestTarget(request, host));
     if (request.method === "GET") {
       const hit = prepared.get(path);
       if (
         hit && performance.now() - hit.at < RESOLVE_TTL_MS &&
-        !CONDITIONAL.some((h) => request.headers.has(h)) &&
+        !conditional(headers) &&
         (hit.file === null || unchanged(hit.file))
       ) {
         ctx.metrics.response(200);
-        countWhenSent(counter(info), hit.length);
+        if (info) info.completed.then(hit.sent, noop);
+        else hit.sent();
         if (hit.download) Metrics.bump(ctx.metrics.downloads, hit.download);
         return hit.response.clone();
       }
     }
-    return handle(request, path, info);
+    return handle(request, path, info, progress);
   };
 }

@@ -99,6 +99,22 @@ export async function handleJobs(
       { connection: "close" },
     );
   }
+  // A content-coding (gzip, br, ...) would make the cap count compressed
+  // bytes and hand the judge something else than the module: refused.
+  const coding = (request.headers.get("content-encoding") ?? "").trim()
+    .toLowerCase();
+  if (coding !== "" && coding !== "identity") {
+    return json(
+      415,
+      errorBody(
+        415,
+        `Content-Encoding ${
+          coding.slice(0, 64)
+        } is not accepted; send the body uncompressed`,
+      ),
+      { connection: "close" },
+    );
+  }
   // A base64 module inside JSON is a third larger than the module.
   const maxBytes = wasm
     ? service.limits.maxModuleBytes

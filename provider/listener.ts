@@ -2,8 +2,10 @@
  * The provider's HTTP listener. Deno's HTTP engine parses and answers each
  * connection; this layer accepts the connections itself so that it can bound
  * them: how many may be open, how long one may take to send its first request
- * head or sit idle between requests, and what happens when descriptors run
- * out (the process keeps serving; it never dies on `accept`).
+ * head or sit idle between requests, how long a response may go without
+ * its client taking any of it (a reader that stalls is cut off), and what
+ * happens when descriptors run out (the process keeps serving; it never
+ * dies on `accept`).
  * @module
  */
 import { jsonError } from "./json_response.ts";
@@ -12,27 +14,58 @@ import { jsonError } from "./json_response.ts";
 export interface ListenerLimits {
   /**
    * Most open connections. At the limit, the connection idle the longest (no
-   * request in flight) is closed to make room; when every connection has a
-   * request in flight, new ones get 503 and are closed.
+   * request in flight) is closed to make room, else the one whose response
+   * has gone longest without its client reading (at least
+   * {@link SHED_STALLED_MS}); when every connection is busy and moving, new
+   * ones get 503 and are closed.
    */
   maxConnections: number;
   /** Milliseconds a new connection has to deliver its first request head. */
   headersTimeoutMs: number;
   /** Milliseconds a keep-alive connection may wait for its next request. */
   idleTimeoutMs: number;
+  /**
+   * Milliseconds a response may go without its client taking any of its
+   * body (a stalled reader); the response is abandoned and the connection
+   * closed.
+   */
+  stallTimeoutMs: number;
+  /**
+   * Requests one connection may have in flight at once (cleartext HTTP/2
+   * multiplexes many on one connection; HTTP/1.1 has one). Beyond it a
+   * request gets 503; a connection refused more often than this is closed.
+   */
+  maxStreamsPerConnection: number;
+  /**
+   * Responses that may be stalled (no progress for {@link SHED_STALLED_MS})
+   * at once; beyond it, those stalled longest are closed. Each holds up to a
+   * few hundred KiB of the engine's buffers.
+   */
+  maxStalledResponses: number;
 }
+
+/** A response stalled this long may be closed to make room at the connection limit. */
+export const SHED_STALLED_MS = 1000;
 
 /** Limits used when none are given. */
 export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
   maxConnections: 4096,
   headersTimeoutMs: 10_000,
   idleTimeoutMs: 15_000,
+  stallTimeoutMs: 30_000,
+  maxStreamsPerConnection: 32,
+  maxStalledResponses: 128,
 };
 
-/** A request handler that also gets the connection's view of the request. */
+/**
+ * A request handler that also gets the connection's view of the request and
+ * a `progress` callback to call whenever the client has taken part of a
+ * streamed body (a response with no progress for `stallTimeoutMs` is cut).
+ */
 export type ConnectionHandler = (
   request: Request,
   info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  progress: () => void,
 ) => Response | Promise<Response>;
 
 /** Options for {@link listen}. */
@@ -57,10 +90,14 @@ export interface ListenerStats {
   accepted: number;
   /** Connections answered 503 because every slot had a request in flight. */
   refused: number;
-  /** Idle connections closed to make room for new ones. */
+  /** Idle or stalled connections closed to make room for new ones. */
   evicted: number;
   /** Connections closed for missing their header or idle deadline. */
   timedOut: number;
+  /** Connections closed because their client stopped reading a response. */
+  stalled: number;
+  /** Requests answered 503 for being over a connection's in-flight cap. */
+  streamsRefused: number;
   /** Failed accepts (e.g. out of descriptors) that were retried. */
   acceptErrors: number;
 }
@@ -80,7 +117,10 @@ export interface HttpListener {
 type ServeOnConnection = (
   connection: Deno.Conn,
   signal: AbortSignal,
-  handler: ConnectionHandler,
+  handler: (
+    request: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ) => Response | Promise<Response>,
   onError: (error: unknown) => Response,
   onListen: () => void,
 ) => { finished: Promise<void> };
@@ -109,6 +149,12 @@ interface Connection {
   requests: number;
   /** When it was accepted or its last response finished (ms, monotonic). */
   since: number;
+  /** Requests refused for being over the in-flight cap. */
+  refusals: number;
+  /** Responses handed to the engine and not finished. */
+  responding: number;
+  /** When a response last made progress (ms, monotonic). */
+  progressAt: number;
   /** Closes it at once. */
   abort: AbortController;
 }
@@ -123,6 +169,8 @@ const REFUSAL = new TextEncoder().encode(
       `retry-after: 1\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
   })(),
 );
+/** How long a connection answered with `connection: close` lingers before it is closed. */
+const CLOSE_LINGER_MS = 500;
 /** Refused connections drained at once before closing (the rest are cut). */
 const MAX_LINGERING = 64;
 
@@ -141,20 +189,37 @@ export function listen(options: ListenOptions): HttpListener {
     refused: 0,
     evicted: 0,
     timedOut: 0,
+    stalled: 0,
+    streamsRefused: 0,
     acceptErrors: 0,
   };
   let closed = false;
   let lingering = 0;
   const finished = new Set<Promise<void>>();
 
-  /** Closes the connection waiting longest with nothing in flight. */
+  /**
+   * Closes the connection waiting longest with nothing in flight, else the
+   * one whose response has waited longest (over SHED_STALLED_MS) for its
+   * client to read.
+   */
   function evictIdle(): boolean {
-    let oldest: Connection | null = null;
+    let idle: Connection | null = null;
+    let stalled: Connection | null = null;
+    const shedBefore = performance.now() -
+      Math.min(SHED_STALLED_MS, limits.stallTimeoutMs);
     for (const c of open) {
-      if (c.inflight === 0 && (!oldest || c.since < oldest.since)) oldest = c;
+      if (c.inflight === 0) {
+        if (!idle || c.since < idle.since) idle = c;
+      } else if (
+        !idle && c.responding > 0 && c.progressAt < shedBefore &&
+        (!stalled || c.progressAt < stalled.progressAt)
+      ) {
+        stalled = c;
+      }
     }
-    if (!oldest) return false;
-    drop(oldest);
+    const victim = idle ?? stalled;
+    if (!victim) return false;
+    drop(victim);
     stats.evicted++;
     return true;
   }
@@ -191,23 +256,71 @@ export function listen(options: ListenOptions): HttpListener {
       return;
     }
     stats.accepted++;
+    const now = performance.now();
     const c: Connection = {
       inflight: 0,
       requests: 0,
-      since: performance.now(),
+      since: now,
+      responding: 0,
+      refusals: 0,
+      progressAt: now,
       abort: new AbortController(),
     };
     open.add(c);
     stats.open = open.size;
-    const done = () => {
-      c.inflight--;
-      c.since = performance.now();
+    const progress = () => {
+      c.progressAt = performance.now();
     };
-    const handler: ConnectionHandler = (request, info) => {
+    const handler = (
+      request: Request,
+      info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+    ) => {
       c.inflight++;
       c.requests++;
+      // 0: in the handler, 1: answered (its body is being sent), 2: done.
+      let state = 0;
+      const answered = (response?: Response) => {
+        if (state !== 0) return;
+        state = 1;
+        c.responding++;
+        c.progressAt = performance.now();
+        // A refusal that leaves a request body unread says `connection:
+        // close`; the engine would keep the connection until the idle
+        // timeout, so it is closed once the answer is out (and the client
+        // had a moment to read it).
+        if (
+          response && response.status >= 400 &&
+          response.headers.get("connection") === "close"
+        ) {
+          info.completed.finally(() => {
+            setTimeout(() => drop(c), CLOSE_LINGER_MS);
+          }).catch(noop);
+        }
+      };
+      const done = () => {
+        if (state === 1) c.responding--;
+        state = 2;
+        c.inflight--;
+        c.since = performance.now();
+      };
       info.completed.then(done, done);
-      return options.handler(request, info);
+      if (c.inflight > limits.maxStreamsPerConnection) {
+        // Many unread HTTP/2 streams would each hold a response: refused,
+        // and a connection that keeps opening them is closed.
+        stats.streamsRefused++;
+        if (++c.refusals > limits.maxStreamsPerConnection) drop(c);
+        const refusal = jsonError(
+          503,
+          `more than ${limits.maxStreamsPerConnection} requests in flight on this connection`,
+          { "retry-after": "1" },
+        );
+        answered(refusal);
+        return refusal;
+      }
+      const result = options.handler(request, info, progress);
+      if (result instanceof Response) answered(result);
+      else result.then(answered, () => answered());
+      return result;
     };
     const served = serve(conn, c.abort.signal, handler, options.onError, noop)
       .finished.catch(() => {
@@ -237,19 +350,50 @@ export function listen(options: ListenOptions): HttpListener {
     }
   })();
 
-  const sweeper = setInterval(() => {
-    const now = performance.now();
-    for (const c of open) {
-      if (c.inflight > 0) continue;
-      const allowed = c.requests === 0
-        ? limits.headersTimeoutMs
-        : limits.idleTimeoutMs;
-      if (now - c.since > allowed) {
-        drop(c);
-        stats.timedOut++;
+  const sweeper = setInterval(
+    () => {
+      const now = performance.now();
+      const stalled: Connection[] = [];
+      const shedBefore = now - Math.min(SHED_STALLED_MS, limits.stallTimeoutMs);
+      for (const c of open) {
+        if (c.inflight > 0) {
+          // A response its client has stopped taking: cut it off.
+          if (c.responding > 0 && now - c.progressAt > limits.stallTimeoutMs) {
+            drop(c);
+            stats.stalled++;
+          } else if (c.responding > 0 && c.progressAt < shedBefore) {
+            stalled.push(c);
+          }
+          continue;
+        }
+        const allowed = c.requests === 0
+          ? limits.headersTimeoutMs
+          : limits.idleTimeoutMs;
+        if (now - c.since > allowed) {
+          drop(c);
+          stats.timedOut++;
+        }
       }
-    }
-  }, Math.max(50, Math.min(1000, limits.headersTimeoutMs / 4)));
+      // Each stalled response holds some of the engine's buffers: beyond
+      // the cap, the ones stalled longest are closed.
+      if (stalled.length > limits.maxStalledResponses) {
+        stalled.sort((a, b) => a.progressAt - b.progressAt);
+        for (
+          const c of stalled.slice(
+            0,
+            stalled.length - limits.maxStalledResponses,
+          )
+        ) {
+          drop(c);
+          stats.stalled++;
+        }
+      }
+    },
+    Math.max(
+      50,
+      Math.min(250, limits.headersTimeoutMs / 4, limits.stallTimeoutMs / 4),
+    ),
+  );
 
   return {
     addr: listener.addr,

@@ -126,7 +126,11 @@ export class Metrics {
       `phase_http_connections_total{outcome="refused"} ${c.refused}`,
       `phase_http_connections_total{outcome="evicted"} ${c.evicted}`,
       `phase_http_connections_total{outcome="timed_out"} ${c.timedOut}`,
+      `phase_http_connections_total{outcome="stalled"} ${c.stalled}`,
       `phase_http_connections_total{outcome="accept_error"} ${c.acceptErrors}`,
+      "# HELP phase_http_requests_refused_total Requests refused for being over their connection's in-flight cap.",
+      "# TYPE phase_http_requests_refused_total counter",
+      `phase_http_requests_refused_total ${c.streamsRefused}`,
     ];
   }
 }

@@ -6,10 +6,15 @@
  * @module
  */
 
-/** The request target as sent: path and query, e.g. `/stable/x86_64/a?b`. */
-export function requestTarget(request: Request): string {
+/**
+ * The request target as sent: path and query, e.g. `/stable/x86_64/a?b`.
+ * `host` is the request's Host header when the caller has it already.
+ */
+export function requestTarget(
+  request: Request,
+  host: string | null = request.headers.get("host"),
+): string {
   const url = request.url;
-  const host = request.headers.get("host");
   if (host !== null) {
     const prefix = `http://${host}`;
     if (url.startsWith(prefix) && url.charCodeAt(prefix.length) === 47) {

@@ -916,3 +916,66 @@ Deno.test({
     }
   },
 });
+
+nodeTest(
+  "stalled libp2p requests hold only what they sent: honest jobs still get in",
+  async ({ node, peer }) => {
+    const nodeId = peerIdFromString(node.services.key.peerId);
+    const stallers = await Promise.all(
+      [0, 1, 2, 3].map(() => client(node.addr)),
+    );
+    const streams: Stream[] = [];
+    const frames: FrameStream[] = [];
+    try {
+      for (const staller of stallers) {
+        const stream = await staller.libp2p.dialProtocol(nodeId, JOB_PROTOCOL);
+        streams.push(stream);
+        const framed = new FrameStream(stream);
+        frames.push(framed);
+        // A module of nearly 16 MiB: its request may be about 23 MiB, so
+        // three such reservations would be over the 64 MiB budget.
+        await framed.send(
+          await offer({ module_size: 16 * 1024 * 1024 - 4096 }),
+        );
+        const answer = await framed.receive(AbortSignal.timeout(10_000)) as {
+          type: string;
+        };
+        assert.equal(answer.type, "accepted", JSON.stringify(answer));
+        // The start of a 24 MB request, then nothing.
+        stream.send(encodeLength(24_000_000));
+        stream.send(new TextEncoder().encode('{"type":"request","module":"'));
+      }
+      const next = await submitJob(peer, node.services.key.peerId, {
+        module: example("hello"),
+        args: ["in"],
+        timeoutMs: 15_000,
+      });
+      assert.equal(next.stdout, "ni\n");
+      // Three stallers send 22 MiB more of their requests each, one after the
+      // other: the bytes that arrive are reserved, and the third finds the
+      // budget full and is refused.
+      const chunk = new Uint8Array(1024 * 1024).fill(0x41);
+      const answers: unknown[] = [];
+      for (const [i, stream] of streams.slice(0, 3).entries()) {
+        const answered = frames[i].receive(AbortSignal.timeout(20_000)).then(
+          (a) => answers.push(a),
+          () => {},
+        );
+        for (let sent = 0; sent < 22 && answers.length === 0; sent++) {
+          if (!stream.send(chunk)) {
+            await stream.onDrain({ signal: AbortSignal.timeout(10_000) })
+              .catch(() => {});
+          }
+        }
+        await Promise.race([answered, new Promise((r) => setTimeout(r, 500))]);
+      }
+      assert.equal(answers.length, 1, JSON.stringify(answers));
+      const refusal = answers[0] as { type: string; reason: string };
+      assert.equal(refusal.type, "rejected");
+      assert.equal(refusal.reason, "QueueFull", JSON.stringify(refusal));
+    } finally {
+      for (const stream of streams) stream.abort(new Error("done"));
+      await Promise.all(stallers.map((s) => s.stop()));
+    }
+  },
+);
