@@ -40,9 +40,15 @@ Deno.test("zero-configuration serve: key, seeded artifacts, health, clean stop",
     const data = `${home}/.local/share/phase`;
     assert.equal((await Deno.stat(`${data}/node.key`)).mode! & 0o777, 0o600);
     assert.equal([...Deno.readDirSync(`${data}/receipts`)].length, 1);
-    assert.deepEqual([...Deno.readDirSync(home)].map((e) => e.name), [
+    // The data directory, and the launcher's note of the Deno it checked.
+    assert.deepEqual([...Deno.readDirSync(home)].map((e) => e.name).sort(), [
+      ".cache",
       ".local",
     ]);
+    assert.deepEqual(
+      [...Deno.readDirSync(`${home}/.cache/phase`)].map((e) => e.name),
+      ["deno-2.9.6"],
+    );
   } finally {
     const { status } = await stopAnnounced(served);
     await cleanup();
