@@ -17,7 +17,7 @@ import {
   validateDocument,
   validateJobManifest,
 } from "../schemas/mod.ts";
-import { type SeedEntry, seedCost, seedProblem } from "../runner/mod.ts";
+import { seedCost, type SeedEntry, seedProblem } from "../runner/mod.ts";
 
 /** What this node lets one job use. */
 export interface JobLimits {

@@ -9,7 +9,7 @@ import { execute } from "../runner/execute.ts";
 import { instrumentFuel, MIB, runJob, SandboxPool } from "../runner/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 import { example, tempDir, text } from "./helpers.ts";
-import type { SeedEntry } from "../runner/scratch_seed.ts";
+import { fixture, SUITE_SEED, suitePreopens } from "./wasi_fixture.ts";
 
 /** Every function of wasi_snapshot_preview1. */
 const PREVIEW1 = [
@@ -179,42 +179,7 @@ const CASES: Record<string, string[]> = {
   ],
 };
 
-/** What the suite's scratch directory starts with. */
-export const SUITE_SEED: SeedEntry[] = [
-  { path: "seed", kind: "dir" },
-  {
-    path: "seed/a.txt",
-    kind: "file",
-    data: new TextEncoder().encode("seeded\n"),
-  },
-  { path: "seed/link", kind: "symlink", target: "a.txt" },
-];
-
 const suite = instrumentFuel(example("wasi_suite")).bytes;
-
-/** The suite's host directories: read-only `data` and writable `rw`. */
-export async function fixture(): Promise<
-  [{ data: string; rw: string; root: string }, () => Promise<void>]
-> {
-  const [root, cleanup] = await tempDir();
-  await Deno.writeTextFile(`${root}/outside.txt`, "secret\n");
-  for (const name of ["data", "rw"]) {
-    const dir = `${root}/${name}`;
-    await Deno.mkdir(`${dir}/sub`, { recursive: true });
-    await Deno.writeTextFile(`${dir}/hello.txt`, "hello, phase\n");
-    await Deno.writeTextFile(`${dir}/sub/inner.txt`, "inner\n");
-    await Deno.symlink("hello.txt", `${dir}/link_in`);
-    await Deno.symlink("../outside.txt", `${dir}/link_out`);
-  }
-  await Deno.symlink("..", `${root}/rw/dir_out`);
-  return [{ data: `${root}/data`, rw: `${root}/rw`, root }, cleanup];
-}
-
-/** The suite's preopens: /data read-only, /rw writable. */
-export const suitePreopens = (dirs: { data: string; rw: string }) => [
-  { host: dirs.data, guest: "/data" },
-  { host: dirs.rw, guest: "/rw", writable: true },
-];
 
 function runSuite(args: string[], dirs: { data: string; rw: string }) {
   return execute({
