@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { execute } from "../runner/execute.ts";
 import { instrumentFuel, MIB, runJob, SandboxPool } from "../runner/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
-import { example, tempDir, text } from "./helpers.ts";
+import { example, text } from "./helpers.ts";
 import { fixture, SUITE_SEED, suitePreopens } from "./wasi_fixture.ts";
 
 /** Every function of wasi_snapshot_preview1. */
