@@ -21,6 +21,7 @@ import {
   type RejectReason,
   type Requirements,
   type SchemaError,
+  type ScratchSeed,
   sha256Ref,
   toBase64,
   validateDocument,
@@ -103,12 +104,13 @@ export async function serveJobStream(
     const offer = judgeOffer(message, capability, jobs.limits);
     jobId = offer.job_id;
     // The request may carry the module and stdin in base64 (4/3 of their
-    // size) and the arguments and environment: that is reserved from the
-    // body budget, and the request may be no larger.
+    // size), the seeded scratch the offer announced, and the arguments and
+    // environment: that is reserved from the body budget, and the request
+    // may be no larger.
     const requestBytes = Math.min(
       MAX_MESSAGE_BYTES,
       Math.ceil((offer.module_size + jobs.limits.maxStdinBytes) * 4 / 3) +
-        REQUEST_OVERHEAD_BYTES,
+        (offer.scratch_bytes ?? 0) + REQUEST_OVERHEAD_BYTES,
     );
     ticket = jobs.admit(options.client, requestBytes);
     messages.limit = requestBytes;
@@ -195,6 +197,8 @@ export interface RemoteJob {
   env?: Record<string, string>;
   /** Standard input. */
   stdin?: Uint8Array;
+  /** A seeded scratch directory (announced in the offer by its size). */
+  scratch?: ScratchSeed;
   /** Requirements (defaults: 1 core, 128 MiB, 30 s, any arch). */
   requirements?: Requirements;
   /** Overall timeout in ms (default: job timeout + 30 s). */
@@ -290,6 +294,12 @@ export async function submitJob(
       nonce,
       module_hash: moduleHash,
       module_size: job.module.length,
+      ...(job.scratch
+        ? {
+          scratch_bytes: new TextEncoder().encode(JSON.stringify(job.scratch))
+            .length,
+        }
+        : {}),
       requirements,
     }, signal);
     const accepted = answer(await messages.receive(signal));
@@ -304,6 +314,7 @@ export async function submitJob(
       args,
       env,
       stdin: toBase64(stdin),
+      ...(job.scratch ? { scratch: job.scratch } : {}),
     }, signal);
     const result = answer(await messages.receive(signal));
     if (result.type === "rejected") throw refusal(result);

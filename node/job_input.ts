@@ -258,6 +258,17 @@ export function judgeOffer(
     timeoutSeconds: r.timeout_seconds,
     moduleBytes: offer.module_size,
   }, limits);
+  // A seed's JSON is at most twice its cost (base64 is 4/3 of the bytes,
+  // an entry's JSON far less than the 512 bytes it is charged).
+  const scratchBytes = offer.scratch_bytes ?? 0;
+  if (scratchBytes > 2 * limits.maxSeedBytes) {
+    throw new JobError(
+      "InsufficientResources",
+      `a scratch seed of ${scratchBytes} bytes of JSON exceeds this node's limit of ${
+        2 * limits.maxSeedBytes
+      }`,
+    );
+  }
   return offer;
 }
 
@@ -284,6 +295,17 @@ export function judgeRequest(
   }
   const stdin = base64(request.stdin, "stdin");
   checkStdin(stdin, limits);
+  if (request.scratch !== undefined) {
+    const announced = offer.scratch_bytes ?? 0;
+    const size = new TextEncoder().encode(JSON.stringify(request.scratch))
+      .length;
+    if (size > announced) {
+      throw new JobError(
+        "InvalidRequest",
+        `the scratch is ${size} bytes of JSON, the offer said at most ${announced}`,
+      );
+    }
+  }
   const scratch = judgeScratch(request.scratch, limits);
   const r = offer.requirements;
   return {

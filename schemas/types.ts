@@ -236,6 +236,8 @@ export interface JobOffer {
   module_hash: Sha256Ref;
   /** Size of the module in bytes. */
   module_size: number;
+  /** Size of the request's `scratch` as UTF-8 JSON (absent: none). */
+  scratch_bytes?: number;
   /** What the job needs. */
   requirements: Requirements;
 }
