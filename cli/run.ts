@@ -14,6 +14,7 @@ import {
   readSeedDir,
   runJob,
   type SeedEntry,
+  SeedError,
 } from "../runner/mod.ts";
 import {
   type JobManifest,
@@ -127,6 +128,9 @@ async function parseScratch(
     };
   } catch (error) {
     if (error instanceof CliError) throw error;
+    if (error instanceof SeedError) {
+      throw new CliError(`--scratch ${error.message}`);
+    }
     throw new CliError(`--scratch ${host}: ${(error as Error).message}`);
   }
 }
