@@ -12,7 +12,12 @@
 import { Fd, wasi } from "@bjorn3/browser_wasi_shim";
 import { DirFd } from "./dir_fd.ts";
 import { type HostBudget, UNLIMITED_BUDGET } from "./job_memory.ts";
-import { type Entry, walk, type WalkTree } from "./path_walk.ts";
+import {
+  type Entry,
+  LOOKUP_SYMLINK_FOLLOW,
+  walk,
+  type WalkTree,
+} from "./path_walk.ts";
 import {
   SCRATCH_ENTRY_BYTES,
   type SeedEntry,
@@ -525,7 +530,7 @@ export class ScratchDirFd extends DirFd {
     const exclusive = (oflags & wasi.OFLAGS_CREAT) !== 0 &&
       (oflags & wasi.OFLAGS_EXCL) !== 0;
     // O_EXCL never follows a final link (POSIX): the link itself exists.
-    const follow = (dirflags & 1) !== 0 && !exclusive;
+    const follow = (dirflags & LOOKUP_SYMLINK_FOLLOW) !== 0 && !exclusive;
     const at = this.#locate(path, follow);
     if (at.dir === null) return { ret: at.ret, fd_obj: null };
     let node = at.node;
@@ -585,7 +590,7 @@ export class ScratchDirFd extends DirFd {
   }
 
   override path_filestat_get(flags: number, path: string) {
-    const at = this.#locate(path, (flags & 1) !== 0);
+    const at = this.#locate(path, (flags & LOOKUP_SYMLINK_FOLLOW) !== 0);
     if (at.dir === null) return { ret: at.ret, filestat: null };
     if (!at.node) return { ret: wasi.ERRNO_NOENT, filestat: null };
     return { ret: wasi.ERRNO_SUCCESS, filestat: stat(at.node) };
@@ -598,7 +603,7 @@ export class ScratchDirFd extends DirFd {
     mtim: bigint,
     fstFlags: number,
   ): number {
-    const at = this.#locate(path, (flags & 1) !== 0);
+    const at = this.#locate(path, (flags & LOOKUP_SYMLINK_FOLLOW) !== 0);
     if (at.dir === null) return at.ret;
     if (!at.node) return wasi.ERRNO_NOENT;
     return setTimes(at.node.times, atim, mtim, fstFlags);

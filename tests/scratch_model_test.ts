@@ -33,7 +33,7 @@ function resolve(
   root: MDir,
   path: string,
   followLast: boolean,
-): { dir: MDir; name: string } | null {
+): { dir: MDir; name: string; slash: boolean } | null {
   if (path === "" || path.startsWith("/")) return null;
   let hops = 0;
   // Absolute positions as stacks of directories, starting at root.
@@ -41,11 +41,13 @@ function resolve(
     stack: MDir[],
     parts: string[],
     follow: boolean,
-  ): { dir: MDir; name: string } | null => {
+  ): { dir: MDir; name: string; slash: boolean } | null => {
     const names = parts.filter((p) => p !== "" && p !== ".");
     const mustBeDir = parts.length > 0 &&
       (parts.at(-1) === "" || parts.at(-1) === ".") && names.length > 0;
-    if (names.length === 0) return { dir: stack.at(-1)!, name: "" };
+    if (names.length === 0) {
+      return { dir: stack.at(-1)!, name: "", slash: mustBeDir };
+    }
     for (let i = 0; i < names.length; i++) {
       const name = names[i];
       const last = i === names.length - 1;
@@ -53,22 +55,22 @@ function resolve(
       if (name === "..") {
         if (stack.length === 1) return null;
         stack = stack.slice(0, -1);
-        if (last) return { dir: stack.at(-1)!, name: "" };
+        if (last) return { dir: stack.at(-1)!, name: "", slash: mustBeDir };
         continue;
       }
       const node = here.entries.get(name);
       if (node === undefined) {
-        return last ? { dir: here, name } : null;
+        return last ? { dir: here, name, slash: mustBeDir } : null;
       }
       if (node.kind === "symlink" && (!last || follow || mustBeDir)) {
         if (++hops > 40 || node.target.startsWith("/")) return null;
         const rest = names.slice(i + 1);
-        const tail = mustBeDir && last ? [""] : [];
+        const tail = mustBeDir ? [""] : [];
         return go(stack, [...node.target.split("/"), ...rest, ...tail], follow);
       }
       if (last) {
         if (mustBeDir && node.kind !== "dir") return null;
-        return { dir: here, name };
+        return { dir: here, name, slash: mustBeDir };
       }
       if (node.kind !== "dir") return null;
       stack = [...stack, node];
@@ -80,8 +82,6 @@ function resolve(
 
 const entryOf = (at: { dir: MDir; name: string }): MNode | undefined =>
   at.name === "" ? at.dir : at.dir.entries.get(at.name);
-
-const trailing = (path: string) => /\/\.?$/.test(path);
 
 function isAncestor(a: MDir, b: MDir | null): boolean {
   for (let d = b; d; d = d.parent) if (d === a) return true;
@@ -113,7 +113,7 @@ function model(root: MDir, o: Op): { ok: boolean; value?: string } {
       if (!at || at.name === "") return { ok: false };
       const node = entryOf(at);
       if (node === undefined) {
-        if (trailing(o.path)) return { ok: false };
+        if (at.slash) return { ok: false };
         at.dir.entries.set(at.name, { kind: "file", data: o.data });
         return { ok: true };
       }
@@ -123,7 +123,7 @@ function model(root: MDir, o: Op): { ok: boolean; value?: string } {
     }
     case "symlink": {
       const at = resolve(root, o.path, false);
-      if (!at || at.name === "" || entryOf(at) || trailing(o.path)) {
+      if (!at || at.name === "" || entryOf(at) || at.slash) {
         return { ok: false };
       }
       at.dir.entries.set(at.name, { kind: "symlink", target: o.target });
@@ -156,7 +156,7 @@ function model(root: MDir, o: Op): { ok: boolean; value?: string } {
       const moving = entryOf(from);
       const replaced = entryOf(to);
       if (!moving) return { ok: false };
-      if (moving.kind !== "dir" && trailing(o.to) && !replaced) {
+      if (moving.kind !== "dir" && to.slash && !replaced) {
         return { ok: false };
       }
       if (replaced === moving) return { ok: true };
@@ -322,55 +322,34 @@ const target = fc.oneof(
     arbitrary: fc.constantFrom("/etc", "/a", "../a", "a/../../b", "a/"),
   },
 );
+/** An operation drawn with `weight`: ops that build trees come more often. */
+const weighted = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({
+  weight,
+  arbitrary,
+});
 const op: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 3,
-    arbitrary: fc.record({ op: fc.constant("mkdir" as const), path }),
-  },
-  {
-    weight: 3,
-    arbitrary: fc.record({
+  weighted(3, fc.record({ op: fc.constant("mkdir" as const), path })),
+  weighted(
+    3,
+    fc.record({
       op: fc.constant("write" as const),
       path,
       data: fc.string({ maxLength: 8 }),
     }),
-  },
-  {
-    weight: 3,
-    arbitrary: fc.record({ op: fc.constant("symlink" as const), target, path }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({ op: fc.constant("unlink" as const), path }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({ op: fc.constant("rmdir" as const), path }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      op: fc.constant("rename" as const),
-      from: path,
-      to: path,
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({ op: fc.constant("read" as const), path }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({ op: fc.constant("readlink" as const), path }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      op: fc.constant("stat" as const),
-      path,
-      follow: fc.boolean(),
-    }),
-  },
+  ),
+  weighted(3, fc.record({ op: fc.constant("symlink" as const), target, path })),
+  weighted(1, fc.record({ op: fc.constant("unlink" as const), path })),
+  weighted(1, fc.record({ op: fc.constant("rmdir" as const), path })),
+  weighted(
+    2,
+    fc.record({ op: fc.constant("rename" as const), from: path, to: path }),
+  ),
+  weighted(2, fc.record({ op: fc.constant("read" as const), path })),
+  weighted(1, fc.record({ op: fc.constant("readlink" as const), path })),
+  weighted(
+    2,
+    fc.record({ op: fc.constant("stat" as const), path, follow: fc.boolean() }),
+  ),
 );
 
 /** A budget that counts what is held and refuses past `limit`. */
