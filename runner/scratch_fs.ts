@@ -114,6 +114,18 @@ class ScratchTree implements WalkTree<DirNode> {
     return true;
   }
 
+  /**
+   * Points an existing name at another node, paying the difference of
+   * their link targets; false (nothing changed) when it does not fit.
+   */
+  swapEntry(dir: DirNode, name: string, old: Node, node: Node): boolean {
+    const more = extraBytes(node) - extraBytes(old);
+    if (more > 0 && !this.budget.take(more)) return false;
+    if (more < 0) this.budget.give(-more);
+    dir.entries.set(name, node);
+    return true;
+  }
+
   /** Removes a name from a directory and gives its bytes back. */
   removeEntry(dir: DirNode, name: string): void {
     const node = dir.entries.get(name);
@@ -147,14 +159,13 @@ class ScratchTree implements WalkTree<DirNode> {
     if (file.shared || size > file.data.length) {
       // A seed's buffer stays with the seed: the copy is paid in full.
       const held = file.shared ? 0 : file.data.length;
-      const wanted = Math.max(size, file.shared ? file.size : 0);
       const doubled = Math.min(
-        Math.max(wanted, held * 2, 64),
-        Math.max(this.capBytes, wanted),
+        Math.max(size, held * 2, 64),
+        Math.max(this.capBytes, size),
       );
       let capacity = doubled;
       if (!this.budget.take(doubled - held)) {
-        capacity = wanted;
+        capacity = size;
         if (!this.budget.take(capacity - held)) return false;
       }
       const data = new Uint8Array(capacity);
@@ -717,10 +728,12 @@ export class ScratchDirFd extends DirFd {
       }
     }
     if (replaced) {
-      this.#tree.removeEntry(to.dir, to.name);
+      // The name stays; only a link target's bytes can differ.
+      if (!this.#tree.swapEntry(to.dir, to.name, replaced, moving)) {
+        return wasi.ERRNO_NOSPC;
+      }
       if (replaced.kind !== "dir") replaced.nlink--;
-    }
-    if (!this.#tree.addEntry(to.dir, to.name, moving)) {
+    } else if (!this.#tree.addEntry(to.dir, to.name, moving)) {
       return wasi.ERRNO_NOSPC;
     }
     this.#tree.removeEntry(from.dir, from.name);

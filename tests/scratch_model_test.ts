@@ -91,6 +91,7 @@ function isAncestor(a: MDir, b: MDir | null): boolean {
 type Op =
   | { op: "mkdir"; path: string }
   | { op: "write"; path: string; data: string }
+  | { op: "poke"; path: string; data: string }
   | { op: "symlink"; target: string; path: string }
   | { op: "unlink"; path: string }
   | { op: "rmdir"; path: string }
@@ -119,6 +120,13 @@ function model(root: MDir, o: Op): { ok: boolean; value?: string } {
       }
       if (node.kind !== "file") return { ok: false };
       node.data = o.data;
+      return { ok: true };
+    }
+    case "poke": {
+      const at = resolve(root, o.path, true);
+      const node = at && entryOf(at);
+      if (!node || node.kind !== "file") return { ok: false };
+      node.data = o.data + node.data.slice(o.data.length);
       return { ok: true };
     }
     case "symlink": {
@@ -235,6 +243,20 @@ function real(fd: ScratchDirFd, o: Op): { ok: boolean; value?: string } {
       fd_obj.fd_close();
       return ok(written.ret);
     }
+    case "poke": {
+      const { ret, fd_obj } = fd.path_open(
+        FOLLOW,
+        o.path,
+        0,
+        FILE_RIGHTS,
+        0n,
+        0,
+      );
+      if (ret !== 0 || !fd_obj) return { ok: false };
+      const written = fd_obj.fd_pwrite(enc.encode(o.data), 0n);
+      fd_obj.fd_close();
+      return ok(written.ret);
+    }
     case "symlink":
       return ok(fd.symlink(o.target, o.path));
     case "unlink":
@@ -337,6 +359,14 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       data: fc.string({ maxLength: 8 }),
     }),
   ),
+  weighted(
+    2,
+    fc.record({
+      op: fc.constant("poke" as const),
+      path,
+      data: fc.stringMatching(/^[a-z]{0,4}$/),
+    }),
+  ),
   weighted(3, fc.record({ op: fc.constant("symlink" as const), target, path })),
   weighted(1, fc.record({ op: fc.constant("unlink" as const), path })),
   weighted(1, fc.record({ op: fc.constant("rmdir" as const), path })),
@@ -411,5 +441,71 @@ Deno.test("a small budget is never overdrawn, whatever the tree is asked to hold
       },
     ),
     { numRuns: 300 },
+  );
+});
+
+Deno.test("a seeded tree behaves as the model seeded alike, and the seed's bytes are never written (copy on write)", () => {
+  const seedEntry = fc.oneof(
+    fc.record({
+      path: path.filter((p) =>
+        !/(^|\/)\.\.?(\/|$)/.test(p) && !p.endsWith("/")
+      ),
+      kind: fc.constant("file" as const),
+      data: fc.string({ maxLength: 6 }),
+    }),
+    fc.record({
+      path: fc.constantFrom("a", "b", "a/c"),
+      kind: fc.constant("symlink" as const),
+      target,
+    }),
+  );
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(seedEntry, { selector: (e) => e.path, maxLength: 4 }),
+      fc.array(op, { maxLength: 40 }),
+      (entries, ops) => {
+        const seed = entries.map((e) =>
+          e.kind === "file"
+            ? { path: e.path, kind: e.kind, data: enc.encode(e.data) }
+            : { path: e.path, kind: e.kind, target: e.target }
+        );
+        const before = seed.map((e) => e.kind === "file" ? [...e.data] : []);
+        let fd: ScratchDirFd;
+        try {
+          fd = ScratchDirFd.preopen("/t", { capBytes: 1 << 20, seed });
+        } catch {
+          return; // a seed through a file or link: refused, nothing to model
+        }
+        const root = newDir(null);
+        for (const e of entries) {
+          const parts = e.path.split("/");
+          let dir = root;
+          for (const part of parts.slice(0, -1)) {
+            let next = dir.entries.get(part);
+            if (!next) {
+              next = newDir(dir);
+              dir.entries.set(part, next);
+            }
+            dir = next as MDir;
+          }
+          dir.entries.set(
+            parts.at(-1)!,
+            e.kind === "file"
+              ? { kind: "file", data: e.data }
+              : { kind: "symlink", target: e.target },
+          );
+        }
+        assert.deepEqual(realState(fd), modelState(root));
+        for (const o of ops) {
+          assert.deepEqual(real(fd, o), model(root, o), JSON.stringify(o));
+        }
+        assert.deepEqual(realState(fd), modelState(root));
+        assert.deepEqual(
+          seed.map((e) => e.kind === "file" ? [...e.data] : []),
+          before,
+        );
+      },
+    ),
+    { numRuns: 500 },
   );
 });
