@@ -104,11 +104,11 @@ export function parsePreopen(text: string): Preopen {
 
 /**
  * Parses `--scratch GUEST[=HOSTDIR]`: the guest path, and the host
- * directory to seed it from (read now, within the job's memory budget).
+ * directory to seed it from (read now, within `maxBytes` of seed cost).
  */
-async function parseScratch(
+export async function parseScratch(
   text: string | undefined,
-  memoryMb: number,
+  maxBytes: number,
 ): Promise<{ scratch?: string; scratchSeed?: SeedEntry[] }> {
   if (text === undefined) return {};
   const eq = text.indexOf("=");
@@ -124,7 +124,7 @@ async function parseScratch(
     }
     return {
       scratch: guest,
-      scratchSeed: await readSeedDir(host, memoryMb * MIB),
+      scratchSeed: await readSeedDir(host, maxBytes),
     };
   } catch (error) {
     if (error instanceof CliError) throw error;
@@ -281,7 +281,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     : undefined;
   const scratch = await parseScratch(
     values.scratch,
-    limits.memoryMb ?? manifest?.memory_mb ?? DEFAULT_LIMITS.memoryMb,
+    (limits.memoryMb ?? manifest?.memory_mb ?? DEFAULT_LIMITS.memoryMb) * MIB,
   );
   const module = await readInput(modulePath, "module");
   const { receipt, outcome, writeErrors } = await runAndLog(values, {

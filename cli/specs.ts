@@ -371,6 +371,13 @@ export const COMMANDS = {
         description: "the job's fuel budget, a positive whole number",
         defaultText: "the node's default",
       },
+      scratch: {
+        type: "string",
+        value: "GUEST=HOSTDIR",
+        description:
+          "send HOSTDIR as a writable in-memory directory at GUEST on the node (at most 8 MiB; nothing is written there; the receipt must name this seed)",
+        defaultText: "none",
+      },
       receipt: JOB_FLAGS.receipt,
     },
     exits: JOB_EXITS,

@@ -15,6 +15,7 @@
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Connection, Stream } from "@libp2p/interface";
 import {
+  fromBase64,
   inputHash,
   randomHex,
   type Receipt,
@@ -27,7 +28,7 @@ import {
   validateDocument,
   verifyReceipt,
 } from "../schemas/mod.ts";
-import { JobCancelled, RUNTIME_VERSION } from "../runner/mod.ts";
+import { JobCancelled, RUNTIME_VERSION, seedDigest } from "../runner/mod.ts";
 import {
   AdmissionRefused,
   type AdmissionTicket,
@@ -334,6 +335,18 @@ export async function submitJob(
     if (receipt.job_id !== jobId) {
       throw new JobRejected("Tampered", "the receipt names another job");
     }
+    // A seeded scratch: the receipt must name the seed that was sent.
+    if (job.scratch) {
+      const ran = receipt.limits.preopens?.find((p) =>
+        p.access === "scratch" && p.guest === job.scratch!.path
+      );
+      if (ran?.seed_sha256 !== await scratchDigest(job.scratch)) {
+        throw new JobRejected(
+          "Tampered",
+          "the receipt does not name the scratch seed that was sent",
+        );
+      }
+    }
     return {
       peerId,
       receipt,
@@ -350,6 +363,19 @@ export async function submitJob(
   } finally {
     await stream.close().catch(() => stream.abort(new Error("closing")));
   }
+}
+
+/** The receipt's digest of a seeded scratch as a request carries it. */
+function scratchDigest(scratch: ScratchSeed): Promise<string> {
+  return seedDigest(
+    scratch.entries.map((e) =>
+      e.kind === "file"
+        ? { path: e.path, kind: e.kind, data: fromBase64(e.data ?? "") }
+        : e.kind === "symlink"
+        ? { path: e.path, kind: e.kind, target: e.target }
+        : { path: e.path, kind: e.kind }
+    ),
+  );
 }
 
 /** One try of {@link submitAuto}. */

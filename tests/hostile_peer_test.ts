@@ -44,6 +44,7 @@ import {
   generateKey,
   type NodeKey,
   type Receipt,
+  type ScratchSeed,
   sha256Ref,
   toBase64,
   validateDocument,
@@ -961,6 +962,13 @@ nodeTest(
     assert.equal(receipt.stdout, "rust_fs: ok\n");
     assert.equal(receipt.limits.preopens?.[0].access, "scratch");
     assert.match(receipt.limits.preopens?.[0].seed_sha256 ?? "", /^sha256:/);
+    // The client sends it the same way and checks the receipt names it.
+    const viaClient = await submitJob(peer, node.services.key.peerId, {
+      module,
+      args: ["/work"],
+      scratch: seeded as ScratchSeed,
+    });
+    assert.equal(viaClient.stdout, "rust_fs: ok\n");
     const http = await fetch(`${node.url}/jobs`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -158,6 +158,20 @@ Deno.test("phase run: :rw with --private, a missing or oversized seed folder are
       assert.match(out.stderr.trim(), message, flags.join(" "));
       assert.equal(out.stderr.trim().split("\n").length, 1, out.stderr);
     }
+    // A remote job's scratch must be seeded from a folder.
+    const submit = await phase([
+      "submit",
+      examplePath("hello"),
+      "--peer",
+      "12D3KooWKeY6XF88BtCGVS9wiR4SoXoYJC4dMVkVCPryHRN9tcWu",
+      "--scratch",
+      "/w",
+    ], home);
+    assert.equal(submit.code, 2, submit.stderr);
+    assert.match(
+      submit.stderr.trim(),
+      /^phase: --scratch for a remote job wants GUEST=HOSTDIR/,
+    );
     // Nothing was written into the folder the private run named.
     assert.deepEqual(
       [...Deno.readDirSync(dirs.rw)].map((e) => e.name).sort(),
