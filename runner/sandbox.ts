@@ -156,6 +156,15 @@ function denoProgram(): string {
   return state.state === "granted" ? exec : "deno";
 }
 
+/** A host path with its links resolved, or as given when it cannot be. */
+function realPath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 type Listener = (frame: Frame) => void;
 
 /** One sandbox process. */
@@ -460,13 +469,19 @@ export class SandboxPool {
       );
     }
     if (job.preopens && job.preopens.length > 0) {
+      // The sandbox works on real paths (runner/host_fs.ts), and Deno
+      // checks the path it is given: grant and send the real ones.
+      const preopens = job.preopens.map((p) => ({
+        ...p,
+        host: realPath(p.host),
+      }));
       const own = this.#spawn(
-        job.preopens.map((p) => p.host),
-        job.preopens.filter((p) => p.writable).map((p) => p.host),
+        preopens.map((p) => p.host),
+        preopens.filter((p) => p.writable).map((p) => p.host),
       );
       try {
         await own.ready;
-        return await own.run(job);
+        return await own.run({ ...job, preopens });
       } finally {
         own.kill();
       }

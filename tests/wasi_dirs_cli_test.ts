@@ -43,11 +43,13 @@ Deno.test("phase run: a Rust program edits its --dir :rw folder and a seeded --s
   const [home, cleanupHome] = await tempDir();
   const [dirs, cleanup] = await fixture();
   try {
+    // Named through a symbolic link: the sandbox is granted the real folder.
+    Deno.symlinkSync(dirs.rw, `${dirs.root}/rw_link`);
     const rust = await phase([
       "run",
       examplePath("rust_fs"),
       "--dir",
-      `${dirs.rw}:/work:rw`,
+      `${dirs.root}/rw_link:/work:rw`,
       "--",
       "/work",
       "--no-symlink",
