@@ -493,6 +493,8 @@ export class HostDirFd extends DirFd {
     } else if (exclusive) return none(wasi.ERRNO_EXIST);
     const entry = at.entry;
     if (entry?.kind === "symlink") return none(wasi.ERRNO_LOOP);
+    // FIFOs, sockets and devices: opening one could block or act.
+    if (entry?.kind === "other") return none(wasi.ERRNO_NOTSUP);
     if (entry?.kind === "dir") {
       if (writing) return none(wasi.ERRNO_ISDIR);
       return {

@@ -188,3 +188,19 @@ Deno.test("writable: creating, making, removing and moving under a swapped direc
     await w.cleanup();
   }
 });
+
+Deno.test("a FIFO in a host directory is refused, never opened (opening one blocks)", async () => {
+  const w = await world();
+  try {
+    const made = await new Deno.Command("mkfifo", { args: [`${w.dir}/fifo`] })
+      .output();
+    assert.equal(made.code, 0, "mkfifo is needed");
+    for (const writable of [false, true]) {
+      const root = HostDirFd.preopen(w.dir, "/d", writable);
+      const opened = root.path_open(FOLLOW, "fifo", 0, READ_FILE_RIGHTS, 0n, 0);
+      assert.equal(opened.ret, wasi.ERRNO_NOTSUP);
+    }
+  } finally {
+    await w.cleanup();
+  }
+});
