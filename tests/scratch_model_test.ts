@@ -224,6 +224,12 @@ const FOLLOW = 1;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** Opens an existing file (links followed) for reading and writing. */
+function openFile(fd: ScratchDirFd, path: string) {
+  const { ret, fd_obj } = fd.path_open(FOLLOW, path, 0, FILE_RIGHTS, 0n, 0);
+  return ret === 0 ? fd_obj : null;
+}
+
 function real(fd: ScratchDirFd, o: Op): { ok: boolean; value?: string } {
   const ok = (ret: number) => ({ ok: ret === wasi.ERRNO_SUCCESS });
   switch (o.op) {
@@ -244,15 +250,8 @@ function real(fd: ScratchDirFd, o: Op): { ok: boolean; value?: string } {
       return ok(written.ret);
     }
     case "poke": {
-      const { ret, fd_obj } = fd.path_open(
-        FOLLOW,
-        o.path,
-        0,
-        FILE_RIGHTS,
-        0n,
-        0,
-      );
-      if (ret !== 0 || !fd_obj) return { ok: false };
+      const fd_obj = openFile(fd, o.path);
+      if (!fd_obj) return { ok: false };
       const written = fd_obj.fd_pwrite(enc.encode(o.data), 0n);
       fd_obj.fd_close();
       return ok(written.ret);
@@ -266,15 +265,8 @@ function real(fd: ScratchDirFd, o: Op): { ok: boolean; value?: string } {
     case "rename":
       return ok(fd.rename(o.from, fd, o.to));
     case "read": {
-      const { ret, fd_obj } = fd.path_open(
-        FOLLOW,
-        o.path,
-        0,
-        FILE_RIGHTS,
-        0n,
-        0,
-      );
-      if (ret !== 0 || !fd_obj) return { ok: false };
+      const fd_obj = openFile(fd, o.path);
+      if (!fd_obj) return { ok: false };
       const read = fd_obj.fd_read(1 << 16);
       fd_obj.fd_close();
       if (read.ret !== 0) return { ok: false };
