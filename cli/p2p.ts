@@ -9,11 +9,23 @@ import {
   submitAuto,
   submitJob,
 } from "../discovery/mod.ts";
-import { type Arch, canonicalArch, generateKey } from "../schemas/mod.ts";
+import {
+  type Arch,
+  canonicalArch,
+  generateKey,
+  toBase64,
+} from "../schemas/mod.ts";
+import { DEFAULT_JOB_LIMITS } from "../node/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { checkReceiptTarget, writeReceiptFile } from "./receipt_file.ts";
 import { exitStatusOf } from "./exit_status.ts";
-import { positiveNumber, readInput, readStdin, splitGuestArgs } from "./run.ts";
+import {
+  parseScratch,
+  positiveNumber,
+  readInput,
+  readStdin,
+  splitGuestArgs,
+} from "./run.ts";
 import { parseCommandLine, usageError } from "./spec.ts";
 import { COMMANDS } from "./specs.ts";
 
@@ -118,12 +130,36 @@ export async function submitCommand(argv: string[]): Promise<number> {
   if (values.receipt) await checkReceiptTarget(values.receipt);
   const module = await readInput(modulePath, "module");
   const stdin = await readStdin();
+  // A seed travels in the request; nodes take 8 MiB of seed by default.
+  const { scratch, scratchSeed } = await parseScratch(
+    values.scratch,
+    DEFAULT_JOB_LIMITS.maxSeedBytes,
+  );
+  if (scratch !== undefined && scratchSeed === undefined) {
+    throw new UsageError(
+      "--scratch for a remote job wants GUEST=HOSTDIR (a remote job always gets a scratch from its seed)",
+    );
+  }
   const node = await client(values);
   try {
     const job = {
       module,
       args: guestArgs ?? positionals.slice(1),
       stdin,
+      ...(scratch && scratchSeed
+        ? {
+          scratch: {
+            path: scratch,
+            entries: scratchSeed.map((e) =>
+              e.kind === "file"
+                ? { path: e.path, kind: e.kind, data: toBase64(e.data!) }
+                : e.kind === "symlink"
+                ? { path: e.path, kind: e.kind, target: e.target }
+                : { path: e.path, kind: e.kind }
+            ),
+          },
+        }
+        : {}),
       requirements: {
         ...(memory ? { memory_mb: memory } : {}),
         ...(jobTimeout ? { timeout_seconds: jobTimeout } : {}),

@@ -4,12 +4,17 @@
  * @module
  */
 import {
+  DEFAULT_LIMITS,
   JobRefused,
   type JobResult,
   type LIMIT_RANGES,
   limitProblem,
+  MIB,
   type Preopen,
+  readSeedDir,
   runJob,
+  type SeedEntry,
+  SeedError,
 } from "../runner/mod.ts";
 import {
   type JobManifest,
@@ -67,12 +72,15 @@ export async function readStdin(): Promise<Uint8Array> {
   });
 }
 
-function parsePreopen(text: string): Preopen {
-  const colon = text.indexOf(":");
-  const host = colon === -1 ? text : text.slice(0, colon);
-  const guest = colon === -1 ? text : text.slice(colon + 1);
+/** Parses `--dir HOST:GUEST[:rw|:ro]` (read-only unless `:rw`). */
+export function parsePreopen(text: string): Preopen {
+  const mode = /:(rw|ro)$/.exec(text);
+  const spec = mode ? text.slice(0, mode.index) : text;
+  const colon = spec.indexOf(":");
+  const host = colon === -1 ? spec : spec.slice(0, colon);
+  const guest = colon === -1 ? spec : spec.slice(colon + 1);
   if (!host || !guest) {
-    throw new UsageError(`--dir wants HOST:GUEST, got ${text}`);
+    throw new UsageError(`--dir wants HOST:GUEST[:rw], got ${text}`);
   }
   // The host path becomes part of the sandbox's --allow-read flag, where a
   // comma would start another path (e.g. "/tmp/x,/etc").
@@ -91,7 +99,40 @@ function parsePreopen(text: string): Preopen {
     if (error instanceof CliError) throw error;
     throw new CliError(`--dir ${host}: ${(error as Error).message}`);
   }
-  return { host, guest };
+  return mode?.[1] === "rw" ? { host, guest, writable: true } : { host, guest };
+}
+
+/**
+ * Parses `--scratch GUEST[=HOSTDIR]`: the guest path, and the host
+ * directory to seed it from (read now, within `maxBytes` of seed cost).
+ */
+export async function parseScratch(
+  text: string | undefined,
+  maxBytes: number,
+): Promise<{ scratch?: string; scratchSeed?: SeedEntry[] }> {
+  if (text === undefined) return {};
+  const eq = text.indexOf("=");
+  const guest = eq === -1 ? text : text.slice(0, eq);
+  if (!guest) {
+    throw new UsageError(`--scratch wants GUEST[=HOSTDIR], got ${text}`);
+  }
+  if (eq === -1) return { scratch: guest };
+  const host = text.slice(eq + 1);
+  try {
+    if (!Deno.statSync(host).isDirectory) {
+      throw new CliError(`--scratch ${host} is not a directory`);
+    }
+    return {
+      scratch: guest,
+      scratchSeed: await readSeedDir(host, maxBytes),
+    };
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    if (error instanceof SeedError) {
+      throw new CliError(`--scratch ${error.message}`);
+    }
+    throw new CliError(`--scratch ${host}: ${(error as Error).message}`);
+  }
 }
 
 function parseEnv(items: string[]): Record<string, string> | undefined {
@@ -230,9 +271,18 @@ export async function runCommand(argv: string[]): Promise<number> {
   };
   const env = parseEnv(values.env);
   const preopens = values.dir.map(parsePreopen);
+  if (values.private && preopens.some((p) => p.writable)) {
+    throw new CliError(
+      "--dir …:rw is refused in private mode: a private run leaves nothing on this machine (use --scratch GUEST=HOSTDIR for a writable copy)",
+    );
+  }
   const manifest = values.manifest
     ? await readManifest(values.manifest)
     : undefined;
+  const scratch = await parseScratch(
+    values.scratch,
+    (limits.memoryMb ?? manifest?.memory_mb ?? DEFAULT_LIMITS.memoryMb) * MIB,
+  );
   const module = await readInput(modulePath, "module");
   const { receipt, outcome, writeErrors } = await runAndLog(values, {
     module,
@@ -242,7 +292,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     stdin: await readStdin(),
     ...limits,
     preopens,
-    scratch: values.scratch,
+    ...scratch,
     manifest,
   });
   if (values.json) {

@@ -371,6 +371,13 @@ export const COMMANDS = {
         description: "the job's fuel budget, a positive whole number",
         defaultText: "the node's default",
       },
+      scratch: {
+        type: "string",
+        value: "GUEST=HOSTDIR",
+        description:
+          "send HOSTDIR as a writable in-memory directory at GUEST on the node (at most 8 MiB; nothing is written there; the receipt must name this seed)",
+        defaultText: "none",
+      },
       receipt: JOB_FLAGS.receipt,
     },
     exits: JOB_EXITS,
@@ -390,11 +397,11 @@ export const COMMANDS = {
       ...NODE_FLAGS,
       dir: {
         type: "string",
-        value: "HOST:GUEST",
+        value: "HOST:GUEST[:rw]",
         multiple: true,
         default: [],
         description:
-          "share host directory HOST with the guest at GUEST, read-only",
+          "share host directory HOST with the guest at GUEST, read-only; with :rw the guest may change it (local runs only, not with --private; it cannot create symbolic links there)",
         defaultText: "none",
       },
       env: {
@@ -416,8 +423,9 @@ export const COMMANDS = {
       },
       scratch: {
         type: "string",
-        value: "GUEST",
-        description: "guest path of a writable in-memory scratch directory",
+        value: "GUEST[=HOSTDIR]",
+        description:
+          "guest path of a writable in-memory scratch directory, discarded after the run; =HOSTDIR starts it as a copy of HOSTDIR (charged to --memory)",
         defaultText: "none",
       },
       ...JOB_FLAGS,
@@ -437,6 +445,8 @@ export const COMMANDS = {
       'phase run examples/wasm/hello.wasm -- "Hello, World!"',
       "echo hi | phase run examples/wasm/hello.wasm --memory 64 --timeout 5 --receipt r.json",
       "phase run job.wasm --dir ./data:/data --scratch /tmp --private",
+      "phase run tool.wasm --dir ./project:/work:rw",
+      "phase run tool.wasm --scratch /work=./project --private",
     ],
   },
   "execute-job": {

@@ -15,18 +15,20 @@
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Connection, Stream } from "@libp2p/interface";
 import {
+  fromBase64,
   inputHash,
   randomHex,
   type Receipt,
   type RejectReason,
   type Requirements,
   type SchemaError,
+  type ScratchSeed,
   sha256Ref,
   toBase64,
   validateDocument,
   verifyReceipt,
 } from "../schemas/mod.ts";
-import { JobCancelled, RUNTIME_VERSION } from "../runner/mod.ts";
+import { JobCancelled, RUNTIME_VERSION, seedDigest } from "../runner/mod.ts";
 import {
   AdmissionRefused,
   type AdmissionTicket,
@@ -103,14 +105,15 @@ export async function serveJobStream(
     const offer = judgeOffer(message, capability, jobs.limits);
     jobId = offer.job_id;
     // The request may carry the module and stdin in base64 (4/3 of their
-    // size) and the arguments and environment: it may be no larger, and the
-    // job is refused now when that much is not free in the body budget. What
-    // is reserved grows with the bytes that arrive: a stalled request holds
-    // what it sent, not what its offer announced.
+    // size), the seeded scratch the offer announced, and the arguments and
+    // environment: it may be no larger, and the job is refused now when that
+    // much is not free in the body budget. What is reserved grows with the
+    // bytes that arrive: a stalled request holds what it sent, not what its
+    // offer announced.
     const requestBytes = Math.min(
       MAX_MESSAGE_BYTES,
       Math.ceil((offer.module_size + jobs.limits.maxStdinBytes) * 4 / 3) +
-        REQUEST_OVERHEAD_BYTES,
+        (offer.scratch_bytes ?? 0) + REQUEST_OVERHEAD_BYTES,
     );
     ticket = jobs.admit(
       options.client,
@@ -205,6 +208,8 @@ export interface RemoteJob {
   env?: Record<string, string>;
   /** Standard input. */
   stdin?: Uint8Array;
+  /** A seeded scratch directory (announced in the offer by its size). */
+  scratch?: ScratchSeed;
   /** Requirements (defaults: 1 core, 128 MiB, 30 s, any arch). */
   requirements?: Requirements;
   /** Overall timeout in ms (default: job timeout + 30 s). */
@@ -300,6 +305,12 @@ export async function submitJob(
       nonce,
       module_hash: moduleHash,
       module_size: job.module.length,
+      ...(job.scratch
+        ? {
+          scratch_bytes: new TextEncoder().encode(JSON.stringify(job.scratch))
+            .length,
+        }
+        : {}),
       requirements,
     }, signal);
     const accepted = answer(await messages.receive(signal));
@@ -314,6 +325,7 @@ export async function submitJob(
       args,
       env,
       stdin: toBase64(stdin),
+      ...(job.scratch ? { scratch: job.scratch } : {}),
     }, signal);
     const result = answer(await messages.receive(signal));
     if (result.type === "rejected") throw refusal(result);
@@ -333,6 +345,18 @@ export async function submitJob(
     if (receipt.job_id !== jobId) {
       throw new JobRejected("Tampered", "the receipt names another job");
     }
+    // A seeded scratch: the receipt must name the seed that was sent.
+    if (job.scratch) {
+      const ran = receipt.limits.preopens?.find((p) =>
+        p.access === "scratch" && p.guest === job.scratch!.path
+      );
+      if (ran?.seed_sha256 !== await scratchDigest(job.scratch)) {
+        throw new JobRejected(
+          "Tampered",
+          "the receipt does not name the scratch seed that was sent",
+        );
+      }
+    }
     return {
       peerId,
       receipt,
@@ -349,6 +373,19 @@ export async function submitJob(
   } finally {
     await stream.close().catch(() => stream.abort(new Error("closing")));
   }
+}
+
+/** The receipt's digest of a seeded scratch as a request carries it. */
+function scratchDigest(scratch: ScratchSeed): Promise<string> {
+  return seedDigest(
+    scratch.entries.map((e) =>
+      e.kind === "file"
+        ? { path: e.path, kind: e.kind, data: fromBase64(e.data ?? "") }
+        : e.kind === "symlink"
+        ? { path: e.path, kind: e.kind, target: e.target }
+        : { path: e.path, kind: e.kind }
+    ),
+  );
 }
 
 /** One try of {@link submitAuto}. */

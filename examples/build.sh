@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Builds the example and test guests into examples/wasm/ (committed, so tests
 # need no compiler). Needs Debian's clang-14 lld-14 wasi-libc
-# libclang-rt-14-dev-wasm32 and wabt; installs them when run as root.
+# libclang-rt-14-dev-wasm32 and wabt, and for the Rust guests rustc and
+# libstd-rust-dev-wasm32 (Debian's rustc, /usr/bin/rustc: a rustup toolchain
+# has no wasm32-wasi standard library here); installs them when run as root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-need=(clang-14 wat2wasm)
-for tool in "${need[@]}"; do
-  if ! command -v "$tool" >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-      apt-get update -qq
-      apt-get install -y -qq --no-install-recommends clang-14 lld-14 wasi-libc \
-        libclang-rt-14-dev-wasm32 wabt >/dev/null
-      break
-    fi
-    echo "build.sh: $tool is missing (apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt)" >&2
+packages="clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt rustc libstd-rust-dev-wasm32"
+if ! command -v clang-14 >/dev/null || ! command -v wat2wasm >/dev/null ||
+  [ ! -x /usr/bin/rustc ] || [ ! -d /usr/lib/rustlib/wasm32-wasi ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $packages >/dev/null
+  else
+    echo "build.sh: a compiler is missing (apt-get install $packages)" >&2
     exit 1
   fi
-done
+fi
 mkdir -p "$here/wasm"
 # clang runs wasm-opt after linking when it finds one on PATH (binaryen is
 # installed for the fuzz tests), which would change the committed modules;
@@ -36,6 +37,11 @@ done
 clang14 --target=wasm32-wasi --sysroot=/usr -O3 -msimd128 -mbulk-memory \
   -msign-ext -mnontrapping-fptoint -Wl,--strip-all \
   -o "$here/wasm/cpu_heavy_simd.wasm" "$here/src/cpu_heavy.c"
+for src in "$here"/src/*.rs; do
+  name=$(basename "$src" .rs)
+  /usr/bin/rustc --target wasm32-wasi --edition 2021 -C opt-level=2 \
+    -C strip=symbols -o "$here/wasm/$name.wasm" "$src"
+done
 for src in "$here"/src/*.wat; do
   name=$(basename "$src" .wat)
   wat2wasm -o "$here/wasm/$name.wasm" "$src"

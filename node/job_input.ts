@@ -13,9 +13,11 @@ import {
   type JobRequestMessage,
   type RejectReason,
   type SchemaError,
+  type ScratchSeed,
   validateDocument,
   validateJobManifest,
 } from "../schemas/mod.ts";
+import { seedCost, type SeedEntry, seedProblem } from "../runner/mod.ts";
 
 /** What this node lets one job use. */
 export interface JobLimits {
@@ -27,6 +29,12 @@ export interface JobLimits {
   maxTimeoutSeconds: number;
   /** Largest standard input in bytes. */
   maxStdinBytes: number;
+  /**
+   * Most a seeded scratch directory may cost (file bytes, names, targets
+   * and entries, as runner/scratch_seed.ts seedCost counts them); it is
+   * charged to the job's memory budget too.
+   */
+  maxSeedBytes: number;
 }
 
 /** Default job limits. */
@@ -35,6 +43,7 @@ export const DEFAULT_JOB_LIMITS: JobLimits = {
   maxMemoryMb: 512,
   maxTimeoutSeconds: 60,
   maxStdinBytes: 4 * 1024 * 1024,
+  maxSeedBytes: 8 * 1024 * 1024,
 };
 
 /** A refused job; `reason` is the protocol's code, the message one line. */
@@ -68,6 +77,10 @@ export interface JobOrder {
   fuel?: number;
   /** A job manifest whose module_hash the module must match. */
   manifest?: JobManifest;
+  /** Guest path of a seeded scratch directory. */
+  scratch?: string;
+  /** What that directory starts with. */
+  scratchSeed?: SeedEntry[];
 }
 
 function invalid(error: unknown): JobError {
@@ -134,6 +147,60 @@ export function checkResources(
   }
 }
 
+/**
+ * Decodes and judges a request's seeded scratch directory: its entries'
+ * paths and targets, its data, and what it costs against this node's
+ * limit, before anything runs. The path is only ever a guest path.
+ */
+export function judgeScratch(
+  scratch: ScratchSeed | undefined,
+  limits: JobLimits,
+): Pick<JobOrder, "scratch" | "scratchSeed"> {
+  if (scratch === undefined) return {};
+  const entries: SeedEntry[] = [];
+  let bytes = 0;
+  for (const entry of scratch.entries) {
+    if (entry.kind !== "file" && entry.data !== undefined) {
+      throw new JobError("InvalidRequest", "scratch: only files have data");
+    }
+    if ((entry.kind === "symlink") !== (entry.target !== undefined)) {
+      throw new JobError(
+        "InvalidRequest",
+        "scratch: a link needs a target, and only links have one",
+      );
+    }
+    // Base64 is 4/3 of its bytes: judged before decoding.
+    bytes += Math.floor((entry.data?.length ?? 0) * 3 / 4);
+    if (bytes > limits.maxSeedBytes) {
+      throw new JobError(
+        "InsufficientResources",
+        `the scratch seed exceeds this node's limit of ${limits.maxSeedBytes} bytes`,
+      );
+    }
+    entries.push(
+      entry.kind === "file"
+        ? {
+          path: entry.path,
+          kind: "file",
+          data: base64(entry.data ?? "", "scratch data") ?? new Uint8Array(),
+        }
+        : entry.kind === "symlink"
+        ? { path: entry.path, kind: "symlink", target: entry.target }
+        : { path: entry.path, kind: "dir" },
+    );
+  }
+  const problem = seedProblem(entries);
+  if (problem) throw new JobError("InvalidRequest", `scratch: ${problem}`);
+  const cost = seedCost(entries);
+  if (cost > limits.maxSeedBytes) {
+    throw new JobError(
+      "InsufficientResources",
+      `the scratch seed costs ${cost} bytes with its entries, over this node's limit of ${limits.maxSeedBytes} bytes`,
+    );
+  }
+  return { scratch: scratch.path, scratchSeed: entries };
+}
+
 function checkStdin(stdin: Uint8Array | undefined, limits: JobLimits): void {
   if (stdin && stdin.length > limits.maxStdinBytes) {
     throw new JobError(
@@ -191,6 +258,17 @@ export function judgeOffer(
     timeoutSeconds: r.timeout_seconds,
     moduleBytes: offer.module_size,
   }, limits);
+  // A seed's JSON is at most twice its cost (base64 is 4/3 of the bytes,
+  // an entry's JSON far less than the 512 bytes it is charged).
+  const scratchBytes = offer.scratch_bytes ?? 0;
+  if (scratchBytes > 2 * limits.maxSeedBytes) {
+    throw new JobError(
+      "InsufficientResources",
+      `a scratch seed of ${scratchBytes} bytes of JSON exceeds this node's limit of ${
+        2 * limits.maxSeedBytes
+      }`,
+    );
+  }
   return offer;
 }
 
@@ -217,6 +295,18 @@ export function judgeRequest(
   }
   const stdin = base64(request.stdin, "stdin");
   checkStdin(stdin, limits);
+  if (request.scratch !== undefined) {
+    const announced = offer.scratch_bytes ?? 0;
+    const size = new TextEncoder().encode(JSON.stringify(request.scratch))
+      .length;
+    if (size > announced) {
+      throw new JobError(
+        "InvalidRequest",
+        `the scratch is ${size} bytes of JSON, the offer said at most ${announced}`,
+      );
+    }
+  }
+  const scratch = judgeScratch(request.scratch, limits);
   const r = offer.requirements;
   return {
     order: {
@@ -229,6 +319,7 @@ export function judgeRequest(
       memoryMb: r.memory_mb,
       timeoutSeconds: r.timeout_seconds,
       fuel: r.fuel ?? undefined,
+      ...scratch,
     },
     moduleUrl: request.module ? undefined : request.module_url,
   };
@@ -247,6 +338,7 @@ interface HttpJobBody {
   timeout_seconds?: number;
   fuel?: number;
   nonce?: string;
+  scratch?: ScratchSeed;
 }
 
 /**
@@ -283,6 +375,7 @@ export function judgeHttpJob(
     timeoutSeconds: doc.timeout_seconds ?? manifest?.timeout_seconds,
     fuel: doc.fuel,
     manifest,
+    ...judgeScratch(doc.scratch, limits),
   };
   checkResources({
     memoryMb: order.memoryMb,

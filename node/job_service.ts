@@ -275,6 +275,8 @@ export class JobService {
         timeoutSeconds: order.timeoutSeconds,
         fuel: order.fuel,
         manifest: order.manifest,
+        scratch: order.scratch,
+        scratchSeed: order.scratchSeed,
         nonce: order.nonce,
         jobId: order.jobId,
         signal: options.signal,

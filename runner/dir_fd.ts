@@ -1,7 +1,8 @@
 /**
  * What Phase's directory descriptors (read-only host directories and the
  * scratch tree) share: the preopen name behind fd_prestat_get, and the
- * answers a directory gives to file reads, writes and seeks.
+ * answers a directory gives to file calls (wasmtime's errno values: EISDIR
+ * for reads, seeks, tell, allocate and resize; EBADF for writes).
  * @module
  */
 import { Fd, wasi } from "@bjorn3/browser_wasi_shim";
@@ -36,5 +37,25 @@ export abstract class DirFd extends Fd {
 
   override fd_seek() {
     return { ret: wasi.ERRNO_ISDIR, offset: 0n };
+  }
+
+  override fd_pread() {
+    return { ret: wasi.ERRNO_ISDIR, data: new Uint8Array() };
+  }
+
+  override fd_pwrite() {
+    return { ret: wasi.ERRNO_BADF, nwritten: 0 };
+  }
+
+  override fd_tell() {
+    return { ret: wasi.ERRNO_ISDIR, offset: 0n };
+  }
+
+  override fd_allocate(): number {
+    return wasi.ERRNO_ISDIR;
+  }
+
+  override fd_filestat_set_size(): number {
+    return wasi.ERRNO_ISDIR;
   }
 }

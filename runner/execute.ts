@@ -28,6 +28,8 @@ import {
   WASIProcExit,
 } from "./wasi_env.ts";
 import type { ExecutionStatus } from "../schemas/mod.ts";
+import { SeedTooLarge } from "./scratch_fs.ts";
+import type { SeedEntry } from "./scratch_seed.ts";
 
 /** One guest run. */
 export interface ExecuteRequest {
@@ -55,10 +57,12 @@ export interface ExecuteRequest {
   memoryBytes: number;
   /** Cap on kept bytes per output stream. */
   outputLimit: number;
-  /** Read-only host directories. */
+  /** Host directories (read-only unless marked writable). */
   preopens: Preopen[];
   /** Guest path of a writable in-memory scratch directory, if any. */
   scratch?: string;
+  /** What the scratch directory starts with (charged to the budget). */
+  scratchSeed?: SeedEntry[];
   /**
    * Where to keep output, so another thread can read it while the guest
    * runs (default: captures of this run's own).
@@ -191,22 +195,32 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
   }
   const memory = new JobMemory(request.memoryBytes, fixed);
   let fuel: WebAssembly.Global | undefined;
-  const env = createWasiEnv({
-    argv: [request.programName, ...request.args],
-    env: request.env,
-    stdin: request.stdin,
-    outputLimit: request.outputLimit,
-    preopens: request.preopens,
-    scratch: request.scratch,
-    scratchBytes: request.memoryBytes,
-    budget: memory,
-    output: request.output,
-    charge: (units) => {
-      if (!fuel || units <= 0) return;
-      fuel.value -= BigInt(units);
-      if (fuel.value < 0n) throw new FuelExhausted();
-    },
-  });
+  let env: ReturnType<typeof createWasiEnv>;
+  try {
+    env = createEnv();
+  } catch (error) {
+    if (error instanceof SeedTooLarge) throw new ModuleError(error.message);
+    throw error;
+  }
+  function createEnv() {
+    return createWasiEnv({
+      argv: [request.programName, ...request.args],
+      env: request.env,
+      stdin: request.stdin,
+      outputLimit: request.outputLimit,
+      preopens: request.preopens,
+      scratch: request.scratch,
+      scratchSeed: request.scratchSeed,
+      scratchBytes: request.memoryBytes,
+      budget: memory,
+      output: request.output,
+      charge: (units) => {
+        if (!fuel || units <= 0) return;
+        fuel.value -= BigInt(units);
+        if (fuel.value < 0n) throw new FuelExhausted();
+      },
+    });
+  }
   const cpuBefore = cpuUsage();
   const started = performance.now();
   let status: ExecutionStatus = "exited";

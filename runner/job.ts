@@ -5,9 +5,11 @@
  */
 import {
   type AppliedLimits,
+  canonicalBytes,
   inputHash,
   type JobManifest,
   type NodeKey,
+  type PreopenRecord,
   randomHex,
   type Receipt,
   sha256Ref,
@@ -22,6 +24,7 @@ import type { Preopen } from "./wasi_env.ts";
 import { DEFAULT_LIMITS, limitProblem, MAX_FUEL } from "./limits.ts";
 import { MIB } from "./wasm_binary.ts";
 import { RUNTIME_VERSION } from "./version.ts";
+import { seedCost, type SeedEntry, seedProblem } from "./scratch_seed.ts";
 
 /** A job refused before it ran; the message is one line. */
 export class JobRefused extends Error {
@@ -55,10 +58,15 @@ export interface JobSpec {
    * {@link DEFAULT_LIMITS}.fuelPerSecond).
    */
   fuel?: number;
-  /** Read-only host directories. */
+  /** Host directories (read-only unless marked writable). */
   preopens?: Preopen[];
   /** Guest path of a writable in-memory scratch directory. */
   scratch?: string;
+  /**
+   * What the scratch directory starts with, charged to the job's memory
+   * budget ({@link seedCost}); refused when it does not fit.
+   */
+  scratchSeed?: SeedEntry[];
   /** The job's manifest; its module_hash must match the module. */
   manifest?: JobManifest;
   /** Nonce to bind the receipt to (default the manifest's, else random). */
@@ -101,6 +109,25 @@ function isUtf8(bytes: Uint8Array): boolean {
   }
 }
 
+/**
+ * A seed's digest for the receipt: sha256 of the JCS bytes of
+ * `{"entries": [{"path", "kind", "sha256" (files), "target" (links)}]}`.
+ */
+export async function seedDigest(seed: SeedEntry[]): Promise<string> {
+  const entries = [];
+  for (const e of seed) {
+    entries.push({
+      path: e.path,
+      kind: e.kind,
+      ...(e.kind === "file"
+        ? { sha256: await sha256Ref(e.data ?? new Uint8Array()) }
+        : {}),
+      ...(e.kind === "symlink" ? { target: e.target } : {}),
+    });
+  }
+  return await sha256Ref(canonicalBytes({ entries }));
+}
+
 /** Runs a job in the sandbox and returns its signed receipt. */
 export async function runJob(
   spec: JobSpec,
@@ -136,12 +163,38 @@ export async function runJob(
       `memory limit: ${stdin.length} bytes of standard input do not fit the job's ${memoryMb} MiB memory budget`,
     );
   }
+  const seed = spec.scratchSeed;
+  if (seed) {
+    if (!spec.scratch) {
+      throw new JobRefused("a scratch seed needs a scratch directory");
+    }
+    const problem = seedProblem(seed);
+    if (problem) throw new JobRefused(`scratch seed: ${problem}`);
+    const cost = seedCost(seed);
+    if (stdin.length + cost > memoryMb * MIB) {
+      throw new JobRefused(
+        `memory limit: the scratch seed (${cost} bytes with its entries) and standard input do not fit the job's ${memoryMb} MiB memory budget`,
+      );
+    }
+  }
   const limits: AppliedLimits = {
     memory_mb: memoryMb,
     timeout_seconds: timeoutSeconds,
     fuel,
     output_bytes: outputBytes,
   };
+  const preopens: PreopenRecord[] = (spec.preopens ?? []).map((p) => ({
+    guest: p.guest,
+    access: p.writable ? "read-write" : "read-only",
+  }));
+  if (spec.scratch) {
+    preopens.push({
+      guest: spec.scratch,
+      access: "scratch",
+      ...(seed ? { seed_sha256: await seedDigest(seed) } : {}),
+    });
+  }
+  if (preopens.length > 0) limits.preopens = preopens;
   // Before anything runs or is cached: imports Phase cannot satisfy are
   // one line, never a signed trap.
   checkLink(spec.module);
@@ -163,6 +216,7 @@ export async function runJob(
     timeoutMs: limits.timeout_seconds * 1000,
     preopens: spec.preopens,
     scratch: spec.scratch,
+    scratchSeed: seed,
     signal: spec.signal,
   });
   const utf8 = isUtf8(outcome.stdout) && isUtf8(outcome.stderr);

@@ -59,7 +59,20 @@ export {
   type JobResult,
   type JobSpec,
   runJob,
+  seedDigest,
 } from "./job.ts";
+export {
+  MAX_SEED_ENTRIES,
+  MAX_SEED_NAME,
+  MAX_SEED_PATH,
+  readSeedDir,
+  SCRATCH_ENTRY_BYTES,
+  seedCost,
+  type SeedEntry,
+  SeedError,
+  seedPathProblem,
+  seedProblem,
+} from "./scratch_seed.ts";
 export {
   DEFAULT_LIMITS,
   isFuelBudget,

@@ -13,6 +13,7 @@
 import type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 import { type Frame, frameParts, readFrames } from "./frames.ts";
 import { FORBIDDEN_PERMISSIONS } from "./sandbox_worker.ts";
+import { packSeed } from "./scratch_seed.ts";
 import type { Preopen } from "./wasi_env.ts";
 import { ModuleError } from "./wasm_binary.ts";
 
@@ -23,7 +24,10 @@ import { ModuleError } from "./wasm_binary.ts";
 export type SandboxJob = Omit<ExecuteRequest, "output" | "preopens"> & {
   /** Wall-clock limit in milliseconds. */
   timeoutMs: number;
-  /** Read-only host directories. */
+  /**
+   * Host directories: the job's process may read them, and write those
+   * marked writable (and nothing else).
+   */
   preopens?: Preopen[];
   /**
    * Cancels the job: a queued job leaves the queue, a running one is stopped
@@ -67,9 +71,13 @@ export interface SandboxOptions {
   queueLimit?: number;
   /**
    * Command that starts a sandbox process, given the directories it may
-   * read. Defaults to `deno run` of runner/sandbox_worker.ts.
+   * read and those it may write. Defaults to `deno run` of
+   * runner/sandbox_worker.ts.
    */
-  command?: (readDirs: string[]) => { program: string; args: string[] };
+  command?: (
+    readDirs: string[],
+    writeDirs?: string[],
+  ) => { program: string; args: string[] };
 }
 
 /**
@@ -93,6 +101,7 @@ export function assertFlagSafePath(path: string): void {
 /** The default command: this Deno binary running sandbox_worker.ts. */
 export function defaultSandboxCommand(
   readDirs: string[],
+  writeDirs: string[] = [],
 ): { program: string; args: string[] } {
   // From source, the worker is this folder's sandbox_worker.ts and needs the
   // project's import map; bundled (boot/), it is sandbox_worker.js beside
@@ -107,12 +116,15 @@ export function defaultSandboxCommand(
     ? new URL(".", import.meta.url).pathname.replace(/\/$/, "")
     : worker.pathname;
   const readable = [code, ...readDirs];
-  for (const path of readable) assertFlagSafePath(path);
+  for (const path of [...readable, ...writeDirs]) assertFlagSafePath(path);
   const args = ["run", "--no-prompt", "--quiet"];
   if (fromSource) {
     args.push(`--config=${new URL("../deno.json", import.meta.url).pathname}`);
   }
   args.push(`--allow-read=${readable.join(",")}`);
+  // A writable preopen's directory, and only it (never write in general:
+  // the handshake refuses a process that holds it).
+  if (writeDirs.length > 0) args.push(`--allow-write=${writeDirs.join(",")}`);
   args.push(worker.href);
   return { program: denoProgram(), args };
 }
@@ -142,6 +154,15 @@ function denoProgram(): string {
   const exec = Deno.execPath();
   const state = Deno.permissions.querySync({ name: "run", command: exec });
   return state.state === "granted" ? exec : "deno";
+}
+
+/** A host path with its links resolved, or as given when it cannot be. */
+function realPath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
+  }
 }
 
 type Listener = (frame: Frame) => void;
@@ -295,6 +316,7 @@ class SandboxProcess {
         ),
       );
     }, job.timeoutMs + KILL_GRACE_MS);
+    const seed = job.scratchSeed ? packSeed(job.scratchSeed) : undefined;
     try {
       const parts = frameParts({
         type: "job",
@@ -309,7 +331,8 @@ class SandboxProcess {
         timeout_ms: job.timeoutMs,
         preopens: job.preopens ?? [],
         scratch: job.scratch,
-      }, [job.module, job.stdin]);
+        scratch_seed: seed?.list,
+      }, [job.module, job.stdin, ...(seed ? [seed.blob] : [])]);
       for (const part of parts) await this.#writer.write(part);
       return await done.promise;
     } catch (error) {
@@ -446,10 +469,19 @@ export class SandboxPool {
       );
     }
     if (job.preopens && job.preopens.length > 0) {
-      const own = this.#spawn(job.preopens.map((p) => p.host));
+      // The sandbox works on real paths (runner/host_fs.ts), and Deno
+      // checks the path it is given: grant and send the real ones.
+      const preopens = job.preopens.map((p) => ({
+        ...p,
+        host: realPath(p.host),
+      }));
+      const own = this.#spawn(
+        preopens.map((p) => p.host),
+        preopens.filter((p) => p.writable).map((p) => p.host),
+      );
       try {
         await own.ready;
-        return await own.run(job);
+        return await own.run({ ...job, preopens });
       } finally {
         own.kill();
       }
@@ -462,8 +494,12 @@ export class SandboxPool {
     }
   }
 
-  #spawn(readDirs: string[]): SandboxProcess {
-    const process = new SandboxProcess(this.#command(readDirs));
+  #spawn(readDirs: string[], writeDirs: string[] = []): SandboxProcess {
+    const process = new SandboxProcess(
+      writeDirs.length > 0
+        ? this.#command(readDirs, writeDirs)
+        : this.#command(readDirs),
+    );
     this.#all.add(process);
     process.exited.then(() => this.#all.delete(process));
     return process;

@@ -1,7 +1,8 @@
 /**
  * Entrypoint of a sandbox process: the only code that executes guests. It is
  * started by runner/sandbox.ts with no permissions except read access to the
- * job's preopened directories and to this code, reports its permissions,
+ * job's preopened directories and to this code (and write access to a
+ * writable preopen's directory, only it), reports its permissions,
  * then runs the jobs it is sent, one at a time.
  *
  * The process has two threads. The guest runs on a worker thread (this same
@@ -16,6 +17,7 @@
 import type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 import { type Frame, frameParts, readFrames } from "./frames.ts";
 import { createSharedOutput, readOutput } from "./shared_output.ts";
+import { type PackedSeed, unpackSeed } from "./scratch_seed.ts";
 import type { StreamName } from "./wasi_env.ts";
 import { ModuleError } from "./wasm_binary.ts";
 
@@ -132,7 +134,8 @@ function runJob(guest: Worker, { header, blobs }: Frame): Promise<void> {
     }
     done.resolve();
   };
-  const [module, stdin] = blobs;
+  const [module, stdin, seedBlob] = blobs;
+  const seedList = header.scratch_seed as PackedSeed["list"] | undefined;
   const request: ExecuteRequest = {
     module,
     stdin,
@@ -145,6 +148,9 @@ function runJob(guest: Worker, { header, blobs }: Frame): Promise<void> {
     outputLimit,
     preopens: header.preopens as ExecuteRequest["preopens"],
     scratch: header.scratch as string | undefined,
+    scratchSeed: seedList
+      ? unpackSeed({ list: seedList, blob: seedBlob ?? new Uint8Array() })
+      : undefined,
     output,
   };
   // Module and stdin share the frame's buffer: hand it over, not a copy.

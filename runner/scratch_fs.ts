@@ -1,23 +1,32 @@
 /**
  * The writable scratch directory: an in-memory tree that lives for one run,
- * with a byte cap. Written for Phase because the shim's own in-memory
- * directory loses APPEND, reports no rights, overflows timestamps, links
- * onto existing names and has no size limit.
- * Symbolic links are not supported (NOTSUP on creation; nothing is a link).
+ * with a byte cap, optionally seeded from a host directory or a job's
+ * request (runner/scratch_seed.ts). Seeded file bytes are shared with the
+ * seed until the guest first changes them (copy on write). Written for
+ * Phase because the shim's own in-memory directory loses APPEND, reports no
+ * rights, overflows timestamps, links onto existing names, has no symbolic
+ * links and no size limit. Paths are walked by runner/path_walk.ts, the
+ * same rules as host directories.
  * @module
  */
 import { Fd, wasi } from "@bjorn3/browser_wasi_shim";
 import { DirFd } from "./dir_fd.ts";
 import { type HostBudget, UNLIMITED_BUDGET } from "./job_memory.ts";
+import {
+  type Entry,
+  LOOKUP_SYMLINK_FOLLOW,
+  walk,
+  type WalkTree,
+} from "./path_walk.ts";
+import {
+  SCRATCH_ENTRY_BYTES,
+  type SeedEntry,
+  seedProblem,
+  stringBytes,
+} from "./scratch_seed.ts";
+import { DIR_RIGHTS, FILE_RIGHTS } from "./wasi_rights.ts";
 
-/**
- * Host bytes charged per directory entry besides its name: the map slot,
- * the node object and its times (measured ~300 bytes in V8, rounded up).
- */
-export const SCRATCH_ENTRY_BYTES = 512;
-
-/** Bytes charged for an entry's name (a JS string holds up to 2 per char). */
-const nameBytes = (name: string) => 2 * name.length;
+export { SCRATCH_ENTRY_BYTES };
 
 /** fstflags bits (the shim's constants are all 1). */
 export const FSTFLAGS = {
@@ -27,49 +36,6 @@ export const FSTFLAGS = {
   mtimNow: 8,
 } as const;
 
-const bit = (...rights: number[]) =>
-  rights.reduce((all, r) => all | BigInt(r), 0n);
-
-/** Rights of a scratch file opened for reading and writing. */
-export const FILE_RIGHTS = bit(
-  wasi.RIGHTS_FD_DATASYNC,
-  wasi.RIGHTS_FD_READ,
-  wasi.RIGHTS_FD_SEEK,
-  wasi.RIGHTS_FD_FDSTAT_SET_FLAGS,
-  wasi.RIGHTS_FD_SYNC,
-  wasi.RIGHTS_FD_TELL,
-  wasi.RIGHTS_FD_WRITE,
-  wasi.RIGHTS_FD_ADVISE,
-  wasi.RIGHTS_FD_ALLOCATE,
-  wasi.RIGHTS_FD_FILESTAT_GET,
-  wasi.RIGHTS_FD_FILESTAT_SET_SIZE,
-  wasi.RIGHTS_FD_FILESTAT_SET_TIMES,
-  wasi.RIGHTS_POLL_FD_READWRITE,
-);
-/** Rights of a scratch directory. */
-export const DIR_RIGHTS = bit(
-  wasi.RIGHTS_FD_FDSTAT_SET_FLAGS,
-  wasi.RIGHTS_FD_SYNC,
-  wasi.RIGHTS_FD_ADVISE,
-  wasi.RIGHTS_PATH_CREATE_DIRECTORY,
-  wasi.RIGHTS_PATH_CREATE_FILE,
-  wasi.RIGHTS_PATH_LINK_SOURCE,
-  wasi.RIGHTS_PATH_LINK_TARGET,
-  wasi.RIGHTS_PATH_OPEN,
-  wasi.RIGHTS_FD_READDIR,
-  wasi.RIGHTS_PATH_READLINK,
-  wasi.RIGHTS_PATH_RENAME_SOURCE,
-  wasi.RIGHTS_PATH_RENAME_TARGET,
-  wasi.RIGHTS_PATH_FILESTAT_GET,
-  wasi.RIGHTS_PATH_FILESTAT_SET_SIZE,
-  wasi.RIGHTS_PATH_FILESTAT_SET_TIMES,
-  wasi.RIGHTS_FD_FILESTAT_GET,
-  wasi.RIGHTS_FD_FILESTAT_SET_TIMES,
-  wasi.RIGHTS_PATH_SYMLINK,
-  wasi.RIGHTS_PATH_REMOVE_DIRECTORY,
-  wasi.RIGHTS_PATH_UNLINK_FILE,
-);
-
 const now = () => BigInt(Date.now()) * 1_000_000n;
 
 interface Times {
@@ -78,38 +44,51 @@ interface Times {
   ctim: bigint;
 }
 
+const fresh = (): Times => {
+  const t = now();
+  return { atim: t, mtim: t, ctim: t };
+};
+
 /** A file's bytes and metadata; shared by hard links. */
 class FileNode {
   readonly kind = "file";
-  data = new Uint8Array(0);
+  data: Uint8Array = new Uint8Array(0);
   size = 0;
   nlink = 0;
-  readonly times: Times;
-  constructor(readonly ino: bigint) {
-    const t = now();
-    this.times = { atim: t, mtim: t, ctim: t };
-  }
+  /** `data` is a seed's bytes, not yet copied (copy on write). */
+  shared = false;
+  readonly times: Times = fresh();
+  constructor(readonly ino: bigint) {}
 }
 
 /** A directory's entries and metadata. */
 class DirNode {
   readonly kind = "dir";
   readonly entries = new Map<string, Node>();
-  readonly times: Times;
-  constructor(readonly ino: bigint, public parent: DirNode | null) {
-    const t = now();
-    this.times = { atim: t, mtim: t, ctim: t };
-  }
+  readonly times: Times = fresh();
+  constructor(readonly ino: bigint, public parent: DirNode | null) {}
 }
 
-type Node = FileNode | DirNode;
+/** A symbolic link: its target, resolved inside the tree when followed. */
+class LinkNode {
+  readonly kind = "symlink";
+  nlink = 0;
+  readonly times: Times = fresh();
+  constructor(readonly ino: bigint, readonly target: string) {}
+}
+
+type Node = FileNode | DirNode | LinkNode;
+
+/** Budget bytes an entry holds beyond its name: a link's target. */
+const extraBytes = (node: Node) =>
+  node.kind === "symlink" ? stringBytes(node.target) : 0;
 
 /**
  * Shared state of one scratch tree: inode numbers, the cap on file bytes,
- * and the job's memory budget, which pays for file buffers, entries and
- * names alike.
+ * and the job's memory budget, which pays for file buffers, entries, names
+ * and link targets alike.
  */
-class ScratchTree {
+class ScratchTree implements WalkTree<DirNode> {
   #nextIno = 1n;
   used = 0;
   readonly root: DirNode;
@@ -117,17 +96,43 @@ class ScratchTree {
     this.root = new DirNode(this.#nextIno++, null);
   }
 
+  lookup(dir: DirNode, name: string): Entry<DirNode> | null {
+    const node = dir.entries.get(name);
+    if (!node) return null;
+    if (node.kind === "dir") return { kind: "dir", dir: node };
+    if (node.kind === "symlink") {
+      return { kind: "symlink", target: node.target };
+    }
+    return { kind: "file" };
+  }
+
   /** Adds a name to a directory; false when the budget has no room. */
   addEntry(dir: DirNode, name: string, node: Node): boolean {
-    if (!this.budget.take(SCRATCH_ENTRY_BYTES + nameBytes(name))) return false;
+    const cost = SCRATCH_ENTRY_BYTES + stringBytes(name) + extraBytes(node);
+    if (!this.budget.take(cost)) return false;
+    dir.entries.set(name, node);
+    return true;
+  }
+
+  /**
+   * Points an existing name at another node, paying the difference of
+   * their link targets; false (nothing changed) when it does not fit.
+   */
+  swapEntry(dir: DirNode, name: string, old: Node, node: Node): boolean {
+    const more = extraBytes(node) - extraBytes(old);
+    if (more > 0 && !this.budget.take(more)) return false;
+    if (more < 0) this.budget.give(-more);
     dir.entries.set(name, node);
     return true;
   }
 
   /** Removes a name from a directory and gives its bytes back. */
   removeEntry(dir: DirNode, name: string): void {
-    if (dir.entries.delete(name)) {
-      this.budget.give(SCRATCH_ENTRY_BYTES + nameBytes(name));
+    const node = dir.entries.get(name);
+    if (node && dir.entries.delete(name)) {
+      this.budget.give(
+        SCRATCH_ENTRY_BYTES + stringBytes(name) + extraBytes(node),
+      );
     }
   }
 
@@ -139,29 +144,34 @@ class ScratchTree {
     return new DirNode(this.#nextIno++, parent);
   }
 
+  link(target: string): LinkNode {
+    return new LinkNode(this.#nextIno++, target);
+  }
+
   /**
    * Resizes a file's bytes within the cap and the budget (which pays for
-   * the buffer's capacity); false when it does not fit.
+   * the buffer's capacity); false when it does not fit. A file still
+   * sharing its seed's bytes gets its own copy first.
    */
   resize(file: FileNode, size: number): boolean {
     const growth = size - file.size;
     if (growth > 0 && this.used + growth > this.capBytes) return false;
-    if (size > file.data.length) {
+    if (file.shared || size > file.data.length) {
+      // A seed's buffer stays with the seed: the copy is paid in full.
+      const held = file.shared ? 0 : file.data.length;
       const doubled = Math.min(
-        Math.max(size, file.data.length * 2, 64),
-        this.capBytes,
+        Math.max(size, held * 2, 64),
+        Math.max(this.capBytes, size),
       );
-      const capacity = this.budget.take(doubled - file.data.length)
-        ? doubled
-        : size;
-      if (
-        capacity === size && !this.budget.take(capacity - file.data.length)
-      ) {
-        return false;
+      let capacity = doubled;
+      if (!this.budget.take(doubled - held)) {
+        capacity = size;
+        if (!this.budget.take(capacity - held)) return false;
       }
       const data = new Uint8Array(capacity);
-      data.set(file.data.subarray(0, file.size));
+      data.set(file.data.subarray(0, Math.min(file.size, size)));
       file.data = data;
+      file.shared = false;
     } else if (size < file.size) {
       file.data.fill(0, size, file.size);
     }
@@ -170,25 +180,78 @@ class ScratchTree {
     return true;
   }
 
+  /** Makes a file's bytes its own before they change in place. */
+  own(file: FileNode): boolean {
+    return !file.shared || this.resize(file, file.size);
+  }
+
   /** Frees a file's bytes once its last link is gone and nothing has it open. */
   release(file: FileNode, openCount: number): void {
     if (file.nlink !== 0 || openCount !== 0) return;
     this.used -= file.size;
-    this.budget.give(file.data.length);
+    if (!file.shared) this.budget.give(file.data.length);
     file.size = 0;
     file.data = new Uint8Array(0);
+    file.shared = false;
+  }
+
+  /**
+   * Fills the tree from a seed (checked by seedProblem). The seed's bytes
+   * are charged to the budget here; false when they do not fit.
+   */
+  seed(entries: SeedEntry[]): boolean {
+    for (const entry of entries) {
+      const parts = entry.path.split("/");
+      let dir = this.root;
+      for (const part of parts.slice(0, -1)) {
+        let next = dir.entries.get(part);
+        if (!next) {
+          next = this.dir(dir);
+          if (!this.addEntry(dir, part, next)) return false;
+        }
+        dir = next as DirNode;
+      }
+      const name = parts.at(-1)!;
+      const existing = dir.entries.get(name);
+      if (existing?.kind === "dir" && entry.kind === "dir") continue;
+      let node: Node;
+      if (entry.kind === "dir") node = this.dir(dir);
+      else if (entry.kind === "symlink") {
+        node = this.link(entry.target ?? "");
+        node.nlink = 1;
+      } else {
+        const file = this.file();
+        const data = entry.data ?? new Uint8Array();
+        if (this.used + data.length > this.capBytes) return false;
+        if (!this.budget.take(data.length)) return false;
+        file.data = data;
+        file.size = data.length;
+        file.shared = true;
+        file.nlink = 1;
+        this.used += data.length;
+        node = file;
+      }
+      if (!this.addEntry(dir, name, node)) return false;
+    }
+    return true;
   }
 }
 
+function filetype(node: Node): number {
+  if (node.kind === "file") return wasi.FILETYPE_REGULAR_FILE;
+  if (node.kind === "dir") return wasi.FILETYPE_DIRECTORY;
+  return wasi.FILETYPE_SYMBOLIC_LINK;
+}
+
 function stat(node: Node): wasi.Filestat {
-  const isFile = node.kind === "file";
-  const s = new wasi.Filestat(
-    node.ino,
-    isFile ? wasi.FILETYPE_REGULAR_FILE : wasi.FILETYPE_DIRECTORY,
-    BigInt(isFile ? node.size : 0),
-  );
+  const size = node.kind === "file"
+    ? node.size
+    : node.kind === "symlink"
+    ? new TextEncoder().encode(node.target).length
+    : 0;
+  const s = new wasi.Filestat(node.ino, filetype(node), BigInt(size));
   s.dev = 1n;
-  s.nlink = BigInt(isFile ? node.nlink : 1);
+  s.nlink = BigInt(node.kind === "dir" ? 1 : node.nlink);
   s.atim = node.times.atim;
   s.mtim = node.times.mtim;
   s.ctim = node.times.ctim;
@@ -215,18 +278,10 @@ function setTimes(
   return wasi.ERRNO_SUCCESS;
 }
 
-/** A path split into the directory holding it and its last component. */
+/** A path walked to the directory holding it, its last name and node. */
 type Located =
   | { ret: 0; dir: DirNode; name: string; node: Node | null; slash: boolean }
   | { ret: number; dir: null; name: ""; node: null; slash: false };
-
-const fail = (ret: number): Located => ({
-  ret,
-  dir: null,
-  name: "",
-  node: null,
-  slash: false,
-});
 
 /** Open-file counts per file node, so unlinked open files keep their bytes. */
 const openFiles = new WeakMap<FileNode, number>();
@@ -328,9 +383,10 @@ class ScratchFileFd extends Fd {
     }
     const at = Number(offset);
     const end = at + data.length;
-    if (end > this.node.size && !this.tree.resize(this.node, end)) {
-      return { ret: wasi.ERRNO_NOSPC, nwritten: 0 };
-    }
+    const fits = end > this.node.size
+      ? this.tree.resize(this.node, end)
+      : this.tree.own(this.node);
+    if (!fits) return { ret: wasi.ERRNO_NOSPC, nwritten: 0 };
     this.node.data.set(data, at);
     this.node.times.mtim = this.node.times.ctim = now();
     return { ret: wasi.ERRNO_SUCCESS, nwritten: data.length };
@@ -362,22 +418,48 @@ class ScratchFileFd extends Fd {
   }
 }
 
+/** Options of a scratch preopen. */
+export interface ScratchOptions {
+  /** Cap on the file bytes held (the job's memory budget). */
+  capBytes: number;
+  /** Pays for everything the tree holds (default unlimited). */
+  budget?: HostBudget;
+  /** What the tree starts with (default nothing). */
+  seed?: SeedEntry[];
+}
+
+/** A seed that does not fit its job's memory budget. */
+export class SeedTooLarge extends Error {
+  /** Creates the error. */
+  constructor() {
+    super(
+      "memory limit: the scratch seed does not fit the job's memory budget",
+    );
+    this.name = "SeedTooLarge";
+  }
+}
+
 /** A scratch directory: the preopen or one opened under it. */
 export class ScratchDirFd extends DirFd {
   readonly #tree: ScratchTree;
   readonly #node: DirNode;
 
   /**
-   * A fresh, empty scratch tree shown to the guest as `guestPath`, holding
-   * at most `capBytes` of file data and paying for everything from
-   * `budget`.
+   * A fresh scratch tree shown to the guest as `guestPath`, holding at most
+   * `capBytes` of file data and paying for everything from `budget`. A
+   * seed that is malformed throws Error; one that does not fit the budget
+   * throws {@link SeedTooLarge}.
    */
-  static preopen(
-    guestPath: string,
-    capBytes: number,
-    budget: HostBudget = UNLIMITED_BUDGET,
-  ): ScratchDirFd {
-    const tree = new ScratchTree(capBytes, budget);
+  static preopen(guestPath: string, options: ScratchOptions): ScratchDirFd {
+    const tree = new ScratchTree(
+      options.capBytes,
+      options.budget ?? UNLIMITED_BUDGET,
+    );
+    if (options.seed) {
+      const problem = seedProblem(options.seed);
+      if (problem) throw new Error(problem);
+      if (!tree.seed(options.seed)) throw new SeedTooLarge();
+    }
     return new ScratchDirFd(tree, tree.root, guestPath);
   }
 
@@ -396,42 +478,17 @@ export class ScratchDirFd extends DirFd {
     return other instanceof ScratchDirFd && other.#tree === this.#tree;
   }
 
-  /** Resolves `path` under this directory to its parent and last name. */
-  #locate(path: string): Located {
-    if (path.includes("\0")) return fail(wasi.ERRNO_INVAL);
-    if (path.startsWith("/")) return fail(wasi.ERRNO_NOTCAPABLE);
-    if (path === "") return fail(wasi.ERRNO_NOENT);
-    const slash = path.endsWith("/");
-    const parts = path.split("/").filter((p) => p !== "" && p !== ".");
-    // Directories walked from this one; `..` may not leave it (as cap-std).
-    const walked: DirNode[] = [this.#node];
-    let dir = this.#node;
-    for (let i = 0; i < parts.length - 1; i++) {
-      const part = parts[i];
-      if (part === "..") {
-        if (walked.length === 1) return fail(wasi.ERRNO_NOTCAPABLE);
-        walked.pop();
-        dir = walked.at(-1)!;
-        continue;
-      }
-      const next = dir.entries.get(part);
-      if (!next) return fail(wasi.ERRNO_NOENT);
-      if (next.kind !== "dir") return fail(wasi.ERRNO_NOTDIR);
-      walked.push(next);
-      dir = next;
+  /**
+   * Walks `path` under this directory (runner/path_walk.ts); `follow`
+   * follows a final link.
+   */
+  #locate(path: string, follow: boolean): Located {
+    const at = walk(this.#tree, this.#node, path, follow);
+    if (at.dir === null) {
+      return { ret: at.ret, dir: null, name: "", node: null, slash: false };
     }
-    const last = parts.at(-1);
-    if (last === undefined) {
-      return { ret: 0, dir, name: ".", node: dir, slash: true };
-    }
-    if (last === "..") {
-      if (walked.length === 1) return fail(wasi.ERRNO_NOTCAPABLE);
-      const up = walked.at(-2)!;
-      return { ret: 0, dir: up, name: ".", node: up, slash };
-    }
-    const node = dir.entries.get(last) ?? null;
-    if (node?.kind === "file" && slash) return fail(wasi.ERRNO_NOTDIR);
-    return { ret: 0, dir, name: last, node, slash };
+    const node = at.name === "." ? at.dir : at.dir.entries.get(at.name) ?? null;
+    return { ret: 0, dir: at.dir, name: at.name, node, slash: at.slash };
   }
 
   override fd_fdstat_get() {
@@ -457,26 +514,6 @@ export class ScratchDirFd extends DirFd {
     return setTimes(this.#node.times, atim, mtim, flags);
   }
 
-  override fd_filestat_set_size(): number {
-    return wasi.ERRNO_ISDIR;
-  }
-
-  override fd_allocate(): number {
-    return wasi.ERRNO_ISDIR;
-  }
-
-  override fd_pread() {
-    return { ret: wasi.ERRNO_ISDIR, data: new Uint8Array() };
-  }
-
-  override fd_pwrite() {
-    return { ret: wasi.ERRNO_BADF, nwritten: 0 };
-  }
-
-  override fd_tell() {
-    return { ret: wasi.ERRNO_ISDIR, offset: 0n };
-  }
-
   override fd_readdir_single(cookie: bigint) {
     const listing: [string, Node][] = [
       [".", this.#node],
@@ -487,29 +524,29 @@ export class ScratchDirFd extends DirFd {
       return { ret: wasi.ERRNO_SUCCESS, dirent: null };
     }
     const [name, node] = listing[Number(cookie)];
-    const type = node.kind === "dir"
-      ? wasi.FILETYPE_DIRECTORY
-      : wasi.FILETYPE_REGULAR_FILE;
     return {
       ret: wasi.ERRNO_SUCCESS,
-      dirent: new wasi.Dirent(cookie + 1n, node.ino, name, type),
+      dirent: new wasi.Dirent(cookie + 1n, node.ino, name, filetype(node)),
     };
   }
 
   override path_open(
-    _dirflags: number,
+    dirflags: number,
     path: string,
     oflags: number,
     rightsBase: bigint,
     _rightsInheriting: bigint,
     fdFlags: number,
   ) {
-    const at = this.#locate(path);
+    const exclusive = (oflags & wasi.OFLAGS_CREAT) !== 0 &&
+      (oflags & wasi.OFLAGS_EXCL) !== 0;
+    // O_EXCL never follows a final link (POSIX): the link itself exists.
+    const follow = (dirflags & LOOKUP_SYMLINK_FOLLOW) !== 0 && !exclusive;
+    const at = this.#locate(path, follow);
     if (at.dir === null) return { ret: at.ret, fd_obj: null };
     let node = at.node;
-    if (node && oflags & wasi.OFLAGS_CREAT && oflags & wasi.OFLAGS_EXCL) {
-      return { ret: wasi.ERRNO_EXIST, fd_obj: null };
-    }
+    if (node && exclusive) return { ret: wasi.ERRNO_EXIST, fd_obj: null };
+    if (node?.kind === "symlink") return { ret: wasi.ERRNO_LOOP, fd_obj: null };
     if (!node) {
       if (!(oflags & wasi.OFLAGS_CREAT)) {
         return { ret: wasi.ERRNO_NOENT, fd_obj: null };
@@ -538,7 +575,9 @@ export class ScratchDirFd extends DirFd {
     if (oflags & wasi.OFLAGS_DIRECTORY) {
       return { ret: wasi.ERRNO_NOTDIR, fd_obj: null };
     }
-    if (oflags & wasi.OFLAGS_TRUNC) this.#tree.resize(node, 0);
+    if (oflags & wasi.OFLAGS_TRUNC && !this.#tree.resize(node, 0)) {
+      return { ret: wasi.ERRNO_NOSPC, fd_obj: null };
+    }
     return {
       ret: wasi.ERRNO_SUCCESS,
       fd_obj: new ScratchFileFd(
@@ -551,7 +590,7 @@ export class ScratchDirFd extends DirFd {
   }
 
   override path_create_directory(path: string): number {
-    const at = this.#locate(path);
+    const at = this.#locate(path, false);
     if (at.dir === null) return at.ret;
     if (at.node) return wasi.ERRNO_EXIST;
     if (!this.#tree.addEntry(at.dir, at.name, this.#tree.dir(at.dir))) {
@@ -561,35 +600,38 @@ export class ScratchDirFd extends DirFd {
     return wasi.ERRNO_SUCCESS;
   }
 
-  override path_filestat_get(_flags: number, path: string) {
-    const at = this.#locate(path);
+  override path_filestat_get(flags: number, path: string) {
+    const at = this.#locate(path, (flags & LOOKUP_SYMLINK_FOLLOW) !== 0);
     if (at.dir === null) return { ret: at.ret, filestat: null };
     if (!at.node) return { ret: wasi.ERRNO_NOENT, filestat: null };
     return { ret: wasi.ERRNO_SUCCESS, filestat: stat(at.node) };
   }
 
   override path_filestat_set_times(
-    _flags: number,
+    flags: number,
     path: string,
     atim: bigint,
     mtim: bigint,
     fstFlags: number,
   ): number {
-    const at = this.#locate(path);
+    const at = this.#locate(path, (flags & LOOKUP_SYMLINK_FOLLOW) !== 0);
     if (at.dir === null) return at.ret;
     if (!at.node) return wasi.ERRNO_NOENT;
     return setTimes(at.node.times, atim, mtim, fstFlags);
   }
 
   override path_readlink(path: string) {
-    const at = this.#locate(path);
+    const at = this.#locate(path, false);
     if (at.dir === null) return { ret: at.ret, data: null };
-    // Nothing in a scratch tree is a symbolic link.
-    return { ret: at.node ? wasi.ERRNO_INVAL : wasi.ERRNO_NOENT, data: null };
+    if (!at.node) return { ret: wasi.ERRNO_NOENT, data: null };
+    if (at.node.kind !== "symlink") {
+      return { ret: wasi.ERRNO_INVAL, data: null };
+    }
+    return { ret: wasi.ERRNO_SUCCESS, data: at.node.target };
   }
 
   override path_remove_directory(path: string): number {
-    const at = this.#locate(path);
+    const at = this.#locate(path, false);
     if (at.dir === null) return at.ret;
     if (!at.node) return wasi.ERRNO_NOENT;
     if (at.node.kind !== "dir") return wasi.ERRNO_NOTDIR;
@@ -601,24 +643,49 @@ export class ScratchDirFd extends DirFd {
   }
 
   override path_unlink_file(path: string): number {
-    const at = this.#locate(path);
+    const at = this.#locate(path, false);
     if (at.dir === null) return at.ret;
     if (!at.node) return wasi.ERRNO_NOENT;
     if (at.node.kind === "dir") return wasi.ERRNO_ISDIR;
     this.#tree.removeEntry(at.dir, at.name);
     at.node.nlink--;
     at.node.times.ctim = at.dir.times.mtim = now();
-    this.#tree.release(at.node, openFiles.get(at.node) ?? 0);
+    if (at.node.kind === "file") {
+      this.#tree.release(at.node, openFiles.get(at.node) ?? 0);
+    }
     return wasi.ERRNO_SUCCESS;
   }
 
-  /** Hard-links the file at `oldPath` as `newPath` under `target`. */
-  link(oldPath: string, target: ScratchDirFd, newPath: string): number {
-    const from = this.#locate(oldPath);
+  /** Creates a symbolic link `path` holding `target` (never checked). */
+  symlink(target: string, path: string): number {
+    if (target.includes("\0")) return wasi.ERRNO_INVAL;
+    if (target === "") return wasi.ERRNO_NOENT;
+    const at = this.#locate(path, false);
+    if (at.dir === null) return at.ret;
+    if (at.node) return wasi.ERRNO_EXIST;
+    if (at.slash) return wasi.ERRNO_NOENT;
+    const link = this.#tree.link(target);
+    if (!this.#tree.addEntry(at.dir, at.name, link)) return wasi.ERRNO_NOSPC;
+    link.nlink = 1;
+    at.dir.times.mtim = now();
+    return wasi.ERRNO_SUCCESS;
+  }
+
+  /**
+   * Hard-links `oldPath` (its final link followed when `follow`) as
+   * `newPath` under `target`.
+   */
+  link(
+    oldPath: string,
+    follow: boolean,
+    target: ScratchDirFd,
+    newPath: string,
+  ): number {
+    const from = this.#locate(oldPath, follow);
     if (from.dir === null) return from.ret;
     if (!from.node) return wasi.ERRNO_NOENT;
     if (from.node.kind === "dir") return wasi.ERRNO_PERM;
-    const to = target.#locate(newPath);
+    const to = target.#locate(newPath, false);
     if (to.dir === null) return to.ret;
     if (to.node) return wasi.ERRNO_EXIST;
     if (to.slash) return wasi.ERRNO_NOENT;
@@ -632,23 +699,23 @@ export class ScratchDirFd extends DirFd {
 
   /** Renames `oldPath` to `newPath` under `target` (POSIX rename rules). */
   rename(oldPath: string, target: ScratchDirFd, newPath: string): number {
-    const from = this.#locate(oldPath);
+    const from = this.#locate(oldPath, false);
     if (from.dir === null) return from.ret;
     if (!from.node) return wasi.ERRNO_NOENT;
-    const to = target.#locate(newPath);
+    const to = target.#locate(newPath, false);
     if (to.dir === null) return to.ret;
     if (from.name === "." || to.name === ".") return wasi.ERRNO_BUSY;
     const moving = from.node;
     const replaced = to.node;
-    if (moving.kind === "file" && to.slash && !replaced) {
+    if (moving.kind !== "dir" && to.slash && !replaced) {
       return wasi.ERRNO_NOTDIR;
     }
     if (replaced === moving) return wasi.ERRNO_SUCCESS;
     if (replaced) {
-      if (moving.kind === "dir" && replaced.kind === "file") {
+      if (moving.kind === "dir" && replaced.kind !== "dir") {
         return wasi.ERRNO_NOTDIR;
       }
-      if (moving.kind === "file" && replaced.kind === "dir") {
+      if (moving.kind !== "dir" && replaced.kind === "dir") {
         return wasi.ERRNO_ISDIR;
       }
       if (replaced.kind === "dir" && replaced.entries.size > 0) {
@@ -660,14 +727,18 @@ export class ScratchDirFd extends DirFd {
         if (d === moving) return wasi.ERRNO_INVAL;
       }
     }
-    if (!replaced && !this.#tree.addEntry(to.dir, to.name, moving)) {
+    if (replaced) {
+      // The name stays; only a link target's bytes can differ.
+      if (!this.#tree.swapEntry(to.dir, to.name, replaced, moving)) {
+        return wasi.ERRNO_NOSPC;
+      }
+      if (replaced.kind !== "dir") replaced.nlink--;
+    } else if (!this.#tree.addEntry(to.dir, to.name, moving)) {
       return wasi.ERRNO_NOSPC;
     }
-    if (replaced) to.dir.entries.set(to.name, moving);
     this.#tree.removeEntry(from.dir, from.name);
     if (moving.kind === "dir") moving.parent = to.dir;
     if (replaced?.kind === "file") {
-      replaced.nlink--;
       this.#tree.release(replaced, openFiles.get(replaced) ?? 0);
     }
     const t = now();

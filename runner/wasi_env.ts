@@ -3,8 +3,10 @@
  * dispatch with the shim's gaps closed (UTF-8 args,
  * errno for sockets, CSPRNG randomness, real CPU clocks, poll_oneoff without
  * busy waiting, lowest-free fd numbers, renumber onto itself, links and
- * renames, capped output capture) and Phase's own read-only host directories
- * (host_fs.ts) and writable scratch tree (scratch_fs.ts).
+ * renames, capped output capture) and Phase's own host directories
+ * (host_fs.ts: read-only, or writable when opted in) and writable scratch
+ * tree with symbolic links (scratch_fs.ts). Rights are checked in one place
+ * (wasi_rights.ts) before any directory sees a path call.
  * Every function is covered by tests/wasi_test.ts.
  * @module
  */
@@ -14,6 +16,8 @@ import { DirFd } from "./dir_fd.ts";
 import { HostDirFd } from "./host_fs.ts";
 import { type HostBudget, UNLIMITED_BUDGET } from "./job_memory.ts";
 import { ScratchDirFd } from "./scratch_fs.ts";
+import type { SeedEntry } from "./scratch_seed.ts";
+import { FD_CALL_RIGHTS, PATH_CALL_RIGHTS } from "./wasi_rights.ts";
 import {
   appendOutput,
   createSharedOutput,
@@ -138,12 +142,14 @@ export class OutputCapture extends StreamFd {
   }
 }
 
-/** A host directory shown read-only to the guest. */
+/** A host directory shown to the guest: read-only unless `writable`. */
 export interface Preopen {
   /** Directory on the host. */
   host: string;
   /** Path the guest sees, e.g. `/data`. */
   guest: string;
+  /** The guest may change the directory (local runs only; opt-in). */
+  writable?: boolean;
 }
 
 /** How to build a guest's WASI environment. */
@@ -156,10 +162,12 @@ export interface WasiEnvOptions {
   stdin: Uint8Array;
   /** Cap on kept bytes per output stream. */
   outputLimit: number;
-  /** Read-only host directories. */
+  /** Host directories. */
   preopens?: Preopen[];
   /** Guest path of a writable in-memory directory discarded after the run. */
   scratch?: string;
+  /** What the scratch directory starts with (copied on write). */
+  scratchSeed?: SeedEntry[];
   /** Cap on the file bytes held in the scratch directory (default 64 MiB). */
   scratchBytes?: number;
   /** The job's memory budget, which scratch files and kept output take from. */
@@ -260,15 +268,17 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
   );
   const fds: Fd[] = [new StdinFd(options.stdin), stdout, stderr];
   for (const preopen of options.preopens ?? []) {
-    fds.push(HostDirFd.preopen(preopen.host, preopen.guest));
+    fds.push(
+      HostDirFd.preopen(preopen.host, preopen.guest, preopen.writable),
+    );
   }
   if (options.scratch) {
     fds.push(
-      ScratchDirFd.preopen(
-        options.scratch,
-        options.scratchBytes ?? 64 * MIB,
+      ScratchDirFd.preopen(options.scratch, {
+        capBytes: options.scratchBytes ?? 64 * MIB,
         budget,
-      ),
+        seed: options.scratchSeed,
+      }),
     );
   }
   const envList = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
@@ -284,13 +294,15 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
       new Uint8Array(memory().buffer, pointer, length),
     );
   /**
-   * Links and renames: within one scratch tree they happen; a read-only
-   * host directory answers EROFS; across trees EXDEV.
+   * Links and renames: within one scratch tree or one writable host
+   * directory they happen; a read-only host directory answers EROFS;
+   * between trees EXDEV.
    */
   const betweenDirs = (
     fromFd: number,
     toFd: number,
-    within: (from: ScratchDirFd, to: ScratchDirFd) => number,
+    inScratch: (from: ScratchDirFd, to: ScratchDirFd) => number,
+    onHost: (from: HostDirFd, to: HostDirFd) => number,
   ) => {
     const from = table[fromFd];
     const to = table[toFd];
@@ -298,11 +310,14 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     if (!(from instanceof DirFd) || !(to instanceof DirFd)) {
       return wasi.ERRNO_NOTDIR;
     }
-    if (from instanceof HostDirFd || to instanceof HostDirFd) {
-      return wasi.ERRNO_ROFS;
+    for (const dir of [from, to]) {
+      if (dir instanceof HostDirFd && !dir.writable) return wasi.ERRNO_ROFS;
+    }
+    if (from instanceof HostDirFd) {
+      return from.sameRoot(to) ? onHost(from, to) : wasi.ERRNO_XDEV;
     }
     const scratch = from as ScratchDirFd;
-    return scratch.sameTree(to) ? within(scratch, to) : wasi.ERRNO_XDEV;
+    return scratch.sameTree(to) ? inScratch(scratch, to) : wasi.ERRNO_XDEV;
   };
 
   const overrides = {
@@ -415,17 +430,21 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
     },
     path_link(
       oldFd: number,
-      _oldFlags: number,
+      oldFlags: number,
       oldPtr: number,
       oldLen: number,
       newFd: number,
       newPtr: number,
       newLen: number,
     ) {
+      const follow = (oldFlags & 1) !== 0;
+      const oldPath = text(oldPtr, oldLen);
+      const newPath = text(newPtr, newLen);
       return betweenDirs(
         oldFd,
         newFd,
-        (from, to) => from.link(text(oldPtr, oldLen), to, text(newPtr, newLen)),
+        (from, to) => from.link(oldPath, follow, to, newPath),
+        (from, to) => from.move("link", oldPath, follow, to, newPath),
       );
     },
     path_rename(
@@ -436,26 +455,46 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
       newPtr: number,
       newLen: number,
     ) {
+      const oldPath = text(oldPtr, oldLen);
+      const newPath = text(newPtr, newLen);
       return betweenDirs(
         oldFd,
         newFd,
-        (from, to) =>
-          from.rename(text(oldPtr, oldLen), to, text(newPtr, newLen)),
+        (from, to) => from.rename(oldPath, to, newPath),
+        (from, to) => from.move("rename", oldPath, false, to, newPath),
       );
     },
     path_symlink(
-      _oldPtr: number,
-      _oldLen: number,
+      oldPtr: number,
+      oldLen: number,
       fd: number,
-      _newPtr: number,
-      _newLen: number,
+      newPtr: number,
+      newLen: number,
     ) {
       const dir = table[fd];
       if (dir === undefined) return wasi.ERRNO_BADF;
-      if (dir instanceof HostDirFd) return wasi.ERRNO_ROFS;
-      // The scratch tree has no symbolic links.
-      if (dir instanceof ScratchDirFd) return wasi.ERRNO_NOTSUP;
+      if (dir instanceof HostDirFd || dir instanceof ScratchDirFd) {
+        return dir.symlink(text(oldPtr, oldLen), text(newPtr, newLen));
+      }
       return wasi.ERRNO_NOTDIR;
+    },
+    path_readlink(
+      fd: number,
+      pathPtr: number,
+      pathLen: number,
+      bufPtr: number,
+      bufLen: number,
+      usedPtr: number,
+    ) {
+      const dir = table[fd];
+      if (dir === undefined) return wasi.ERRNO_BADF;
+      const { ret, data } = dir.path_readlink(text(pathPtr, pathLen));
+      if (ret !== wasi.ERRNO_SUCCESS || data === null) return ret;
+      // A buffer too small gets the start of the target (as wasmtime).
+      const bytes = encoder.encode(data).subarray(0, bufLen);
+      new Uint8Array(memory().buffer).set(bytes, bufPtr);
+      new DataView(memory().buffer).setUint32(usedPtr, bytes.length, true);
+      return wasi.ERRNO_SUCCESS;
     },
     poll_oneoff(inPtr: number, outPtr: number, count: number, nPtr: number) {
       return pollOneoff(memory(), table, inPtr, outPtr, count, nPtr);
@@ -508,27 +547,13 @@ function withHostCharges(
   return out;
 }
 
-/** The right each descriptor call needs, checked against narrowed rights. */
-const NEEDED_RIGHT: Record<string, number> = {
-  fd_read: wasi.RIGHTS_FD_READ,
-  fd_pread: wasi.RIGHTS_FD_READ,
-  fd_write: wasi.RIGHTS_FD_WRITE,
-  fd_pwrite: wasi.RIGHTS_FD_WRITE,
-  fd_seek: wasi.RIGHTS_FD_SEEK,
-  fd_tell: wasi.RIGHTS_FD_TELL,
-  fd_readdir: wasi.RIGHTS_FD_READDIR,
-  fd_filestat_set_size: wasi.RIGHTS_FD_FILESTAT_SET_SIZE,
-  fd_allocate: wasi.RIGHTS_FD_ALLOCATE,
-  path_open: wasi.RIGHTS_PATH_OPEN,
-  path_create_directory: wasi.RIGHTS_PATH_CREATE_DIRECTORY,
-  path_unlink_file: wasi.RIGHTS_PATH_UNLINK_FILE,
-  path_remove_directory: wasi.RIGHTS_PATH_REMOVE_DIRECTORY,
-};
-
 /**
- * fd_fdstat_set_rights for every descriptor: rights may only be dropped;
- * fd_fdstat_get reports what is left and calls needing a dropped right
- * answer ENOTCAPABLE.
+ * Rights, checked here for every call (wasi_rights.ts says which): a path
+ * call on a descriptor that is not a directory is ENOTDIR, one whose
+ * directory lacks a needed right ENOTCAPABLE. fd_fdstat_set_rights works
+ * for every descriptor: rights may only be dropped; fd_fdstat_get reports
+ * what is left and descriptor calls needing a dropped right answer
+ * ENOTCAPABLE.
  */
 function withRightsMasks(
   imports: WasiEnv["imports"],
@@ -550,7 +575,22 @@ function withRightsMasks(
       : { fdstat, base, inheriting };
   };
   const out: WasiEnv["imports"] = { ...imports };
-  for (const [name, right] of Object.entries(NEEDED_RIGHT)) {
+  for (const [name, needs] of Object.entries(PATH_CALL_RIGHTS)) {
+    const call = imports[name] as (...args: number[]) => number;
+    out[name] = ((...args: number[]) => {
+      for (const need of needs) {
+        const file = table[args[need.fdArg]];
+        if (file === undefined) return wasi.ERRNO_BADF;
+        if (!(file instanceof DirFd)) return wasi.ERRNO_NOTDIR;
+        const wanted = need.rights(args);
+        if ((rightsOf(file).base & wanted) !== wanted) {
+          return wasi.ERRNO_NOTCAPABLE;
+        }
+      }
+      return call(...args);
+    }) as WasiEnv["imports"][string];
+  }
+  for (const [name, right] of Object.entries(FD_CALL_RIGHTS)) {
     const call = imports[name] as (fd: number, ...rest: unknown[]) => number;
     out[name] = ((fd: number, ...rest: unknown[]) => {
       const file = table[fd];

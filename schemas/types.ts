@@ -19,6 +19,38 @@ export interface AppliedLimits {
   fuel: number | null;
   /** Cap on captured bytes per output stream. */
   output_bytes: number;
+  /** The directories the guest was given (absent when none). */
+  preopens?: PreopenRecord[];
+}
+
+/** A directory a guest was given, as its receipt shows it. */
+export interface PreopenRecord {
+  /** Guest path. */
+  guest: string;
+  /** Host directory read-only or read-write, or an in-memory scratch tree. */
+  access: "read-only" | "read-write" | "scratch";
+  /** Digest of the scratch seed ({@link ScratchSeed}), when seeded. */
+  seed_sha256?: string;
+}
+
+/** One entry of a seeded scratch directory as a request carries it. */
+export interface ScratchSeedEntry {
+  /** Relative path. */
+  path: string;
+  /** What the entry is. */
+  kind: "file" | "dir" | "symlink";
+  /** A file's bytes as base64. */
+  data?: string;
+  /** A link's target. */
+  target?: string;
+}
+
+/** A seeded scratch directory in a request (common `scratch`). */
+export interface ScratchSeed {
+  /** Guest path. */
+  path: string;
+  /** What it starts with. */
+  entries: ScratchSeedEntry[];
 }
 
 /** Measured facts of one guest run. */
@@ -204,6 +236,8 @@ export interface JobOffer {
   module_hash: Sha256Ref;
   /** Size of the module in bytes. */
   module_size: number;
+  /** Size of the request's `scratch` as UTF-8 JSON (absent: none). */
+  scratch_bytes?: number;
   /** What the job needs. */
   requirements: Requirements;
 }
@@ -224,6 +258,8 @@ export interface JobRequestMessage {
   env?: Record<string, string>;
   /** Standard input as base64. */
   stdin?: string;
+  /** A seeded scratch directory. */
+  scratch?: ScratchSeed;
 }
 
 /** What a node offers for jobs (schemas/capability.schema.json). */

@@ -8,10 +8,13 @@ import {
   DEFAULT_LIMITS,
   defaultSandboxCommand,
   instrumentFuel,
+  JobRefused,
   MIB,
   ModuleError,
+  runJob,
   SANDBOX_OVERHEAD_MIB,
   SandboxError,
+  SandboxPool,
 } from "../runner/mod.ts";
 import {
   assembleModule,
@@ -21,11 +24,12 @@ import {
   uleb,
   WASM_PAGE,
 } from "../runner/wasm_binary.ts";
-import { verifyReceipt } from "../schemas/mod.ts";
+import { generateKey, verifyReceipt } from "../schemas/mod.ts";
 import {
   alive,
   cli,
   type CliResult,
+  example,
   examplePath,
   ROOT,
   tempDir,
@@ -390,6 +394,24 @@ Deno.test("a --dir host path never becomes permission syntax", async () => {
     assert.throws(
       () => defaultSandboxCommand([`${dir}/x,/etc`]),
       SandboxError,
+    );
+    assert.throws(
+      () => defaultSandboxCommand([`${dir}/ok`], [`${dir}/x,/etc`]),
+      SandboxError,
+    );
+    // A writable preopen's process may write that directory and nothing else.
+    const { args } = defaultSandboxCommand([`${dir}/a`, `${dir}/b`], [
+      `${dir}/b`,
+    ]);
+    assert.deepEqual(args.filter((a) => a.startsWith("--allow-write")), [
+      `--allow-write=${dir}/b`,
+    ]);
+    assert.ok(!args.includes("-A") && !args.includes("--allow-all"));
+    assert.deepEqual(
+      defaultSandboxCommand([`${dir}/a`]).args.filter((a) =>
+        a.startsWith("--allow-write")
+      ),
+      [],
     );
   } finally {
     await cleanup();
@@ -761,5 +783,71 @@ Deno.test("Private mode refuses a scoped write permission", async () => {
     assert.deepEqual([...Deno.readDirSync(dir)], []);
   } finally {
     await cleanup();
+  }
+});
+
+Deno.test("a seeded scratch is paid from the job's memory budget: over it is refused, near it leaves the guest less", async () => {
+  const pool = new SandboxPool({ size: 1 });
+  const key = await generateKey();
+  const seed = (mib: number) => [{
+    path: "blob",
+    kind: "file" as const,
+    data: new Uint8Array(mib * MIB),
+  }];
+  try {
+    // More seed than budget: refused in one line before anything runs.
+    await assert.rejects(
+      runJob({
+        module: example("hello"),
+        memoryMb: 16,
+        scratch: "/s",
+        scratchSeed: seed(17),
+      }, { sandbox: pool, key }),
+      (error: Error) =>
+        error instanceof JobRefused &&
+        /^memory limit: the scratch seed \(\d+ bytes with its entries\) and standard input do not fit the job's 16 MiB memory budget$/
+          .test(error.message),
+    );
+    // Entries are bounded in number as well as in bytes.
+    const many = Array.from({ length: 4097 }, (_, i) => ({
+      path: `f${i}`,
+      kind: "file" as const,
+    }));
+    await assert.rejects(
+      runJob({
+        module: example("hello"),
+        memoryMb: 16,
+        scratch: "/s",
+        scratchSeed: many,
+      }, { sandbox: pool, key }),
+      /scratch seed: a seed holds at most 4096 entries/,
+    );
+    // A 24 MiB seed in a 32 MiB budget: the guest's heap gets what is left,
+    // and the peak stays within the budget.
+    const { receipt } = await runJob({
+      module: example("memory_bomb"),
+      memoryMb: 32,
+      scratch: "/s",
+      scratchSeed: seed(24),
+    }, { sandbox: pool, key });
+    assert.equal(receipt.execution.status, "memory_limit", receipt.stdout);
+    const got = Number(/after (\d+) MiB/.exec(receipt.stderr)?.[1]);
+    assert.ok(got > 0 && got < 8, receipt.stderr);
+    assert.ok(receipt.execution.memory_peak_mb <= 32);
+    // scratch_bomb stops at ENOSPC sooner with most of its budget seeded.
+    const bomb = await runJob({
+      module: example("scratch_bomb"),
+      args: ["/s"],
+      memoryMb: 16,
+      scratch: "/s",
+      scratchSeed: seed(15),
+    }, { sandbox: pool, key });
+    assert.match(
+      bomb.receipt.stdout,
+      /^made \d{1,4} directories, stopped by No space left on device\n$/,
+    );
+    assert.ok(bomb.receipt.execution.memory_peak_mb <= 16);
+  } finally {
+    await pool.close();
   }
 });

@@ -17,9 +17,17 @@ const FEATURES = [
 
 /** Makes sure binaryen's wasm-opt is here, installing it when root. */
 export async function ensureWasmOpt(): Promise<void> {
-  const has = async () =>
-    await new Deno.Command("wasm-opt", { args: ["--version"], stdout: "null" })
-      .output().then((o) => o.success, () => false);
+  // A missing program makes output() throw at once, not reject.
+  const has = async () => {
+    try {
+      return (await new Deno.Command("wasm-opt", {
+        args: ["--version"],
+        stdout: "null",
+      }).output()).success;
+    } catch {
+      return false;
+    }
+  };
   if (await has()) return;
   if (Deno.uid() === 0) {
     for (

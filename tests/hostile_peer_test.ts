@@ -43,6 +43,8 @@ import {
 import {
   generateKey,
   type NodeKey,
+  type Receipt,
+  type ScratchSeed,
   sha256Ref,
   toBase64,
   validateDocument,
@@ -977,5 +979,187 @@ nodeTest(
       for (const stream of streams) stream.abort(new Error("done"));
       await Promise.all(stallers.map((s) => s.stop()));
     }
+  },
+);
+
+nodeTest(
+  "seeded scratch from a peer: run in memory over libp2p and HTTP, never on the node's disk; huge, malformed and host-directory requests are refused before anything runs",
+  async ({ dir, node, peer }) => {
+    const module = example("rust_fs");
+    const seeded = {
+      path: "/work",
+      entries: [
+        { path: "given", kind: "dir" },
+        {
+          path: "given/note.txt",
+          kind: "file",
+          data: toBase64(new TextEncoder().encode("from the peer")),
+        },
+        { path: "given/link", kind: "symlink", target: "note.txt" },
+      ],
+    };
+    const jsonBytes = (value: unknown) =>
+      new TextEncoder().encode(JSON.stringify(value)).length;
+    const peerOffer = async (scratch?: unknown) => ({
+      ...await offer({
+        module_hash: await sha256Ref(module),
+        module_size: module.length,
+      }),
+      ...(scratch ? { scratch_bytes: jsonBytes(scratch) } : {}),
+    });
+    // The Rust program creates, renames, links, truncates and symlinks in
+    // its seeded /work: all in memory.
+    const answers = await exchange(peer, node.services.key.peerId, [
+      await peerOffer(seeded),
+      {
+        type: "request",
+        job_id: "job-1",
+        module: toBase64(module),
+        args: ["/work"],
+        scratch: seeded,
+      },
+    ]);
+    assert.deepEqual(answers.map((a) => a.type), ["accepted", "result"]);
+    const receipt = answers[1].receipt as Receipt;
+    assert.equal(receipt.execution.exit_code, 0, receipt.stdout);
+    assert.equal(receipt.stdout, "rust_fs: ok\n");
+    assert.equal(receipt.limits.preopens?.[0].access, "scratch");
+    assert.match(receipt.limits.preopens?.[0].seed_sha256 ?? "", /^sha256:/);
+    // The client sends it the same way and checks the receipt names it.
+    const viaClient = await submitJob(peer, node.services.key.peerId, {
+      module,
+      args: ["/work"],
+      scratch: seeded as ScratchSeed,
+    });
+    assert.equal(viaClient.stdout, "rust_fs: ok\n");
+    const http = await fetch(`${node.url}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        module: toBase64(module),
+        args: ["/work"],
+        scratch: seeded,
+      }),
+    });
+    assert.equal(http.status, 200);
+    assert.equal((await http.json()).stdout, "rust_fs: ok\n");
+    for (const f of await filesUnder(dir)) {
+      assert.ok(
+        !/note\.txt|rust|given/.test(f),
+        `a seeded file reached the disk: ${f}`,
+      );
+    }
+    // Refused before running, with the protocol's reasons.
+    const file = (path: string, bytes = 1) => ({
+      path,
+      kind: "file",
+      data: toBase64(new Uint8Array(bytes)),
+    });
+    const refused: [string, unknown, RegExp][] = [
+      ["a seed over the node's 8 MiB", {
+        path: "/w",
+        entries: [file("big", 9 * 1024 * 1024)],
+      }, /InsufficientResources/],
+      ["4097 entries", {
+        path: "/w",
+        entries: Array.from({ length: 4097 }, (_, i) => file(`f${i}`)),
+      }, /InvalidRequest/],
+      [
+        "a .. path",
+        { path: "/w", entries: [file("a/../../etc/passwd")] },
+        /InvalidRequest/,
+      ],
+      [
+        "an absolute path",
+        { path: "/w", entries: [file("/etc/passwd")] },
+        /InvalidRequest/,
+      ],
+      ["a path through a file", {
+        path: "/w",
+        entries: [file("a"), file("a/b")],
+      }, /InvalidRequest/],
+      [
+        "a name twice",
+        { path: "/w", entries: [file("a"), file("a")] },
+        /InvalidRequest/,
+      ],
+      ["a link without a target", {
+        path: "/w",
+        entries: [{ path: "l", kind: "symlink" }],
+      }, /InvalidRequest/],
+      ["data on a directory", {
+        path: "/w",
+        entries: [{ path: "d", kind: "dir", data: "" }],
+      }, /InvalidRequest/],
+      ["a relative guest path", { path: "w", entries: [] }, /InvalidRequest/],
+      [
+        "a host directory",
+        { path: "/w", entries: [], host: "/etc" },
+        /InvalidRequest/,
+      ],
+    ];
+    for (const [name, scratch, reason] of refused) {
+      const answers = await exchange(peer, node.services.key.peerId, [
+        await peerOffer(scratch),
+        { type: "request", job_id: "job-1", module: toBase64(module), scratch },
+      ]);
+      assert.deepEqual(
+        answers.map((a) => a.type),
+        ["accepted", "rejected"],
+        name,
+      );
+      assert.match(String(answers[1].reason), reason, name);
+    }
+    // An offer announcing more than the node takes is refused before any
+    // byte of it moves; a request larger than its offer said is refused.
+    const big = await exchange(peer, node.services.key.peerId, [
+      { ...await peerOffer(), scratch_bytes: 100 * 1024 * 1024 },
+    ]);
+    assert.equal(big[0].type, "rejected");
+    assert.equal(big[0].reason, "InsufficientResources");
+    const understated = await exchange(peer, node.services.key.peerId, [
+      { ...await peerOffer(), scratch_bytes: 10 },
+      {
+        type: "request",
+        job_id: "job-1",
+        module: toBase64(module),
+        scratch: seeded,
+      },
+    ]);
+    assert.deepEqual(understated.map((a) => a.type), ["accepted", "rejected"]);
+    assert.match(String(understated[1].detail), /the offer said at most 10/);
+    // A remote job cannot name a host directory at all, read-only or not.
+    for (
+      const field of [
+        { preopens: [{ host: "/", guest: "/", writable: true }] },
+        { dir: "/:/:rw" },
+      ]
+    ) {
+      const refusedHttp = await fetch(`${node.url}/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ module: toBase64(module), ...field }),
+      });
+      assert.equal(refusedHttp.status, 400);
+      assert.match(
+        (await refusedHttp.json()).reason,
+        /must NOT have additional properties/,
+      );
+    }
+    // A seed that fits the node's limit but not the job's memory budget.
+    const tight = await fetch(`${node.url}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        module: toBase64(module),
+        memory_mb: 1,
+        scratch: { path: "/w", entries: [file("big", 2 * 1024 * 1024)] },
+      }),
+    });
+    assert.equal(tight.status, 400);
+    assert.match(
+      (await tight.json()).reason,
+      /^memory limit: the scratch seed/,
+    );
   },
 );

@@ -1,14 +1,15 @@
 /**
  * WASI preview1 behaviour, function by function: examples/src/wasi_suite.c
- * runs one case per guest run against a read-only host directory and the
- * scratch tree; this file runs every case and proves that together they
- * call every preview1 function.
+ * runs one case per guest run against a read-only host directory, a
+ * writable one and a seeded scratch tree; this file runs every case and
+ * proves that together they call every preview1 function.
  */
 import assert from "node:assert/strict";
 import { execute } from "../runner/execute.ts";
 import { instrumentFuel, MIB, runJob, SandboxPool } from "../runner/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
-import { example, tempDir, text } from "./helpers.ts";
+import { example, text } from "./helpers.ts";
+import { fixture, SUITE_SEED, suitePreopens } from "./wasi_fixture.ts";
 
 /** Every function of wasi_snapshot_preview1. */
 const PREVIEW1 = [
@@ -124,23 +125,63 @@ const CASES: Record<string, string[]> = {
   scratch_links: ["path_link", "path_rename", "path_symlink", "path_readlink"],
   renumber: ["fd_renumber"],
   scratch_cap: ["fd_pwrite", "fd_filestat_set_size"],
+  symlinks: [
+    "path_symlink",
+    "path_readlink",
+    "path_filestat_get",
+    "path_open",
+    "path_unlink_file",
+    "path_rename",
+    "path_link",
+    "path_remove_directory",
+    "fd_readdir",
+  ],
+  rights: [
+    "fd_fdstat_set_rights",
+    "path_open",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_unlink_file",
+    "path_remove_directory",
+    "path_symlink",
+    "path_readlink",
+    "path_rename",
+    "path_link",
+  ],
+  dir_fds: [
+    "fd_read",
+    "fd_pread",
+    "fd_write",
+    "fd_pwrite",
+    "fd_tell",
+    "fd_seek",
+    "fd_allocate",
+    "fd_filestat_set_size",
+    "fd_filestat_get",
+  ],
+  seeded: ["path_open", "fd_pwrite", "path_readlink", "path_rename"],
+  rw_dir: [
+    "path_open",
+    "fd_write",
+    "fd_filestat_set_size",
+    "fd_allocate",
+    "fd_sync",
+    "fd_filestat_set_times",
+    "path_create_directory",
+    "path_rename",
+    "path_link",
+    "path_filestat_set_times",
+    "path_remove_directory",
+    "path_unlink_file",
+    "path_readlink",
+    "path_symlink",
+  ],
 };
 
 const suite = instrumentFuel(example("wasi_suite")).bytes;
 
-async function fixture(): Promise<[string, () => Promise<void>]> {
-  const [root, cleanup] = await tempDir();
-  const data = `${root}/data`;
-  await Deno.mkdir(`${data}/sub`, { recursive: true });
-  await Deno.writeTextFile(`${data}/hello.txt`, "hello, phase\n");
-  await Deno.writeTextFile(`${data}/sub/inner.txt`, "inner\n");
-  await Deno.writeTextFile(`${root}/outside.txt`, "secret\n");
-  await Deno.symlink("hello.txt", `${data}/link_in`);
-  await Deno.symlink("../outside.txt", `${data}/link_out`);
-  return [data, cleanup];
-}
-
-function runSuite(args: string[], data: string) {
+function runSuite(args: string[], dirs: { data: string; rw: string }) {
   return execute({
     module: suite,
     moduleKey: "wasi_suite",
@@ -151,8 +192,9 @@ function runSuite(args: string[], data: string) {
     stdin: new TextEncoder().encode("stdin-data"),
     memoryBytes: 32 * MIB,
     outputLimit: MIB,
-    preopens: [{ host: data, guest: "/data" }],
+    preopens: suitePreopens(dirs),
     scratch: "/tmp",
+    scratchSeed: SUITE_SEED,
   });
 }
 
@@ -202,9 +244,20 @@ Deno.test("the same cases pass inside a permission-less sandbox process", async 
   const pool = new SandboxPool({ size: 1 });
   const key = await generateKey();
   try {
-    // The sandbox may read only `data`: escapes must still be ENOTCAPABLE,
-    // never a permission error from the host.
-    for (const name of ["ro_refusals", "ro_stat", "scratch_links", "poll"]) {
+    // The sandbox may read only `data` and `rw`, and write only `rw`:
+    // escapes must still be ENOTCAPABLE, never a permission error from the
+    // host.
+    for (
+      const name of [
+        "ro_refusals",
+        "ro_stat",
+        "scratch_links",
+        "poll",
+        "rw_dir",
+        "seeded",
+        "symlinks",
+      ]
+    ) {
       const { receipt } = await runJob({
         module: example("wasi_suite"),
         programName: "wasi_suite",
@@ -212,8 +265,9 @@ Deno.test("the same cases pass inside a permission-less sandbox process", async 
         env: { A: "1", UTF: "ü" },
         stdin: new TextEncoder().encode("stdin-data"),
         memoryMb: 32,
-        preopens: [{ host: data, guest: "/data" }],
+        preopens: suitePreopens(data),
         scratch: "/tmp",
+        scratchSeed: SUITE_SEED,
       }, { sandbox: pool, key });
       assert.equal(receipt.execution.exit_code, 0, receipt.stdout);
       assert.match(receipt.stdout, new RegExp(`^ok ${name}$`, "m"));

@@ -3,7 +3,9 @@
 // errno values. Prints "ok CASE" and exits 0, or prints the failing line.
 // Run by tests/wasi_test.ts with: stdin "stdin-data"; env A=1 UTF=ü;
 // /data = a read-only host directory (hello.txt, sub/inner.txt, link_in ->
-// hello.txt, link_out -> ../outside.txt); /tmp = the scratch directory.
+// hello.txt, link_out -> ../outside.txt); /rw = a writable host directory
+// (a fresh copy of the same files); /tmp = the scratch directory, seeded
+// with seed/a.txt ("seeded\n") and seed/link -> a.txt.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,7 @@ static const char *current = "?";
   exit(1); } } while (0)
 #define OK(call) ERR(call, 0)
 
-enum { DATA = 3, SCRATCH = 4 };
+enum { DATA = 3, RW = 4, SCRATCH = 5 };
 
 static const __wasi_rights_t R_READ = __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_SEEK |
   __WASI_RIGHTS_FD_TELL | __WASI_RIGHTS_FD_FILESTAT_GET | __WASI_RIGHTS_FD_READDIR;
@@ -257,13 +259,15 @@ static void case_prestat(void) {
   CHECK(p.tag == __WASI_PREOPENTYPE_DIR && p.u.dir.pr_name_len == 5);
   OK(__wasi_fd_prestat_dir_name(DATA, (uint8_t *)name, 5));
   CHECK(memcmp(name, "/data", 5) == 0);
+  OK(__wasi_fd_prestat_get(RW, &p));
+  CHECK(p.u.dir.pr_name_len == 3);
   OK(__wasi_fd_prestat_get(SCRATCH, &p));
   CHECK(p.u.dir.pr_name_len == 4);
   OK(__wasi_fd_prestat_dir_name(SCRATCH, (uint8_t *)name, 4));
   CHECK(memcmp(name, "/tmp", 4) == 0);
   ERR(__wasi_fd_prestat_dir_name(DATA, (uint8_t *)name, 2), __WASI_ERRNO_NAMETOOLONG);
   ERR(__wasi_fd_prestat_get(0, &p), __WASI_ERRNO_BADF);
-  ERR(__wasi_fd_prestat_get(5, &p), __WASI_ERRNO_BADF);
+  ERR(__wasi_fd_prestat_get(6, &p), __WASI_ERRNO_BADF);
   // A directory opened under a preopen is not a preopen.
   __wasi_fd_t sub = open_at(DATA, "sub", __WASI_OFLAGS_DIRECTORY, R_READ, 0);
   ERR(__wasi_fd_prestat_get(sub, &p), __WASI_ERRNO_BADF);
@@ -271,7 +275,7 @@ static void case_prestat(void) {
 
 static void case_ro_read(void) {
   __wasi_fd_t fd = open_at(DATA, "hello.txt", 0, R_READ, 0);
-  CHECK(fd == 5);  // lowest free number
+  CHECK(fd == 6);  // lowest free number
   char buf[32] = {0};
   CHECK(read_all(fd, buf, sizeof buf) == 13 && memcmp(buf, "hello, phase\n", 13) == 0);
   __wasi_filesize_t pos;
@@ -311,8 +315,8 @@ static void case_ro_read(void) {
   ERR(__wasi_fd_advise(fd, 0, 13, 9), __WASI_ERRNO_INVAL);
   OK(__wasi_fd_close(fd));
   ERR(__wasi_fd_close(fd), __WASI_ERRNO_BADF);
-  CHECK(open_at(DATA, "sub/inner.txt", 0, R_READ, 0) == 5);  // number reused
-  CHECK(open_at(DATA, "./sub/../hello.txt", 0, R_READ, 0) == 6);
+  CHECK(open_at(DATA, "sub/inner.txt", 0, R_READ, 0) == 6);  // number reused
+  CHECK(open_at(DATA, "./sub/../hello.txt", 0, R_READ, 0) == 7);
 }
 
 static void case_ro_refusals(void) {
@@ -471,9 +475,9 @@ static void case_scratch_dirs(void) {
   OK(__wasi_path_create_directory(SCRATCH, "b"));
   char names[128];
   list_dir(SCRATCH, 0, names, sizeof names);
-  CHECK(strcmp(names, ".|..|b|d|") == 0);
+  CHECK(strcmp(names, ".|..|b|d|seed|") == 0);
   list_dir(SCRATCH, 3, names, sizeof names);
-  CHECK(strcmp(names, "d|") == 0);
+  CHECK(strcmp(names, "d|seed|") == 0);
   OK(__wasi_path_unlink_file(SCRATCH, "d/f"));
   ERR(__wasi_path_unlink_file(SCRATCH, "d/f"), __WASI_ERRNO_NOENT);
   OK(__wasi_path_remove_directory(SCRATCH, "d"));
@@ -519,11 +523,13 @@ static void case_scratch_links(void) {
   __wasi_filesize_t pos;
   OK(__wasi_fd_seek(a, 0, __WASI_WHENCE_SET, &pos));
   CHECK(read_all(a, buf, sizeof buf) == 6);
-  // No symbolic links in the scratch tree.
-  ERR(__wasi_path_symlink("empty", SCRATCH, "sym"), __WASI_ERRNO_NOTSUP);
+  // Symbolic links: case symlinks has the details.
+  OK(__wasi_path_symlink("empty", SCRATCH, "sym"));
   char link[8];
   __wasi_size_t n;
   ERR(__wasi_path_readlink(SCRATCH, "empty", (uint8_t *)link, sizeof link, &n), __WASI_ERRNO_INVAL);
+  OK(__wasi_path_readlink(SCRATCH, "sym", (uint8_t *)link, sizeof link, &n));
+  CHECK(n == 5 && memcmp(link, "empty", 5) == 0);
   ERR(__wasi_path_symlink("x", 99, "sym"), __WASI_ERRNO_BADF);
 }
 
@@ -555,6 +561,229 @@ static void case_scratch_cap(void) {
   CHECK(stat_fd(fd).size == 1u << 20);
 }
 
+
+static __wasi_errno_t open_flags(__wasi_fd_t dir, __wasi_lookupflags_t lf, const char *path,
+                                 __wasi_oflags_t oflags, __wasi_rights_t rights, __wasi_fd_t *fd) {
+  return __wasi_path_open(dir, lf, path, oflags, rights, 0, 0, fd);
+}
+
+static void case_symlinks(void) {
+  __wasi_fd_t fd;
+  __wasi_filestat_t st;
+  char buf[64] = {0};
+  __wasi_size_t n = 0;
+  OK(__wasi_fd_close(open_at(SCRATCH, "file", __WASI_OFLAGS_CREAT, R_RW, 0)));
+  OK(__wasi_path_create_directory(SCRATCH, "dir"));
+  OK(__wasi_path_symlink("file", SCRATCH, "to_file"));
+  OK(__wasi_path_symlink("dir", SCRATCH, "to_dir"));
+  OK(__wasi_path_symlink("missing", SCRATCH, "dangling"));
+  OK(__wasi_path_symlink("loop", SCRATCH, "loop"));
+  OK(__wasi_path_symlink("/etc/passwd", SCRATCH, "absolute"));
+  OK(__wasi_path_symlink("../../escape", SCRATCH, "dir/up"));
+  OK(__wasi_path_symlink("to_dir/../file", SCRATCH, "chain"));
+  // readlink: the target as written; a small buffer gets its start.
+  OK(__wasi_path_readlink(SCRATCH, "to_file", (uint8_t *)buf, sizeof buf, &n));
+  CHECK(n == 4 && memcmp(buf, "file", 4) == 0);
+  OK(__wasi_path_readlink(SCRATCH, "absolute", (uint8_t *)buf, 4, &n));
+  CHECK(n == 4 && memcmp(buf, "/etc", 4) == 0);
+  ERR(__wasi_path_readlink(SCRATCH, "file", (uint8_t *)buf, sizeof buf, &n), __WASI_ERRNO_INVAL);
+  ERR(__wasi_path_readlink(SCRATCH, "nope", (uint8_t *)buf, sizeof buf, &n), __WASI_ERRNO_NOENT);
+  // filestat: no-follow sees the link, follow its target.
+  CHECK(stat_path(SCRATCH, "to_file", 0).filetype == __WASI_FILETYPE_SYMBOLIC_LINK);
+  CHECK(stat_path(SCRATCH, "to_file", 0).size == 4);
+  CHECK(stat_path(SCRATCH, "to_file", 1).filetype == __WASI_FILETYPE_REGULAR_FILE);
+  CHECK(stat_path(SCRATCH, "to_dir", 1).filetype == __WASI_FILETYPE_DIRECTORY);
+  CHECK(stat_path(SCRATCH, "dangling", 0).filetype == __WASI_FILETYPE_SYMBOLIC_LINK);
+  ERR(__wasi_path_filestat_get(SCRATCH, 1, "dangling", &st), __WASI_ERRNO_NOENT);
+  CHECK(stat_path(SCRATCH, "chain", 1).filetype == __WASI_FILETYPE_REGULAR_FILE);
+  // Links in the middle of a path are always followed.
+  CHECK(stat_path(SCRATCH, "to_dir/.", 0).filetype == __WASI_FILETYPE_DIRECTORY);
+  OK(__wasi_fd_close(open_at(SCRATCH, "to_dir/inside", __WASI_OFLAGS_CREAT, R_RW, 0)));
+  CHECK(stat_path(SCRATCH, "dir/inside", 0).filetype == __WASI_FILETYPE_REGULAR_FILE);
+  // open: a final link without SYMLINK_FOLLOW is ELOOP; loops are ELOOP.
+  ERR(open_flags(SCRATCH, 0, "to_file", 0, R_READ, &fd), __WASI_ERRNO_LOOP);
+  ERR(open_flags(SCRATCH, 0, "to_dir", __WASI_OFLAGS_DIRECTORY, R_READ, &fd), __WASI_ERRNO_LOOP);
+  OK(open_flags(SCRATCH, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "to_file", 0, R_READ, &fd));
+  ERR(open_flags(SCRATCH, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "loop", 0, R_READ, &fd), __WASI_ERRNO_LOOP);
+  ERR(__wasi_path_filestat_get(SCRATCH, 1, "loop", &st), __WASI_ERRNO_LOOP);
+  ERR(open_flags(SCRATCH, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "dangling", 0, R_READ, &fd), __WASI_ERRNO_NOENT);
+  ERR(open_flags(SCRATCH, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "dangling", __WASI_OFLAGS_DIRECTORY, R_READ, &fd), __WASI_ERRNO_NOENT);
+  // O_CREAT|O_EXCL on a link: it exists, even dangling.
+  ERR(open_flags(SCRATCH, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "dangling", __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, R_RW, &fd), __WASI_ERRNO_EXIST);
+  // Links never leave the directory: absolute targets and .. past it.
+  ERR(open_flags(SCRATCH, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "absolute", 0, R_READ, &fd), __WASI_ERRNO_NOTCAPABLE);
+  ERR(open_flags(SCRATCH, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "dir/up", 0, R_READ, &fd), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_filestat_get(SCRATCH, 1, "absolute/x", &st), __WASI_ERRNO_NOTCAPABLE);
+  __wasi_fd_t dir = open_at(SCRATCH, "dir", __WASI_OFLAGS_DIRECTORY, R_READ, 0);
+  OK(__wasi_path_symlink("../file", dir, "parent"));
+  ERR(open_flags(dir, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "parent", 0, R_READ, &fd), __WASI_ERRNO_NOTCAPABLE);
+  // Trailing slashes: the name must be a directory.
+  ERR(__wasi_path_symlink("file", SCRATCH, "new/"), __WASI_ERRNO_NOENT);
+  ERR(__wasi_path_symlink("file", SCRATCH, "dir/"), __WASI_ERRNO_EXIST);
+  ERR(__wasi_path_symlink("file", SCRATCH, "to_file"), __WASI_ERRNO_EXIST);
+  ERR(__wasi_path_filestat_get(SCRATCH, 1, "to_file/", &st), __WASI_ERRNO_NOTDIR);
+  CHECK(stat_path(SCRATCH, "to_dir/", 0).filetype == __WASI_FILETYPE_DIRECTORY);
+  ERR(open_flags(SCRATCH, 0, "file/", 0, R_READ, &fd), __WASI_ERRNO_NOTDIR);
+  ERR(__wasi_path_unlink_file(SCRATCH, "to_file/"), __WASI_ERRNO_NOTDIR);
+  ERR(__wasi_path_symlink("", SCRATCH, "empty_target"), __WASI_ERRNO_NOENT);
+  // Unlink, rename and hard-link act on the link itself.
+  OK(__wasi_path_rename(SCRATCH, "to_file", SCRATCH, "moved"));
+  CHECK(stat_path(SCRATCH, "moved", 0).filetype == __WASI_FILETYPE_SYMBOLIC_LINK);
+  OK(__wasi_path_link(SCRATCH, 0, "moved", SCRATCH, "hard_to_link"));
+  CHECK(stat_path(SCRATCH, "hard_to_link", 0).filetype == __WASI_FILETYPE_SYMBOLIC_LINK);
+  OK(__wasi_path_link(SCRATCH, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "moved", SCRATCH, "hard_to_file"));
+  CHECK(stat_path(SCRATCH, "hard_to_file", 0).filetype == __WASI_FILETYPE_REGULAR_FILE);
+  CHECK(stat_path(SCRATCH, "file", 0).nlink == 2);
+  OK(__wasi_path_unlink_file(SCRATCH, "moved"));
+  CHECK(stat_path(SCRATCH, "file", 0).filetype == __WASI_FILETYPE_REGULAR_FILE);
+  ERR(__wasi_path_remove_directory(SCRATCH, "to_dir"), __WASI_ERRNO_NOTDIR);
+  OK(__wasi_path_unlink_file(SCRATCH, "to_dir"));
+  CHECK(stat_path(SCRATCH, "dir", 0).filetype == __WASI_FILETYPE_DIRECTORY);
+  // The listing names links as links.
+  uint8_t raw[512];
+  __wasi_size_t used = 0;
+  OK(__wasi_fd_readdir(SCRATCH, raw, sizeof raw, 0, &used));
+  int links = 0;
+  for (size_t at = 0; at + sizeof(__wasi_dirent_t) <= used;) {
+    __wasi_dirent_t d;
+    memcpy(&d, raw + at, sizeof d);
+    links += d.d_type == __WASI_FILETYPE_SYMBOLIC_LINK;
+    at += sizeof d + d.d_namlen;
+  }
+  CHECK(links == 5);  // absolute, chain, dangling, hard_to_link, loop
+}
+
+static void case_rights(void) {
+  __wasi_fd_t fd;
+  __wasi_fdstat_t fs;
+  __wasi_fd_t dir = open_at(SCRATCH, ".", __WASI_OFLAGS_DIRECTORY, R_READ, 0);
+  OK(__wasi_fd_close(open_at(dir, "f", __WASI_OFLAGS_CREAT, R_RW, 0)));
+  OK(__wasi_fd_fdstat_get(dir, &fs));
+  __wasi_rights_t all = fs.fs_rights_base;
+  // O_TRUNC needs PATH_FILESTAT_SET_SIZE, O_CREAT PATH_CREATE_FILE.
+  OK(__wasi_fd_fdstat_set_rights(dir, all & ~__WASI_RIGHTS_PATH_FILESTAT_SET_SIZE, fs.fs_rights_inheriting));
+  ERR(open_flags(dir, 0, "f", __WASI_OFLAGS_TRUNC, R_RW, &fd), __WASI_ERRNO_NOTCAPABLE);
+  OK(open_flags(dir, 0, "f", 0, R_RW, &fd));
+  OK(__wasi_fd_fdstat_set_rights(dir, all & ~__WASI_RIGHTS_PATH_FILESTAT_SET_SIZE & ~__WASI_RIGHTS_PATH_CREATE_FILE, fs.fs_rights_inheriting));
+  ERR(open_flags(dir, 0, "g", __WASI_OFLAGS_CREAT, R_RW, &fd), __WASI_ERRNO_NOTCAPABLE);
+  __wasi_filestat_t st;
+  ERR(__wasi_path_filestat_get(dir, 0, "g", &st), __WASI_ERRNO_NOENT);  // nothing was made
+  // Every path call checks its right on its directory.
+  __wasi_rights_t few = __WASI_RIGHTS_PATH_OPEN | __WASI_RIGHTS_FD_READDIR;
+  OK(__wasi_fd_fdstat_set_rights(dir, few, fs.fs_rights_inheriting));
+  ERR(__wasi_path_create_directory(dir, "d"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_filestat_get(dir, 0, "f", &st), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_filestat_set_times(dir, 0, "f", 0, 0, __WASI_FSTFLAGS_MTIM_NOW), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_unlink_file(dir, "f"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_remove_directory(dir, "d"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_symlink("f", dir, "s"), __WASI_ERRNO_NOTCAPABLE);
+  char buf[8];
+  __wasi_size_t n;
+  ERR(__wasi_path_readlink(dir, "s", (uint8_t *)buf, sizeof buf, &n), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_rename(dir, "f", SCRATCH, "f2"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_rename(SCRATCH, "f", dir, "f2"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_link(dir, 0, "f", SCRATCH, "f2"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_link(SCRATCH, 0, "f", dir, "f2"), __WASI_ERRNO_NOTCAPABLE);
+  OK(open_flags(dir, 0, "f", 0, R_READ, &fd));
+  // Path calls on a descriptor that is not a directory.
+  ERR(open_flags(fd, 0, "x", 0, R_READ, &fd), __WASI_ERRNO_NOTDIR);
+  ERR(__wasi_path_create_directory(1, "x"), __WASI_ERRNO_NOTDIR);
+  ERR(__wasi_path_filestat_get(99, 0, "x", &st), __WASI_ERRNO_BADF);
+}
+
+static void case_dir_fds(void) {
+  const __wasi_fd_t dirs[3] = {DATA, RW, SCRATCH};
+  for (int i = 0; i < 3; i++) {
+    __wasi_fd_t d = dirs[i];
+    char buf[4];
+    __wasi_iovec_t iov = {(uint8_t *)buf, sizeof buf};
+    __wasi_ciovec_t ciov = {(const uint8_t *)"x", 1};
+    __wasi_size_t n;
+    __wasi_filesize_t pos;
+    ERR(__wasi_fd_read(d, &iov, 1, &n), __WASI_ERRNO_ISDIR);
+    ERR(__wasi_fd_pread(d, &iov, 1, 0, &n), __WASI_ERRNO_ISDIR);
+    ERR(__wasi_fd_write(d, &ciov, 1, &n), __WASI_ERRNO_BADF);
+    ERR(__wasi_fd_pwrite(d, &ciov, 1, 0, &n), __WASI_ERRNO_BADF);
+    ERR(__wasi_fd_tell(d, &pos), __WASI_ERRNO_ISDIR);
+    ERR(__wasi_fd_seek(d, 0, __WASI_WHENCE_SET, &pos), __WASI_ERRNO_ISDIR);
+    ERR(__wasi_fd_allocate(d, 0, 1), __WASI_ERRNO_ISDIR);
+    ERR(__wasi_fd_filestat_set_size(d, 0), __WASI_ERRNO_ISDIR);
+    CHECK(stat_fd(d).filetype == __WASI_FILETYPE_DIRECTORY);
+  }
+}
+
+static void case_seeded(void) {
+  // The scratch tree starts with the seed; changes stay in memory.
+  __wasi_fd_t fd = open_at(SCRATCH, "seed/link", 0, R_RW, 0);
+  char buf[16] = {0};
+  CHECK(read_all(fd, buf, sizeof buf) == 7 && memcmp(buf, "seeded\n", 7) == 0);
+  char target[8];
+  __wasi_size_t n;
+  OK(__wasi_path_readlink(SCRATCH, "seed/link", (uint8_t *)target, sizeof target, &n));
+  CHECK(n == 5 && memcmp(target, "a.txt", 5) == 0);
+  __wasi_ciovec_t ciov = {(const uint8_t *)"S", 1};
+  OK(__wasi_fd_pwrite(fd, &ciov, 1, 0, &n));
+  __wasi_fd_t again = open_at(SCRATCH, "seed/a.txt", 0, R_READ, 0);
+  memset(buf, 0, sizeof buf);
+  CHECK(read_all(again, buf, sizeof buf) == 7 && memcmp(buf, "Seeded\n", 7) == 0);
+  __wasi_fd_t tr = open_at(SCRATCH, "seed/a.txt", __WASI_OFLAGS_TRUNC, R_RW, 0);
+  CHECK(stat_fd(tr).size == 0);
+  OK(__wasi_path_rename(SCRATCH, "seed", SCRATCH, "renamed"));
+  CHECK(stat_path(SCRATCH, "renamed/link", 0).filetype == __WASI_FILETYPE_SYMBOLIC_LINK);
+}
+
+static void case_rw_dir(void) {
+  // A writable host directory: create, write, truncate, rename, link.
+  __wasi_fd_t fd = open_at(RW, "new.txt", __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, R_RW, 0);
+  write_all(fd, "written");
+  OK(__wasi_fd_filestat_set_size(fd, 5));
+  CHECK(stat_fd(fd).size == 5);
+  OK(__wasi_fd_allocate(fd, 0, 8));
+  CHECK(stat_fd(fd).size == 8);
+  OK(__wasi_fd_sync(fd));
+  OK(__wasi_fd_filestat_set_times(fd, 0, 2000000000ull * 1000000000ull, __WASI_FSTFLAGS_MTIM));
+  CHECK(stat_fd(fd).mtim == 2000000000ull * 1000000000ull);
+  ERR(open_err(RW, "new.txt", __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, R_RW, 0), __WASI_ERRNO_EXIST);
+  __wasi_fd_t tr = open_at(RW, "hello.txt", __WASI_OFLAGS_TRUNC, R_RW, 0);
+  CHECK(stat_fd(tr).size == 0);
+  write_all(tr, "rewritten\n");
+  __wasi_fd_t ap = open_at(RW, "hello.txt", 0, R_RW, __WASI_FDFLAGS_APPEND);
+  write_all(ap, "more\n");
+  CHECK(stat_path(RW, "hello.txt", 1).size == 15);
+  OK(__wasi_path_create_directory(RW, "made"));
+  OK(__wasi_path_rename(RW, "new.txt", RW, "made/moved.txt"));
+  OK(__wasi_path_rename(RW, "made/moved.txt", RW, "back.txt"));
+  OK(__wasi_path_link(RW, 0, "back.txt", RW, "made/hard.txt"));
+  CHECK(stat_path(RW, "back.txt", 1).nlink == 2);
+  OK(__wasi_path_filestat_set_times(RW, 0, "back.txt", 0, 0, __WASI_FSTFLAGS_MTIM_NOW));
+  ERR(__wasi_path_remove_directory(RW, "made"), __WASI_ERRNO_NOTEMPTY);
+  OK(__wasi_path_unlink_file(RW, "made/hard.txt"));
+  OK(__wasi_path_remove_directory(RW, "made"));
+  ERR(__wasi_path_unlink_file(RW, "sub"), __WASI_ERRNO_ISDIR);
+  // Existing links are read and followed inside; creating one is refused.
+  char link[16];
+  __wasi_size_t n;
+  OK(__wasi_path_readlink(RW, "link_in", (uint8_t *)link, sizeof link, &n));
+  CHECK(n == 9);
+  ERR(__wasi_path_symlink("hello.txt", RW, "sym"), __WASI_ERRNO_NOTSUP);
+  // Nothing leaves the directory: .., absolute paths, links out.
+  ERR(open_err(RW, "../outside.txt", 0, R_READ, 0), __WASI_ERRNO_NOTCAPABLE);
+  ERR(open_err(RW, "../escape.txt", __WASI_OFLAGS_CREAT, R_RW, 0), __WASI_ERRNO_NOTCAPABLE);
+  ERR(open_err(RW, "/tmp/escape.txt", __WASI_OFLAGS_CREAT, R_RW, 0), __WASI_ERRNO_NOTCAPABLE);
+  ERR(open_err(RW, "sub/../../escape.txt", __WASI_OFLAGS_CREAT, R_RW, 0), __WASI_ERRNO_NOTCAPABLE);
+  ERR(open_err(RW, "link_out", __WASI_OFLAGS_TRUNC, R_RW, 0), __WASI_ERRNO_NOTCAPABLE);
+  ERR(open_err(RW, "dir_out/escape.txt", __WASI_OFLAGS_CREAT, R_RW, 0), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_create_directory(RW, "dir_out/made"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_rename(RW, "back.txt", RW, "dir_out/stolen.txt"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_rename(RW, "dir_out/../outside.txt", RW, "in.txt"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_link(RW, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, "link_out", RW, "in.txt"), __WASI_ERRNO_NOTCAPABLE);
+  ERR(__wasi_path_unlink_file(RW, "dir_out/outside.txt"), __WASI_ERRNO_NOTCAPABLE);
+  OK(__wasi_path_unlink_file(RW, "link_out"));  // the link itself, not its target
+  // Between trees: EXDEV; into the read-only one: EROFS.
+  ERR(__wasi_path_rename(RW, "back.txt", SCRATCH, "x"), __WASI_ERRNO_XDEV);
+  ERR(__wasi_path_rename(RW, "back.txt", DATA, "x"), __WASI_ERRNO_ROFS);
+}
+
 struct test_case { const char *name; void (*run)(void); };
 static const struct test_case cases[] = {
   {"args", case_args}, {"environ", case_environ}, {"clocks", case_clocks},
@@ -565,6 +794,8 @@ static const struct test_case cases[] = {
   {"scratch_file", case_scratch_file}, {"scratch_append", case_scratch_append},
   {"scratch_dirs", case_scratch_dirs}, {"scratch_links", case_scratch_links},
   {"renumber", case_renumber}, {"scratch_cap", case_scratch_cap},
+  {"symlinks", case_symlinks}, {"rights", case_rights}, {"dir_fds", case_dir_fds},
+  {"seeded", case_seeded}, {"rw_dir", case_rw_dir},
 };
 
 int main(int argc, char **argv) {

@@ -1,0 +1,233 @@
+/**
+ * The seed of a scratch directory: a bounded list of files, directories
+ * and symbolic links the guest's writable in-memory tree starts with. A
+ * local run reads it from a host directory ({@link readSeedDir}); a remote
+ * job sends it in its request (node/job_input.ts). Either way it is checked
+ * here ({@link seedProblem}) and priced against the job's memory budget
+ * ({@link seedCost}) before anything runs.
+ * @module
+ */
+
+/** One entry of a seed, at a path relative to the scratch directory. */
+export interface SeedEntry {
+  /** `a/b.txt`: relative, no `.`/`..`/empty components. */
+  path: string;
+  /** What the entry is. */
+  kind: "file" | "dir" | "symlink";
+  /** A file's bytes. */
+  data?: Uint8Array;
+  /** A link's target (resolved inside the scratch tree only). */
+  target?: string;
+}
+
+/** The most entries a seed may hold. */
+export const MAX_SEED_ENTRIES = 4096;
+/** The longest path or link target in a seed, in characters. */
+export const MAX_SEED_PATH = 1024;
+/** The longest component of a seed path, in characters. */
+export const MAX_SEED_NAME = 255;
+
+/**
+ * Host bytes charged per tree entry besides its name and data: the map
+ * slot, the node object and its times (measured ~300 bytes in V8, rounded
+ * up). The scratch tree charges the same.
+ */
+export const SCRATCH_ENTRY_BYTES = 512;
+
+/** Bytes charged for a name or target (a JS string holds up to 2 per char). */
+export const stringBytes = (text: string): number => 2 * text.length;
+
+/** Why `path` cannot name a seed entry, or null when it can. */
+export function seedPathProblem(path: string): string | null {
+  if (path.length === 0 || path.length > MAX_SEED_PATH) {
+    return `a seed path must have 1 to ${MAX_SEED_PATH} characters`;
+  }
+  if (path.includes("\0")) return "a seed path may not hold NUL";
+  if (path.startsWith("/")) return "a seed path must be relative";
+  for (const part of path.split("/")) {
+    if (part === "" || part === "." || part === "..") {
+      return `a seed path may not hold empty, . or .. components: ${
+        JSON.stringify(path.slice(0, 64))
+      }`;
+    }
+    if (part.length > MAX_SEED_NAME) {
+      return `a seed path component is longer than ${MAX_SEED_NAME} characters`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Why `entries` is not a usable seed (too many entries, a bad path, a
+ * duplicate, a path through a file or link, a bad link target), or null.
+ */
+export function seedProblem(entries: SeedEntry[]): string | null {
+  if (entries.length > MAX_SEED_ENTRIES) {
+    return `a seed holds at most ${MAX_SEED_ENTRIES} entries, got ${entries.length}`;
+  }
+  const kinds = new Map<string, SeedEntry["kind"]>();
+  for (const entry of entries) {
+    const problem = seedPathProblem(entry.path);
+    if (problem) return problem;
+    if (kinds.has(entry.path)) {
+      return `the seed names ${JSON.stringify(entry.path.slice(0, 64))} twice`;
+    }
+    kinds.set(entry.path, entry.kind);
+    if (entry.kind === "symlink") {
+      const target = entry.target ?? "";
+      if (
+        target.length === 0 || target.length > MAX_SEED_PATH ||
+        target.includes("\0")
+      ) {
+        return `a seed link target must have 1 to ${MAX_SEED_PATH} characters and no NUL`;
+      }
+    }
+  }
+  for (const entry of entries) {
+    const parts = entry.path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const kind = kinds.get(parts.slice(0, i).join("/"));
+      if (kind !== undefined && kind !== "dir") {
+        return `the seed path ${
+          JSON.stringify(entry.path.slice(0, 64))
+        } goes through a ${kind}`;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * What a seed costs the job's memory budget once in the tree: its data,
+ * names, targets and entries (directories it implies included).
+ */
+export function seedCost(entries: SeedEntry[]): number {
+  const dirs = new Set<string>();
+  let bytes = 0;
+  for (const entry of entries) {
+    const parts = entry.path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      dirs.add(parts.slice(0, i).join("/"));
+    }
+    bytes += SCRATCH_ENTRY_BYTES + stringBytes(parts.at(-1)!) +
+      (entry.data?.length ?? 0) + stringBytes(entry.target ?? "");
+  }
+  for (const dir of dirs) {
+    if (!entries.some((e) => e.path === dir)) {
+      bytes += SCRATCH_ENTRY_BYTES + stringBytes(dir.split("/").at(-1)!);
+    }
+  }
+  return bytes;
+}
+
+/** A seed refused while it is read; the message is one line. */
+export class SeedError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "SeedError";
+  }
+}
+
+/**
+ * Reads host directory `host` into a seed: files, directories and links
+ * (kept as links, their targets as written), never following a link; other
+ * kinds of file are refused. Stops with {@link SeedError} past `maxBytes`
+ * of cost ({@link seedCost}) or {@link MAX_SEED_ENTRIES} entries.
+ */
+export async function readSeedDir(
+  host: string,
+  maxBytes: number,
+): Promise<SeedEntry[]> {
+  const entries: SeedEntry[] = [];
+  let cost = 0;
+  const visit = async (dir: string, prefix: string) => {
+    const names: string[] = [];
+    for await (const item of Deno.readDir(dir)) names.push(item.name);
+    names.sort();
+    for (const name of names) {
+      const path = prefix ? `${prefix}/${name}` : name;
+      const hostPath = `${dir}/${name}`;
+      const info = await Deno.lstat(hostPath);
+      if (entries.length >= MAX_SEED_ENTRIES) {
+        throw new SeedError(
+          `${host} holds more than ${MAX_SEED_ENTRIES} entries`,
+        );
+      }
+      const problem = seedPathProblem(path);
+      if (problem) throw new SeedError(`${hostPath}: ${problem}`);
+      let entry: SeedEntry;
+      if (info.isSymlink) {
+        entry = {
+          path,
+          kind: "symlink",
+          target: await Deno.readLink(hostPath),
+        };
+      } else if (info.isDirectory) {
+        entry = { path, kind: "dir" };
+      } else if (info.isFile) {
+        if (cost + info.size > maxBytes) {
+          throw new SeedError(
+            `${host} does not fit the job's memory budget of ${maxBytes} bytes`,
+          );
+        }
+        entry = { path, kind: "file", data: await Deno.readFile(hostPath) };
+      } else {
+        throw new SeedError(`${hostPath} is not a file, directory or link`);
+      }
+      cost += seedCost([entry]);
+      if (cost > maxBytes) {
+        throw new SeedError(
+          `${host} does not fit the job's memory budget of ${maxBytes} bytes`,
+        );
+      }
+      entries.push(entry);
+      if (entry.kind === "dir") await visit(hostPath, path);
+    }
+  };
+  await visit(host, "");
+  return entries;
+}
+
+/** A seed as a frame carries it: a JSON list and one blob of file bytes. */
+export interface PackedSeed {
+  /** Entries without their bytes; files give their `size`. */
+  list: {
+    path: string;
+    kind: SeedEntry["kind"];
+    size?: number;
+    target?: string;
+  }[];
+  /** Every file's bytes, in list order. */
+  blob: Uint8Array;
+}
+
+/** Packs a seed for a frame. */
+export function packSeed(entries: SeedEntry[]): PackedSeed {
+  const total = entries.reduce((n, e) => n + (e.data?.length ?? 0), 0);
+  const blob = new Uint8Array(total);
+  let at = 0;
+  const list = entries.map((e) => {
+    if (e.kind === "file") {
+      const data = e.data ?? new Uint8Array();
+      blob.set(data, at);
+      at += data.length;
+      return { path: e.path, kind: e.kind, size: data.length };
+    }
+    return e.kind === "symlink"
+      ? { path: e.path, kind: e.kind, target: e.target }
+      : { path: e.path, kind: e.kind };
+  });
+  return { list, blob };
+}
+
+/** Unpacks a seed from a frame; file bytes are views of `blob`, not copies. */
+export function unpackSeed(packed: PackedSeed): SeedEntry[] {
+  let at = 0;
+  return packed.list.map((e) => {
+    if (e.kind !== "file") return { ...e };
+    const data = packed.blob.subarray(at, at + (e.size ?? 0));
+    at += data.length;
+    return { path: e.path, kind: e.kind, data };
+  });
+}
