@@ -143,9 +143,11 @@ const deno = Deno.execPath();
 const helloPath = `${root}examples/wasm/hello.wasm`;
 await Deno.writeTextFile(`${work}/hello.js`, `console.log("Hello, World!");\n`);
 const denoRun = ["run", "--no-prompt", "--quiet", `--config=${root}deno.json`];
+const runHello = ["run", helloPath, "--data-dir", data, "--", "hi"];
 const coldCommands: Record<string, [string, string[], string]> = {
   hello: [deno, [...denoRun, `${work}/hello.js`], "Hello, World!"],
   version: [deno, [...denoRun, `${root}main.ts`, "version"], "phase "],
+  // With the permissions ./phase grants `run`.
   run: [deno, [
     ...denoRun,
     "--allow-read",
@@ -153,22 +155,10 @@ const coldCommands: Record<string, [string, string[], string]> = {
     "--allow-env=PHASE_HOME,XDG_DATA_HOME,HOME",
     `--allow-run=${deno}`,
     `${root}main.ts`,
-    "run",
-    helloPath,
-    "--data-dir",
-    data,
-    "--",
-    "hi",
+    ...runHello,
   ], "ih"],
   // As users run it: the launcher finds Deno and grants the permissions.
-  launcher: [`${root}phase`, [
-    "run",
-    helloPath,
-    "--data-dir",
-    data,
-    "--",
-    "hi",
-  ], "ih"],
+  launcher: [`${root}phase`, runHello, "ih"],
   node: ["node", ["--no-warnings", nodeWasi, helloPath, "hi"], "ih"],
 };
 const coldTimes: Record<string, number[]> = {};
