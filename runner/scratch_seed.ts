@@ -57,22 +57,31 @@ export function seedPathProblem(path: string): string | null {
   return null;
 }
 
+/** A node of the tree a seed describes. */
+interface SeedNode {
+  /** What the seed lists here; none for a directory it only implies. */
+  kind?: SeedEntry["kind"];
+  /** The first listed path at or below this node, for messages. */
+  via: string;
+  children: Map<string, SeedNode>;
+}
+
+const quoted = (path: string) => JSON.stringify(path.slice(0, 64));
+
 /**
- * Why `entries` is not a usable seed (too many entries, a bad path, a
- * duplicate, a path through a file or link, a bad link target), or null.
+ * The tree `entries` describe, built one path component at a time, so that
+ * judging a seed costs time in proportion to its size whatever its depth
+ * (a stranger's seed is judged on the node's event loop); or why it is not
+ * a usable seed.
  */
-export function seedProblem(entries: SeedEntry[]): string | null {
+function seedTree(entries: SeedEntry[]): SeedNode | string {
   if (entries.length > MAX_SEED_ENTRIES) {
     return `a seed holds at most ${MAX_SEED_ENTRIES} entries, got ${entries.length}`;
   }
-  const kinds = new Map<string, SeedEntry["kind"]>();
+  const root: SeedNode = { via: "", children: new Map() };
   for (const entry of entries) {
     const problem = seedPathProblem(entry.path);
     if (problem) return problem;
-    if (kinds.has(entry.path)) {
-      return `the seed names ${JSON.stringify(entry.path.slice(0, 64))} twice`;
-    }
-    kinds.set(entry.path, entry.kind);
     if (entry.kind === "symlink") {
       const target = entry.target ?? "";
       if (
@@ -82,40 +91,59 @@ export function seedProblem(entries: SeedEntry[]): string | null {
         return `a seed link target must have 1 to ${MAX_SEED_PATH} characters and no NUL`;
       }
     }
-  }
-  for (const entry of entries) {
-    const parts = entry.path.split("/");
-    for (let i = 1; i < parts.length; i++) {
-      const kind = kinds.get(parts.slice(0, i).join("/"));
-      if (kind !== undefined && kind !== "dir") {
+    let node = root;
+    for (const part of entry.path.split("/")) {
+      if (node.kind !== undefined && node.kind !== "dir") {
         return `the seed path ${
-          JSON.stringify(entry.path.slice(0, 64))
-        } goes through a ${kind}`;
+          quoted(entry.path)
+        } goes through a ${node.kind}`;
       }
+      let child = node.children.get(part);
+      if (!child) {
+        child = { via: entry.path, children: new Map() };
+        node.children.set(part, child);
+      }
+      node = child;
     }
+    if (node.kind !== undefined) {
+      return `the seed names ${quoted(entry.path)} twice`;
+    }
+    if (entry.kind !== "dir" && node.children.size > 0) {
+      return `the seed path ${quoted(node.via)} goes through a ${entry.kind}`;
+    }
+    node.kind = entry.kind;
   }
-  return null;
+  return root;
 }
 
 /**
- * What a seed costs the job's memory budget once in the tree: its data,
- * names, targets and entries (directories it implies included).
+ * Why `entries` is not a usable seed (too many entries, a bad path, a
+ * duplicate, a path through a file or link, a bad link target), or null.
+ */
+export function seedProblem(entries: SeedEntry[]): string | null {
+  const tree = seedTree(entries);
+  return typeof tree === "string" ? tree : null;
+}
+
+/**
+ * What a usable seed costs the job's memory budget once in the tree: its
+ * data, names, targets and entries (directories it implies included).
  */
 export function seedCost(entries: SeedEntry[]): number {
-  const dirs = new Set<string>();
   let bytes = 0;
   for (const entry of entries) {
-    const parts = entry.path.split("/");
-    for (let i = 1; i < parts.length; i++) {
-      dirs.add(parts.slice(0, i).join("/"));
-    }
-    bytes += SCRATCH_ENTRY_BYTES + stringBytes(parts.at(-1)!) +
+    bytes += SCRATCH_ENTRY_BYTES + stringBytes(entry.path.split("/").at(-1)!) +
       (entry.data?.length ?? 0) + stringBytes(entry.target ?? "");
   }
-  for (const dir of dirs) {
-    if (!entries.some((e) => e.path === dir)) {
-      bytes += SCRATCH_ENTRY_BYTES + stringBytes(dir.split("/").at(-1)!);
+  const tree = seedTree(entries);
+  if (typeof tree === "string") return bytes;
+  const pending = [...tree.children];
+  while (pending.length > 0) {
+    const [name, node] = pending.pop()!;
+    if (node.kind === undefined) {
+      bytes += SCRATCH_ENTRY_BYTES + stringBytes(name);
     }
+    pending.push(...node.children);
   }
   return bytes;
 }
