@@ -131,7 +131,23 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`phase: not permitted: ${line}`);
       return EXIT.failure;
     }
+    // What the system refused (a full disk, a missing folder, a busy port):
+    // the operator's to fix, not a bug.
+    if (isSystemError(error)) {
+      console.error(`phase: ${line}`);
+      return EXIT.failure;
+    }
     console.error(`phase: internal error: ${line}`);
     return EXIT.internal;
   }
+}
+
+/** An error the operating system reported (Deno's classes, or an errno code). */
+function isSystemError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (Object.values(Deno.errors).some((kind) => error instanceof kind)) {
+    return true;
+  }
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code);
 }

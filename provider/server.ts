@@ -3,7 +3,11 @@
  * jobs endpoint and the HTTP listener.
  * @module
  */
-import { RUNTIME_VERSION } from "../runner/mod.ts";
+import {
+  atomicWriteFile,
+  RUNTIME_VERSION,
+  TEMPORARY_MARK,
+} from "../runner/mod.ts";
 import type { JobService } from "../node/mod.ts";
 import {
   canonicalArch,
@@ -104,19 +108,28 @@ export async function seedArtifacts(
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  const target = `${dir}/${channel}/${canonicalArch(arch) ?? arch}`;
-  await Deno.mkdir(target, { recursive: true });
-  await writeHelloJob(target);
+  // Built beside it and renamed into place, so a start that fails halfway
+  // (a full disk) leaves no folder that later starts would take as seeded.
+  const building = `${dir}${TEMPORARY_MARK}${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const target = `${building}/${channel}/${canonicalArch(arch) ?? arch}`;
+    await Deno.mkdir(target, { recursive: true });
+    await writeHelloJob(target);
+    await Deno.rename(building, dir);
+  } catch (error) {
+    await Deno.remove(building, { recursive: true }).catch(() => {});
+    throw error;
+  }
   return true;
 }
 
 /**
  * Writes the embedded hello module and its job manifest (`hello.wasm`,
- * `hello.job.json`) into a channel/arch directory.
+ * `hello.job.json`) into a channel/arch directory, each whole or not at all.
  */
 export async function writeHelloJob(target: string): Promise<void> {
   const module = fromBase64(HELLO_WASM_BASE64);
-  await Deno.writeFile(`${target}/hello.wasm`, module);
+  await atomicWriteFile(`${target}/hello.wasm`, module);
   const manifest: JobManifest = {
     version: 1,
     name: "hello",
@@ -125,7 +138,7 @@ export async function writeHelloJob(target: string): Promise<void> {
     timeout_seconds: 10,
     args: ["Hello, World!"],
   };
-  await Deno.writeTextFile(
+  await atomicWriteFile(
     `${target}/hello.job.json`,
     JSON.stringify(manifest, null, 2) + "\n",
   );

@@ -16,6 +16,7 @@ export {
   type AtomicWriteOptions,
   removeStaleTemporaries,
   STALE_TEMPORARY_MS,
+  TEMPORARY_MARK,
 } from "./atomic_file.ts";
 export {
   FUEL_EXPORT,
