@@ -39,6 +39,8 @@ const RUNNERS: Record<RunnableName, Command> = {
   },
   "receipt verify": async (argv) =>
     (await import("./receipt.ts")).receiptVerifyCommand(argv),
+  "receipt compare": async (argv) =>
+    (await import("./receipt.ts")).receiptCompareCommand(argv),
   keygen: async (argv) => (await import("./keys.ts")).keygenCommand(argv),
   "manifest generate": async (argv) =>
     (await import("./manifest.ts")).generateCommand(argv),

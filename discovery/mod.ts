@@ -34,16 +34,19 @@ export {
 } from "./records.ts";
 export {
   acceptJobs,
+  MESSAGE_TIMEOUT_MS,
+  serveJobStream,
+} from "./job_protocol.ts";
+export {
   type Attempt,
+  firstLine,
   JOB_PROTOCOL,
   JobRejected,
-  MESSAGE_TIMEOUT_MS,
   type RemoteJob,
   type RemoteResult,
-  serveJobStream,
   submitAuto,
   submitJob,
-} from "./job_protocol.ts";
+} from "./job_client.ts";
 export {
   decodeLength,
   encodeLength,
