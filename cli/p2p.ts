@@ -25,7 +25,7 @@ import {
   PhaseError,
   shortPeerId,
 } from "../sdk/mod.ts";
-import { p2pTransport } from "../sdk/p2p.ts";
+import { p2pTransportOn } from "../sdk/p2p.ts";
 import { atomicWriteFile } from "../runner/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { checkReceiptTarget, writeReceiptFile } from "./receipt_file.ts";
@@ -237,7 +237,7 @@ async function submitReplicated(
   },
 ): Promise<number> {
   const client = new PhaseClient({
-    transport: p2pTransport({ node, arch: options.arch }),
+    transport: p2pTransportOn(node, { arch: options.arch }),
   });
   const { requirements } = job;
   try {

@@ -17,7 +17,6 @@ import {
   submitJob,
 } from "../discovery/client.ts";
 import { generateKey } from "../schemas/mod.ts";
-
 import {
   InvalidReceiptError,
   RefusedError,
@@ -26,27 +25,12 @@ import {
 } from "./errors.ts";
 import type { NodeInfo, PreparedJob } from "./job.ts";
 import type { Delivery, ExecuteOptions, Transport } from "./transport.ts";
+import type { P2pTransportOptions } from "./p2p_options.ts";
 
-export type { Delivery, ExecuteOptions, Transport };
-export type { NodeInfo, PreparedJob };
+export type * from "./p2p_options.ts";
 
 /** A libp2p client node (discovery/'s PhaseNode). */
 export type ClientNode = PhaseNode;
-
-/** Options of {@link p2pTransport}. */
-export interface P2pTransportOptions {
-  /** Multiaddrs of peers to join through (`/ip4/…/tcp/4001/p2p/12D3KooW…`). */
-  bootstrap?: string[];
-  /**
-   * A client node already started (its owner stops it; `bootstrap` is then
-   * unused): how `phase submit` shares its node, found by mDNS or the DHT.
-   */
-  node?: ClientNode;
-  /** Architecture the nodes must have (default: any). */
-  arch?: "x86_64" | "aarch64";
-  /** How long a DHT lookup may take (default 5000 ms). */
-  discoveryTimeoutMs?: number;
-}
 
 function nodeOf(found: FoundNode): NodeInfo {
   return {
@@ -74,21 +58,46 @@ function errorOf(error: unknown): Error {
   }
 }
 
-/** A transport over libp2p's `/phase/job/1.0.0`. */
+/** A transport over libp2p's `/phase/job/1.0.0`, with its own client node. */
 export function p2pTransport(options: P2pTransportOptions): Transport {
   let started: Promise<PhaseNode> | undefined;
-  const client = () => {
-    if (options.node) return Promise.resolve(options.node);
-    started ??= (async () =>
-      await PhaseNode.start({
-        key: await generateKey(),
-        listen: [],
-        bootstrap: options.bootstrap ?? [],
-        clientMode: true,
-      }))();
-    started.catch(() => (started = undefined));
-    return started;
-  };
+  return transportOver(
+    () => {
+      started ??= (async () =>
+        await PhaseNode.start({
+          key: await generateKey(),
+          listen: [],
+          bootstrap: options.bootstrap,
+          clientMode: true,
+        }))();
+      started.catch(() => (started = undefined));
+      return started;
+    },
+    options,
+    async () => {
+      const node = await started?.catch(() => undefined);
+      started = undefined;
+      await node?.stop();
+    },
+  );
+}
+
+/**
+ * The transport over a client node its owner started and stops (how
+ * `phase submit` shares the node it found peers with, by mDNS or the DHT).
+ */
+export function p2pTransportOn(
+  node: ClientNode,
+  options: Omit<P2pTransportOptions, "bootstrap"> = {},
+): Transport {
+  return transportOver(() => Promise.resolve(node), options, async () => {});
+}
+
+function transportOver(
+  client: () => Promise<PhaseNode>,
+  options: Omit<P2pTransportOptions, "bootstrap">,
+  close: () => Promise<void>,
+): Transport {
   const timeoutMs = options.discoveryTimeoutMs ?? 5000;
   const remoteJob = (job: PreparedJob, signal: AbortSignal): RemoteJob => ({
     module: job.module,
@@ -147,10 +156,6 @@ export function p2pTransport(options: P2pTransportOptions): Transport {
         throw errorOf(error);
       }
     },
-    async close() {
-      const node = await started?.catch(() => undefined);
-      started = undefined;
-      await node?.stop();
-    },
+    close,
   };
 }
