@@ -24,6 +24,7 @@ import { localTransport } from "../sdk/local.ts";
 import {
   cli,
   example,
+  examplePath,
   loopbackServeArgs,
   ROOT,
   spawnAnnounced,
@@ -333,6 +334,37 @@ Deno.test({
             );
             const agree = await cli(["receipt", "compare", ...honest]);
             assert.equal(agree.code, 0, agree.stdout + agree.stderr);
+            // The same from the command line: phase submit --replicas.
+            const submit = (extra: string[]) =>
+              cli([
+                "submit",
+                examplePath("hello"),
+                "--auto",
+                "--bootstrap",
+                a.info.multiaddrs[0],
+                "--replicas",
+                "3",
+                ...extra,
+                "--",
+                "abc",
+              ]);
+            const outvoted = await submit(["--agree", "majority"]);
+            assert.equal(outvoted.code, 0, outvoted.stderr);
+            assert.equal(outvoted.stdout, "cba\n");
+            assert.match(outvoted.stderr, /2 of 3 replicas agree/);
+            assert.ok(outvoted.stderr.includes(`outvoted: ${liar.peerId}`));
+            const strict = await submit(["--report", `${dir}/cli-report.json`]);
+            assert.equal(strict.code, 1, strict.stderr);
+            assert.match(strict.stderr, /do not all agree/);
+            const confirmed = await cli([
+              "receipt",
+              "compare",
+              `${dir}/cli-report.json`,
+            ]);
+            assert.equal(confirmed.code, 1);
+            assert.ok(confirmed.stdout.includes(liar.peerId));
+            const misuse = await submit(["--peer", liar.peerId]);
+            assert.equal(misuse.code, 2, misuse.stderr);
           } finally {
             await client.close();
           }
