@@ -8,7 +8,13 @@
  * @module
  */
 import { PhaseError, TimeoutError } from "./errors.ts";
-import { type Job, prepareJob, resultOf, type RunResult } from "./job.ts";
+import {
+  type Job,
+  type NodeInfo,
+  prepareJob,
+  resultOf,
+  type RunResult,
+} from "./job.ts";
 import {
   type Agreement,
   type ReplicatedResult,
@@ -33,6 +39,11 @@ export interface RunOptions {
   replicas?: number;
   /** With replicas: every one must agree, or more than half (default `all`). */
   agree?: Agreement;
+  /**
+   * The node to run on (a peer id for p2p, a URL as `address` for http);
+   * the transport's choice when absent. Not with replicas.
+   */
+  node?: NodeInfo;
 }
 
 /** A client of the Phase network. */
@@ -77,6 +88,9 @@ export class PhaseClient {
       : deadline;
     try {
       if (options.replicas !== undefined) {
+        if (options.node) {
+          throw new PhaseError("replicas choose their nodes: drop node");
+        }
         return await runReplicated(this.transport, prepared, {
           replicas: options.replicas,
           agree: options.agree ?? "all",
@@ -85,6 +99,7 @@ export class PhaseClient {
       }
       const { receipt, node } = await this.transport.execute(prepared, {
         signal,
+        node: options.node,
       });
       const verified = await verifyDelivered(
         receipt,
