@@ -70,7 +70,7 @@ export function packageJson(): Record<string, unknown> {
     types: "./dist/mod.d.ts",
     files: ["dist/", "README.md"],
     engines: { node: ">=20" },
-    // The p2p entry installs a Promise.withResolvers polyfill when loaded.
+    // The p2p entry fills in what libp2p needs of the runtime when loaded.
     sideEffects: ["./dist/p2p.js"],
   };
 }

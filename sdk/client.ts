@@ -82,10 +82,19 @@ export class PhaseClient {
     const prepared = await prepareJob(job);
     const limitMs = options.timeoutMs ??
       (job.timeoutSeconds ?? 30) * 1000 + 30_000;
-    const deadline = AbortSignal.timeout(limitMs);
+    // A timer cleared when the run ends: Deno keeps a process alive while
+    // an AbortSignal.timeout() is pending, so that would hold it open.
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DOMException("the run took too long", "TimeoutError"),
+        ),
+      limitMs,
+    );
     const signal = options.signal
-      ? AbortSignal.any([deadline, options.signal])
-      : deadline;
+      ? AbortSignal.any([deadline.signal, options.signal])
+      : deadline.signal;
     try {
       if (options.replicas !== undefined) {
         if (options.node) {
@@ -109,11 +118,13 @@ export class PhaseClient {
       );
       return resultOf(verified, node);
     } catch (error) {
-      if (deadline.aborted && !(error instanceof TimeoutError)) {
+      if (deadline.signal.aborted && !(error instanceof TimeoutError)) {
         throw new TimeoutError(`no verified result within ${limitMs} ms`);
       }
       if (error instanceof PhaseError) throw error;
       throw new PhaseError(String((error as Error)?.message ?? error));
+    } finally {
+      clearTimeout(timer);
     }
   }
 

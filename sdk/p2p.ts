@@ -6,7 +6,7 @@
  * not signed by the peer it dialled; the SDK checks it again like any other.
  * @module
  */
-import "./node_compat.ts";
+import "./runtime_compat.ts";
 import {
   firstLine,
   type FoundNode,

@@ -96,6 +96,31 @@ Deno.test({
       );
       assert.match(tap, /^# pass 7$/m, tap);
       assert.match(tap, /^# fail 0$/m, tap);
+      // The README's SDK examples, as written but for the node's address.
+      const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+      const sdkSection = readme.slice(readme.indexOf("## The SDK"));
+      const block = (lang: string) =>
+        new RegExp("```" + lang + "\n([\\s\\S]*?)```").exec(sdkSection)![1];
+      await Deno.writeTextFile(
+        `${app}/readme.mjs`,
+        block("js").replace("http://127.0.0.1:8080", a.info.url),
+      );
+      const nodeExample = await runOk("node", ["readme.mjs"], app);
+      assert.match(
+        nodeExample,
+        /^!dlroW ,olleH 0\nreceipt verified, signed by 12D3KooW\w+\n$/,
+      );
+      const denoExample = await runOk(Deno.execPath(), [
+        "eval",
+        "--ext=ts",
+        block("ts").replace(
+          "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW…",
+          a.info.multiaddrs[0],
+        ),
+      ], ROOT);
+      assert.match(denoExample, /^olleH \[/);
+      assert.ok(denoExample.includes(a.info.peer_id), denoExample);
+      assert.ok(denoExample.includes(b.info.peer_id), denoExample);
     } finally {
       await stopAnnounced(b);
       await stopAnnounced(a);
