@@ -5,7 +5,12 @@
  * nodes and prints where they differ, offline.
  * @module
  */
-import { verifyReceipt } from "../schemas/mod.ts";
+import {
+  type DisagreementReport,
+  SchemaError,
+  validateDocument,
+  verifyReceipt,
+} from "../schemas/mod.ts";
 import { compareReceipts, describeDifferences } from "../sdk/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { receiptLines, renderLines } from "../runner/mod.ts";
@@ -66,14 +71,18 @@ async function receiptsIn(path: string): Promise<unknown[]> {
   } catch {
     throw new CliError(`${path} is not a JSON document`);
   }
-  const report = parsed as { type?: unknown; receipts?: unknown };
-  if (report?.type === "phase-disagreement-report") {
-    if (!Array.isArray(report.receipts)) {
-      throw new CliError(`${path}: the report has no receipts`);
-    }
-    return report.receipts;
+  if ((parsed as { type?: unknown })?.type !== "phase-disagreement-report") {
+    return [parsed];
   }
-  return [parsed];
+  try {
+    return validateDocument<DisagreementReport>("disagreement report", parsed)
+      .receipts;
+  } catch (error) {
+    if (error instanceof SchemaError) {
+      throw new CliError(`${path}: ${error.message}`);
+    }
+    throw error;
+  }
 }
 
 /** `phase receipt compare FILE FILE… [--json]` */

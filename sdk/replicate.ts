@@ -26,6 +26,9 @@ import {
 import type { Transport } from "./transport.ts";
 import { verifyDelivered } from "./verify.ts";
 
+/** Most replicas of one run (a disagreement report holds at most this many). */
+export const MAX_REPLICAS = 64;
+
 /** How replicas must agree: every one, or more than half. */
 export type Agreement = "all" | "majority";
 
@@ -140,8 +143,12 @@ export async function runReplicated(
   options: { replicas: number; agree: Agreement; signal: AbortSignal },
 ): Promise<ReplicatedResult> {
   const { replicas, agree, signal } = options;
-  if (!Number.isSafeInteger(replicas) || replicas < 1) {
-    throw new PhaseError("replicas must be a whole number of at least 1");
+  if (
+    !Number.isSafeInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS
+  ) {
+    throw new PhaseError(
+      `replicas must be a whole number from 1 to ${MAX_REPLICAS}`,
+    );
   }
   const candidates = spreadNodes(await transport.nodes({ signal }));
   if (candidates.length < replicas) {

@@ -8,20 +8,29 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   compareReceipts,
+  DisagreementError,
   type NodeInfo,
   outputHash,
   prepareJob,
+  runReplicated,
   spreadNodes,
+  type Transport,
+  TransportError,
 } from "../sdk/mod.ts";
 import {
+  type DisagreementReport,
   generateKey,
   inputHash,
   type NodeKey,
   type Receipt,
+  SchemaError,
   sha256Ref,
   signReceipt,
   type UnsignedReceipt,
+  validateDocument,
 } from "../schemas/mod.ts";
+
+import { cli, tempDir } from "./helpers.ts";
 
 const RUNS = { numRuns: 200, seed: 20261207 };
 
@@ -164,4 +173,161 @@ Deno.test("prepareJob: the hashes a receipt must carry, a fresh nonce each time"
   assert.notEqual(a.nonce, b.nonce);
   assert.notEqual(a.jobId, b.jobId);
   assert.match(a.nonce, /^[0-9a-f]{32}$/);
+});
+
+/**
+ * A transport whose nodes are keys in this process: each signs a receipt
+ * for exactly the job it was sent (a liar with another output), or fails.
+ */
+function keyTransport(
+  nodes: { key: NodeKey; lie?: boolean; fail?: boolean }[],
+): Transport & { asked: string[] } {
+  const asked: string[] = [];
+  return {
+    kind: "test",
+    bindsJobId: true,
+    asked,
+    nodes: () =>
+      Promise.resolve(nodes.map((n, i) => ({
+        peerId: n.key.peerId,
+        address: `/ip4/10.0.${i}.1/tcp/4001`,
+      }))),
+    async execute(job, { node }) {
+      const chosen = nodes.find((n) => n.key.peerId === node?.peerId)!;
+      asked.push(chosen.key.peerId);
+      if (chosen.fail) throw new TransportError("unreachable");
+      const receipt = await signedBy(chosen.key, (r) => ({
+        ...r,
+        job_id: job.jobId,
+        nonce: job.nonce,
+        module_hash: job.moduleHash as `sha256:${string}`,
+        input_hash: job.inputHash as `sha256:${string}`,
+        stdout: chosen.lie ? "42\n" : r.stdout,
+      }));
+      return { receipt, node: node! };
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+Deno.test("runReplicated: majority outvotes a liar, a failed node is replaced, all refuses with a valid report", async () => {
+  const keys = await Promise.all(
+    Array.from({ length: 5 }, () => generateKey()),
+  );
+  const job = await prepareJob({ module: new Uint8Array(8), args: ["x"] });
+  const signal = new AbortController().signal;
+  const transport = keyTransport([
+    { key: keys[0] },
+    { key: keys[1], fail: true },
+    { key: keys[2], lie: true },
+    { key: keys[3] },
+  ]);
+  const majority = await runReplicated(transport, job, {
+    replicas: 3,
+    agree: "majority",
+    signal,
+  });
+  assert.deepEqual(majority.replication.dissenters, [keys[2].peerId]);
+  assert.deepEqual(
+    new Set(majority.replication.agreeing),
+    new Set([keys[0].peerId, keys[3].peerId]),
+  );
+  assert.ok(
+    transport.asked.includes(keys[3].peerId),
+    "the failed node was replaced",
+  );
+  assert.equal(
+    majority.replication.report!.failures[0].peer_id,
+    keys[1].peerId,
+  );
+
+  const error = await runReplicated(transport, job, {
+    replicas: 3,
+    agree: "all",
+    signal,
+  }).then(() => null, (e) => e);
+  assert.ok(error instanceof DisagreementError);
+  const report = validateDocument<DisagreementReport>(
+    "disagreement report",
+    JSON.parse(JSON.stringify(error.report)),
+  );
+  assert.deepEqual(report.dissenters, [keys[2].peerId]);
+  assert.equal((await compareReceipts(report.receipts)).agree, false);
+
+  // A tie names everyone; too few nodes is a transport failure.
+  const tie = keyTransport([
+    { key: keys[0] },
+    { key: keys[2], lie: true },
+  ]);
+  const tied = await runReplicated(tie, job, {
+    replicas: 2,
+    agree: "majority",
+    signal,
+  }).then(() => null, (e) => e);
+  assert.ok(tied instanceof DisagreementError);
+  assert.equal(tied.report.dissenters.length, 2);
+  await assert.rejects(
+    runReplicated(tie, job, { replicas: 3, agree: "all", signal }),
+    TransportError,
+  );
+  await assert.rejects(
+    runReplicated(tie, job, { replicas: 65, agree: "all", signal }),
+    /from 1 to 64/,
+  );
+});
+
+Deno.test("disagreement report schema: strangers' reports are bounded and typed", () => {
+  fc.assert(
+    fc.property(fc.anything(), (value) => {
+      try {
+        validateDocument("disagreement report", value);
+        return false; // nothing random is a report
+      } catch (error) {
+        return error instanceof SchemaError &&
+          !error.message.includes("\n");
+      }
+    }),
+    RUNS,
+  );
+});
+
+Deno.test("phase receipt compare: hostile or unusable files are one line and exit 1 or 2", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const key = await generateKey();
+    const receipt = await signedBy(key);
+    await Deno.writeTextFile(`${dir}/r.json`, JSON.stringify(receipt));
+    await Deno.writeTextFile(
+      `${dir}/report.json`,
+      JSON.stringify({
+        type: "phase-disagreement-report",
+        receipts: Array(100).fill(receipt),
+      }),
+    );
+    await Deno.writeTextFile(`${dir}/junk.json`, "{not json");
+    for (
+      const [args, code] of [
+        [[`${dir}/report.json`], 1],
+        [[`${dir}/r.json`, `${dir}/junk.json`], 1],
+        [[`${dir}/r.json`], 2],
+        [[`${dir}/r.json`, `${dir}/missing.json`], 1],
+      ] as const
+    ) {
+      const out = await cli(["receipt", "compare", ...args]);
+      assert.equal(out.code, code, out.stderr);
+      assert.equal(out.stderr.trim().split("\n").length, 1, out.stderr);
+      assert.match(out.stderr, /^phase: /);
+    }
+    const same = await cli([
+      "receipt",
+      "compare",
+      `${dir}/r.json`,
+      `${dir}/r.json`,
+      "--json",
+    ]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.equal(JSON.parse(same.stdout).agree, true);
+  } finally {
+    await cleanup();
+  }
 });
