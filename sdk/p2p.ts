@@ -99,6 +99,10 @@ function transportOver(
   close: () => Promise<void>,
 ): Transport {
   const timeoutMs = options.discoveryTimeoutMs ?? 5000;
+  const nodesTtlMs = options.nodesTtlMs ?? 30_000;
+  // The capable nodes found last, so that runs in a row (replicas) do not
+  // each walk the DHT.
+  let known: { at: number; nodes: NodeInfo[] } | undefined;
   const remoteJob = (job: PreparedJob, signal: AbortSignal): RemoteJob => ({
     module: job.module,
     args: job.args,
@@ -120,12 +124,18 @@ function transportOver(
   return {
     kind: "p2p",
     bindsJobId: true,
-    async nodes() {
+    async nodes({ fresh }) {
+      if (!fresh && known && performance.now() - known.at < nodesTtlMs) {
+        return known.nodes;
+      }
       const node = await client().catch((error) => {
         throw new TransportError(firstLine(error));
       });
       const found = await node.findCapable({ arch: options.arch }, timeoutMs);
-      return found.filter((f) => f.peerId !== node.peerId).map(nodeOf);
+      const nodes = found.filter((f) => f.peerId !== node.peerId).map(nodeOf);
+      // An empty answer is not kept: the next run looks again.
+      known = nodes.length > 0 ? { at: performance.now(), nodes } : undefined;
+      return nodes;
     },
     async execute(
       job: PreparedJob,

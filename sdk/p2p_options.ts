@@ -15,4 +15,6 @@ export interface P2pTransportOptions {
   arch?: "x86_64" | "aarch64";
   /** How long a DHT lookup may take (default 5000 ms). */
   discoveryTimeoutMs?: number;
+  /** How long the capable nodes found are reused (default 30000 ms). */
+  nodesTtlMs?: number;
 }

@@ -150,7 +150,10 @@ export async function runReplicated(
       `replicas must be a whole number from 1 to ${MAX_REPLICAS}`,
     );
   }
-  const candidates = spreadNodes(await transport.nodes({ signal }));
+  let candidates = spreadNodes(await transport.nodes({ signal }));
+  if (candidates.length < replicas) {
+    candidates = spreadNodes(await transport.nodes({ signal, fresh: true }));
+  }
   if (candidates.length < replicas) {
     throw new TransportError(
       `${replicas} replicas need ${replicas} distinct nodes; ${candidates.length} found`,

@@ -31,8 +31,11 @@ export interface Transport {
    * network transports); when false only the nonce binds it to the request.
    */
   readonly bindsJobId: boolean;
-  /** The distinct nodes this transport can reach (for replicas). */
-  nodes(options: { signal: AbortSignal }): Promise<NodeInfo[]>;
+  /**
+   * The distinct nodes this transport can reach (for replicas); `fresh`
+   * asks it to look again rather than answer what it found before.
+   */
+  nodes(options: { signal: AbortSignal; fresh?: boolean }): Promise<NodeInfo[]>;
   /**
    * Delivers a job and returns the node's receipt. Throws the SDK's errors:
    * RefusedError, TimeoutError or TransportError.
