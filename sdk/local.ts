@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { concatBytes } from "../schemas/mod.ts";
 import { PhaseError, TimeoutError, TransportError } from "./errors.ts";
 import type { NodeInfo, PreparedJob } from "./job.ts";
 import type { Delivery, ExecuteOptions, Transport } from "./transport.ts";
@@ -60,9 +61,7 @@ function runCommand(
     child.on("error", reject);
     child.on("close", (code) => {
       const text = (parts: Uint8Array[]) =>
-        new TextDecoder().decode(
-          Uint8Array.from(parts.flatMap((p) => [...p])),
-        );
+        new TextDecoder().decode(concatBytes(parts));
       resolve({ code, stdout: text(out), stderr: text(err) });
     });
     child.stdin.on("error", () => {});
