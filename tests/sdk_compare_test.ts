@@ -331,3 +331,49 @@ Deno.test("phase receipt compare: hostile or unusable files are one line and exi
     await cleanup();
   }
 });
+
+Deno.test("the SDK's core loads only schemas/, runner/version.ts and web-standard APIs", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "sdk/mod.ts"],
+    cwd: new URL("../", import.meta.url).pathname,
+    stdout: "piped",
+  }).output();
+  const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: { specifier: string; kind?: string }[];
+    npmPackages?: Record<string, unknown>;
+  };
+  const root = new URL("../", import.meta.url).href;
+  const local = graph.modules.map((m) => m.specifier)
+    .filter((s) => s.startsWith(root));
+  for (const url of local) {
+    const file = url.slice(root.length);
+    assert.match(
+      file,
+      /^(sdk|schemas)\/|^runner\/version\.ts$/,
+      `sdk/mod.ts reaches ${file}`,
+    );
+    if (/\.(ts|js)$/.test(file)) {
+      // Code only: documentation may show Deno and Node examples.
+      const code = (await Deno.readTextFile(new URL(url)))
+        .replace(/\/\*[\s\S]*?\*\//g, "")
+        .replace(/^\s*\/\/.*$/gm, "");
+      assert.doesNotMatch(
+        code,
+        /\bDeno\.|from "node:/,
+        `${file} uses a platform API`,
+      );
+    }
+  }
+  assert.ok(local.some((url) => url.endsWith("sdk/client.ts")));
+  const packages = graph.modules.map((m) => m.specifier)
+    .filter((s) => s.startsWith("npm:") || s.startsWith("node:"));
+  for (const name of packages) {
+    // ajv appears for its types and the helpers compiled_validators.js
+    // names; no libp2p and no node: module.
+    assert.match(
+      name,
+      /^npm:\/?(@noble\/ed25519|canonicalize|multiformats|ajv|ajv-formats)@/,
+      name,
+    );
+  }
+});
