@@ -28,7 +28,9 @@ Deno.test({
     if (!await hasCommand("chromium")) {
       await aptInstall(["chromium"], "the SDK browser test");
     }
-    assert.ok(await hasCommand("python3"), "python3 serves the page");
+    if (!await hasCommand("python3")) {
+      await aptInstall(["python3"], "the SDK browser test (serves the page)");
+    }
     const [dir, cleanup] = await tempDir();
     const [ns, removeNs] = await netns();
     const inNs = (program: string, args: string[]) =>

@@ -65,6 +65,15 @@ Deno.test({
         await Deno.readTextFile(`${app}/node_modules/@phase/sdk/package.json`),
       );
       assert.deepEqual(installed.dependencies ?? {}, {});
+      // Types ship with each entry point.
+      const types = (name: string) =>
+        Deno.readTextFile(`${app}/node_modules/@phase/sdk/dist/${name}.d.ts`);
+      assert.match(await types("mod"), /export declare class PhaseClient\b/);
+      assert.match(
+        await types("p2p"),
+        /export declare function p2pTransport\(/,
+      );
+      assert.match(await types("local"), /localTransport/);
       await Deno.copyFile(
         `${ROOT}/tests/node/sdk.test.mjs`,
         `${app}/sdk.test.mjs`,
