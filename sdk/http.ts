@@ -1,7 +1,8 @@
 /**
  * The HTTP transport: `POST /jobs` on a provider (docs/protocol.md). The
- * node's identity is its `GET /` document's `peer_id`, asked once per URL;
- * the receipt must be signed by that key. Answers are read under a bound,
+ * node's identity is the peer id pinned for its URL, else its `GET /`
+ * document's `peer_id`, asked once per URL; the receipt must be signed by
+ * that key. Answers are read under a bound,
  * since the node is a stranger. Web-standard `fetch` only: runs in Deno,
  * Node and browsers.
  * @module
@@ -20,6 +21,11 @@ export interface HttpTransportOptions {
   urls: string | string[];
   /** The fetch function (default: the global one). */
   fetch?: typeof fetch;
+  /**
+   * Peer ids pinned by URL: the receipt must be signed by this key, and the
+   * node's own `GET /` answer is not asked (nor trusted) for it.
+   */
+  peerIds?: Record<string, string>;
 }
 
 const REASONS: RejectReason[] = [
@@ -106,9 +112,14 @@ export function httpTransport(options: HttpTransportOptions): Transport {
   if (urls.length === 0) throw new TypeError("httpTransport needs a URL");
   const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
   const identities = new Map<string, Promise<NodeInfo>>();
+  const pins = new Map(
+    Object.entries(options.peerIds ?? {}).map(([url, id]) => [base(url), id]),
+  );
 
   /** The node behind a URL: its `GET /` says its peer id (asked once). */
   function identify(url: string, signal: AbortSignal): Promise<NodeInfo> {
+    const pinned = pins.get(url);
+    if (pinned) return Promise.resolve({ peerId: pinned, address: url });
     let known = identities.get(url);
     if (!known) {
       known = (async () => {

@@ -175,6 +175,32 @@ Deno.test({
               (e: Error) =>
                 e instanceof InvalidReceiptError && /peerId/.test(e.message),
             );
+            // Pinned peer ids: no GET / is asked; the pin alone decides.
+            const gets: string[] = [];
+            const counting: typeof fetch = (input, init) => {
+              if (!init?.method) gets.push(String(input));
+              return fetch(input, init);
+            };
+            const pinned = await new PhaseClient({
+              transport: httpTransport({
+                urls: [a.info.url],
+                peerIds: { [`${a.info.url}/`]: a.info.peer_id },
+                fetch: counting,
+              }),
+            }).run({ module: hello, args: ["pin"] });
+            assert.equal(pinned.node.peerId, a.info.peer_id);
+            await assert.rejects(
+              new PhaseClient({
+                transport: httpTransport({
+                  urls: a.info.url,
+                  peerIds: { [a.info.url]: b.info.peer_id },
+                  fetch: counting,
+                }),
+              }).run({ module: hello }),
+              (e: Error) =>
+                e instanceof InvalidReceiptError && /peerId/.test(e.message),
+            );
+            assert.deepEqual(gets, []);
             await assert.rejects(run(stall.url, 500), TimeoutError);
             await assert.rejects(run(gone.url), TransportError);
           } finally {
