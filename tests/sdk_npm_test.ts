@@ -1,7 +1,7 @@
 /**
  * The SDK as Node users get it: `deno task build:sdk`'s packed tarball,
  * installed with npm into an empty folder, then `node --test` there
- * (tests/node/sdk.test.mjs and examples/sdk/node_submit.mjs, copied beside
+ * (tests/node/sdk_suite.mjs and examples/sdk/node_submit.mjs, copied beside
  * node_modules) against two real nodes started like `phase serve`.
  */
 import assert from "node:assert/strict";
@@ -75,8 +75,8 @@ Deno.test({
       );
       assert.match(await types("local"), /localTransport/);
       await Deno.copyFile(
-        `${ROOT}/tests/node/sdk.test.mjs`,
-        `${app}/sdk.test.mjs`,
+        `${ROOT}/tests/node/sdk_suite.mjs`,
+        `${app}/sdk_suite.mjs`,
       );
       await Deno.copyFile(
         `${ROOT}/examples/sdk/node_submit.mjs`,
@@ -84,7 +84,7 @@ Deno.test({
       );
       await Deno.writeFile(`${app}/hello.wasm`, example("hello"));
       const out = await new Deno.Command("node", {
-        args: ["--test", "--test-reporter=tap", "sdk.test.mjs"],
+        args: ["--test", "--test-reporter=tap", "sdk_suite.mjs"],
         cwd: app,
         env: {
           PHASE_URL: a.info.url,

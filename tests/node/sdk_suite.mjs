@@ -1,3 +1,4 @@
+// Not named *.test.mjs: deno test must not run it (node --test does).
 // The SDK's npm package under Node's own test runner, installed from the
 // packed tarball, against real Phase nodes started by tests/sdk_npm_test.ts
 // (which passes their addresses in the environment).
