@@ -5,6 +5,9 @@
  * - remote hello round trip over an existing connection, p50/p99 (target
  *   p50 <= 5 ms): offer, accept, request, run in the sandbox, signed result,
  *   verification by the client;
+ * - the same through the SDK (PhaseClient.run over p2p; target: within
+ *   1 ms of the CLI's path), and the cost of `replicas: 3` (nodes found
+ *   once, then reused) against one pinned run;
  * - resident memory per node.
  *
  * Usage: deno run -A bench/p2p_bench.ts [--nodes 30] [--jobs 300] [--json]
@@ -19,6 +22,8 @@ import {
 import { RUNTIME_VERSION } from "../runner/mod.ts";
 import { JobService } from "../node/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
+import { PhaseClient } from "../sdk/mod.ts";
+import { p2pTransportOn } from "../sdk/p2p.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -125,20 +130,71 @@ const module = Deno.readFileSync(
 for (let i = 0; i < 20; i++) {
   await submitJob(client, target.peerId, { module, args: ["warm"] });
 }
+// The CLI's path (submitJob, as `phase submit` runs it) and the SDK's
+// (PhaseClient.run over the p2p transport: the same exchange, then the
+// receipt verified again), interleaved in the same rounds.
+const sdk = new PhaseClient({ transport: p2pTransportOn(client) });
+const pinned = { peerId: target.peerId };
+for (let i = 0; i < 20; i++) {
+  await sdk.run({ module, args: ["warm"] }, { node: pinned });
+}
 const latencies: number[] = [];
+const sdkLatencies: number[] = [];
 for (let i = 0; i < Number(values.jobs); i++) {
-  const started = performance.now();
+  let started = performance.now();
   const result = await submitJob(client, target.peerId, {
     module,
     args: ["Hello, World!"],
   });
   latencies.push(performance.now() - started);
   if (result.stdout !== "!dlroW ,olleH\n") throw new Error("wrong output");
+  started = performance.now();
+  const viaSdk = await sdk.run({ module, args: ["Hello, World!"] }, {
+    node: pinned,
+  });
+  sdkLatencies.push(performance.now() - started);
+  if (viaSdk.stdout !== "!dlroW ,olleH\n") throw new Error("wrong output");
 }
+const p50 = percentile(latencies, 0.5);
+const sdkP50 = percentile(sdkLatencies, 0.5);
 log(
   `remote hello round trip (existing connection, ${values.jobs} jobs): p50 ${
-    percentile(latencies, 0.5).toFixed(2)
-  } ms, p99 ${percentile(latencies, 0.99).toFixed(2)} ms`,
+    p50.toFixed(2)
+  } ms, p99 ${percentile(latencies, 0.99).toFixed(2)} ms (CLI path)`,
+);
+log(
+  `remote hello through the SDK (PhaseClient.run, p2p): p50 ${
+    sdkP50.toFixed(2)
+  } ms (${(sdkP50 - p50).toFixed(2)} ms over the CLI path; target within 1 ms)`,
+);
+// Replicas: three distinct capable nodes (found in the DHT once, then
+// reused by the transport), each receipt verified, then compared; against
+// one pinned run through the SDK in the same rounds.
+await sdk.run({ module, args: ["replica"] }, { replicas: 3 });
+const replicaRounds = Math.max(10, Math.floor(Number(values.jobs) / 5));
+const single: number[] = [];
+const replicated: number[] = [];
+for (let i = 0; i < replicaRounds; i++) {
+  let started = performance.now();
+  await sdk.run({ module, args: ["replica"] }, { node: pinned });
+  single.push(performance.now() - started);
+  started = performance.now();
+  const agreed = await sdk.run({ module, args: ["replica"] }, {
+    replicas: 3,
+  });
+  replicated.push(performance.now() - started);
+  if (agreed.replication.agreeing.length !== 3) {
+    throw new Error("replicas disagree");
+  }
+}
+const singleP50 = percentile(single, 0.5);
+const replicatedP50 = percentile(replicated, 0.5);
+log(
+  `replicas: 3 (three nodes at once, receipts compared, ${replicaRounds} runs): p50 ${
+    replicatedP50.toFixed(2)
+  } ms vs ${singleP50.toFixed(2)} ms for one node (x${
+    (replicatedP50 / singleP50).toFixed(2)
+  })`,
 );
 log(
   `memory: ${
@@ -151,8 +207,11 @@ if (values.json) {
     first_capable_median_ms: percentile(firstTimes, 0.5),
     join_median_ms: percentile(joinTimes, 0.5),
     list_all_median_ms: percentile(allTimes, 0.5),
-    remote_p50_ms: percentile(latencies, 0.5),
+    remote_p50_ms: p50,
     remote_p99_ms: percentile(latencies, 0.99),
+    sdk_remote_p50_ms: sdkP50,
+    sdk_single_p50_ms: singleP50,
+    replicas_3_p50_ms: replicatedP50,
     rss_per_node_mib: perNode,
   }));
 }

@@ -34,6 +34,8 @@ const RUNNERS: Record<RunnableName, Command> = {
     (await import("./run.ts")).executeJobCommand(argv),
   "receipt verify": async (argv) =>
     (await import("./receipt.ts")).receiptVerifyCommand(argv),
+  "receipt compare": async (argv) =>
+    (await import("./receipt.ts")).receiptCompareCommand(argv),
   keygen: async (argv) => (await import("./keys.ts")).keygenCommand(argv),
   "manifest generate": async (argv) =>
     (await import("./manifest.ts")).generateCommand(argv),

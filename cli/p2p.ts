@@ -13,9 +13,22 @@ import {
   type Arch,
   canonicalArch,
   generateKey,
+  type Requirements,
   toBase64,
 } from "../schemas/mod.ts";
 import { DEFAULT_JOB_LIMITS } from "../node/mod.ts";
+import {
+  type Agreement,
+  describeDifferences,
+  DisagreementError,
+  type DisagreementReport,
+  outputBytes,
+  PhaseClient,
+  PhaseError,
+  shortPeerId,
+} from "../sdk/mod.ts";
+import { p2pTransportOn } from "../sdk/p2p.ts";
+import { atomicWriteFile } from "../runner/mod.ts";
 import { CliError, UsageError } from "./errors.ts";
 import { checkReceiptTarget, writeReceiptFile } from "./receipt_file.ts";
 import { exitStatusOf } from "./exit_status.ts";
@@ -123,6 +136,26 @@ export async function submitCommand(argv: string[]): Promise<number> {
   if (!modulePath || (!values.peer && !values.auto)) {
     throw usageError(COMMANDS.submit);
   }
+  const replicas = positiveNumber(values.replicas, "replicas", true);
+  if (values.agree !== undefined && !replicas) {
+    throw new UsageError("--agree needs --replicas N");
+  }
+  if (
+    values.agree !== undefined && !["all", "majority"].includes(values.agree)
+  ) {
+    throw new UsageError("--agree must be all or majority");
+  }
+  if (replicas && values.peer) {
+    throw new UsageError("--replicas picks its nodes: use it with --auto");
+  }
+  if (values.report && !replicas) {
+    throw new UsageError("--report needs --replicas N");
+  }
+  if (replicas && values.scratch !== undefined) {
+    throw new UsageError(
+      "--scratch cannot be sent to replicas yet: submit it to one node",
+    );
+  }
   const memory = positiveNumber(values.memory, "memory", true);
   const jobTimeout = positiveNumber(values["job-timeout"], "job-timeout");
   const fuel = positiveNumber(values.fuel, "fuel", true);
@@ -167,6 +200,16 @@ export async function submitCommand(argv: string[]): Promise<number> {
         ...(arch ? { arch } : {}),
       },
     };
+    if (replicas) {
+      return await submitReplicated(node, job, {
+        replicas,
+        agree: values.agree === "majority" ? "majority" : "all",
+        arch,
+        json: Boolean(values.json),
+        receipt: values.receipt,
+        report: values.report,
+      });
+    }
     let result;
     try {
       result = values.peer
@@ -187,16 +230,110 @@ export async function submitCommand(argv: string[]): Promise<number> {
     if (values.json) {
       console.log(JSON.stringify(result.receipt, null, 2));
     } else {
-      const bytes = (s: string) =>
-        result.receipt.output_encoding === "base64"
-          ? Uint8Array.from(atob(s), (c) => c.charCodeAt(0))
-          : new TextEncoder().encode(s);
-      await Deno.stdout.write(bytes(result.stdout));
-      await Deno.stderr.write(bytes(result.stderr));
+      await Deno.stdout.write(outputBytes(result.receipt, "stdout"));
+      await Deno.stderr.write(outputBytes(result.receipt, "stderr"));
       console.error(`phase: receipt ✓ verified, signed by ${result.peerId}`);
     }
     return exitStatusOf(result.receipt);
   } finally {
     await node.stop();
+  }
+}
+
+/** Writes a disagreement report atomically (temporary file, then rename). */
+async function writeReport(
+  path: string,
+  report: DisagreementReport,
+): Promise<void> {
+  await atomicWriteFile(
+    path,
+    new TextEncoder().encode(JSON.stringify(report, null, 2) + "\n"),
+  );
+}
+
+/**
+ * `phase submit --auto --replicas N`: the job on N distinct nodes through the
+ * SDK; the agreed output, or the differences (and the report, with
+ * `--report FILE`) and exit status 1.
+ */
+async function submitReplicated(
+  node: PhaseNode,
+  job: {
+    module: Uint8Array;
+    args: string[];
+    stdin: Uint8Array;
+    requirements: Requirements;
+  },
+  options: {
+    replicas: number;
+    agree: Agreement;
+    arch?: Arch;
+    json: boolean;
+    receipt?: string;
+    report?: string;
+  },
+): Promise<number> {
+  const client = new PhaseClient({
+    transport: p2pTransportOn(node, { arch: options.arch }),
+  });
+  const { requirements } = job;
+  try {
+    const result = await client.run({
+      module: job.module,
+      args: job.args,
+      stdin: job.stdin,
+      memoryMb: requirements.memory_mb,
+      timeoutSeconds: requirements.timeout_seconds,
+      fuel: requirements.fuel ?? undefined,
+    }, { replicas: options.replicas, agree: options.agree });
+    const { replication } = result;
+    if (options.receipt) {
+      await writeReceiptFile(options.receipt, result.receipt);
+    }
+    if (options.json) {
+      console.log(JSON.stringify(
+        {
+          receipt: result.receipt,
+          agreeing: replication.agreeing,
+          dissenters: replication.dissenters,
+          report: replication.report,
+        },
+        null,
+        2,
+      ));
+    } else {
+      await Deno.stdout.write(result.stdoutBytes);
+      await Deno.stderr.write(result.stderrBytes);
+      warn(
+        `${replication.agreeing.length} of ${replication.replicas} replicas agree; receipts ✓ verified, signed by ${
+          replication.agreeing.map(shortPeerId).join(", ")
+        }`,
+      );
+      if (replication.report) {
+        warn(`outvoted: ${replication.dissenters.join(", ")}`);
+        for (
+          const line of describeDifferences(replication.report.differences)
+        ) {
+          warn(`  ${line}`);
+        }
+      }
+    }
+    if (options.report && replication.report) {
+      await writeReport(options.report, replication.report);
+    }
+    return exitStatusOf(result.receipt);
+  } catch (error) {
+    if (error instanceof DisagreementError) {
+      if (options.report) {
+        await writeReport(options.report, error.report);
+      }
+      if (options.json) console.log(JSON.stringify(error.report, null, 2));
+      for (const line of describeDifferences(error.report.differences)) {
+        warn(`  ${line}`);
+      }
+      throw new CliError(error.message);
+    }
+    if (error instanceof PhaseError) throw new CliError(error.message);
+    throw error;
   }
 }

@@ -379,10 +379,32 @@ export const COMMANDS = {
         defaultText: "none",
       },
       receipt: JOB_FLAGS.receipt,
+      replicas: {
+        type: "string",
+        value: "N",
+        description:
+          "run on N distinct nodes and compare their receipts (with --auto)",
+        defaultText: "1",
+      },
+      agree: {
+        type: "string",
+        value: "all|majority",
+        description:
+          "with --replicas: every receipt must agree, or more than half",
+        defaultText: "all",
+      },
+      report: {
+        type: "string",
+        value: "FILE",
+        description:
+          "with --replicas: write the disagreement report to FILE when replicas differ",
+        defaultText: "none",
+      },
     },
     exits: JOB_EXITS,
     examples: [
       'phase submit examples/wasm/hello.wasm --auto --mode local -- "Hello, World!"',
+      "phase submit job.wasm --auto --replicas 3 --agree majority --bootstrap /ip4/…",
     ],
   },
   run: {
@@ -526,6 +548,30 @@ export const COMMANDS = {
         exits: [["0", "valid"], ["1", "invalid or unreadable"]],
         examples: [
           "phase receipt verify r.json --peer 12D3KooW…",
+        ],
+      },
+      compare: {
+        name: "receipt compare",
+        summary:
+          "verify receipts of one job from several nodes and print where they differ",
+        usage: ["receipt compare FILE FILE… [options]"],
+        arguments: [[
+          "FILE",
+          "a receipt (JSON), or a disagreement report whose receipts are compared",
+        ]],
+        flags: {
+          json: {
+            type: "boolean",
+            description: "print the comparison as JSON",
+          },
+        },
+        exits: [
+          ["0", "every signature verifies and all receipts agree"],
+          ["1", "a receipt is invalid or unreadable, or they differ"],
+        ],
+        examples: [
+          "phase receipt compare a.json b.json c.json",
+          "phase receipt compare disagreement.json",
         ],
       },
     },

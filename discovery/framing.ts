@@ -11,7 +11,6 @@
  * @module
  */
 import type { Stream } from "@libp2p/interface";
-import { JobError } from "../node/mod.ts";
 
 /**
  * Largest message either side accepts: a 16 MiB module in base64 (21.4 MiB)
@@ -233,13 +232,13 @@ export class FrameStream {
     }
   }
 
-  /** Reads the next message and parses its JSON; bad JSON is an InvalidRequest. */
+  /** Reads the next message and parses its JSON; bad JSON is a FrameError. */
   async receive(signal: AbortSignal): Promise<unknown> {
     const bytes = await this.read(signal);
     try {
       return JSON.parse(decoder.decode(bytes));
     } catch {
-      throw new JobError("InvalidRequest", "the message is not UTF-8 JSON");
+      throw new FrameError("the message is not UTF-8 JSON");
     }
   }
 
@@ -247,8 +246,7 @@ export class FrameStream {
   async send(message: unknown, signal?: AbortSignal): Promise<void> {
     const body = encoder.encode(JSON.stringify(message));
     if (body.length > MAX_MESSAGE_BYTES) {
-      throw new JobError(
-        "InvalidRequest",
+      throw new FrameError(
         `the message is ${body.length} bytes, the limit is ${MAX_MESSAGE_BYTES}`,
       );
     }

@@ -1,5 +1,6 @@
 /**
- * `/phase/job/1.0.0`: remote execution between peers (docs/protocol.md).
+ * `/phase/job/1.0.0`, the node side: remote execution between peers
+ * (docs/protocol.md); the client side is in job_client.ts.
  *
  * On one stream, length-prefixed JSON messages (unsigned varint length, then
  * that many bytes of UTF-8 JSON, at most {@link MAX_MESSAGE_BYTES}): the
@@ -12,23 +13,8 @@
  * hashes, nonce and job id.
  * @module
  */
-import { peerIdFromString } from "@libp2p/peer-id";
 import type { Connection, Stream } from "@libp2p/interface";
-import {
-  fromBase64,
-  inputHash,
-  randomHex,
-  type Receipt,
-  type RejectReason,
-  type Requirements,
-  type SchemaError,
-  type ScratchSeed,
-  sha256Ref,
-  toBase64,
-  validateDocument,
-  verifyReceipt,
-} from "../schemas/mod.ts";
-import { JobCancelled, RUNTIME_VERSION, seedDigest } from "../runner/mod.ts";
+import { JobCancelled } from "../runner/mod.ts";
 import {
   AdmissionRefused,
   type AdmissionTicket,
@@ -38,39 +24,18 @@ import {
   type NodeServices,
 } from "../node/mod.ts";
 import type { PhaseNode } from "./node.ts";
-import { WASM_RUNTIME } from "./node.ts";
 import {
   FrameError,
   FrameStream,
   MAX_MESSAGE_BYTES,
   MAX_OFFER_BYTES,
 } from "./framing.ts";
+import { JOB_PROTOCOL } from "./job_client.ts";
 
-/** The protocol id. */
-export const JOB_PROTOCOL = "/phase/job/1.0.0";
 /** How long a node waits for each client message. */
 export const MESSAGE_TIMEOUT_MS = 30_000;
 /** Room in a request for its arguments, environment and JSON. */
 const REQUEST_OVERHEAD_BYTES = 1024 * 1024;
-
-/** A job refused by a node, or a node that failed the client's checks. */
-export class JobRejected extends Error {
-  /** Creates the error. */
-  constructor(
-    readonly reason: RejectReason | "Tampered" | "Unreachable",
-    detail: string,
-  ) {
-    super(`${reason}: ${detail}`);
-    this.name = "JobRejected";
-  }
-}
-
-function firstLine(error: unknown): string {
-  return String((error as Error)?.message ?? error).split("\n")[0].slice(
-    0,
-    512,
-  );
-}
 
 /** Handles one inbound job stream for a node, from the peer `client`. */
 export async function serveJobStream(
@@ -195,250 +160,5 @@ export async function acceptJobs(
       }).catch(() => {});
     },
     { maxInboundStreams: 256 },
-  );
-}
-
-/** A job for {@link submitJob}. */
-export interface RemoteJob {
-  /** Module bytes. */
-  module: Uint8Array;
-  /** Arguments. */
-  args?: string[];
-  /** Environment. */
-  env?: Record<string, string>;
-  /** Standard input. */
-  stdin?: Uint8Array;
-  /** A seeded scratch directory (announced in the offer by its size). */
-  scratch?: ScratchSeed;
-  /** Requirements (defaults: 1 core, 128 MiB, 30 s, any arch). */
-  requirements?: Requirements;
-  /** Overall timeout in ms (default: job timeout + 30 s). */
-  timeoutMs?: number;
-}
-
-/** A verified remote result. */
-export interface RemoteResult {
-  /** The peer that ran the job. */
-  peerId: string;
-  /** The verified receipt. */
-  receipt: Receipt;
-  /** Standard output as recorded in the receipt. */
-  stdout: string;
-  /** Standard error as recorded in the receipt. */
-  stderr: string;
-  /** Exit code. */
-  exitCode: number | null;
-}
-
-/** Parses a node's answer against the schema of the type it claims. */
-function answer(message: unknown): Record<string, unknown> {
-  const type = (message as { type?: unknown })?.type;
-  const kind = type === "accepted"
-    ? "accepted message"
-    : type === "rejected"
-    ? "rejected message"
-    : type === "result"
-    ? "result message"
-    : null;
-  if (!kind) {
-    throw new JobRejected("Tampered", "the node sent an unknown message");
-  }
-  try {
-    return validateDocument(kind, message);
-  } catch (error) {
-    throw new JobRejected("Tampered", (error as SchemaError).message);
-  }
-}
-
-function refusal(message: Record<string, unknown>): JobRejected {
-  return new JobRejected(
-    message.reason as RejectReason,
-    String(message.detail),
-  );
-}
-
-/**
- * Offers a job to one peer, sends it when accepted and verifies the result.
- * Throws {@link JobRejected} when the peer refuses or the result fails a check.
- */
-export async function submitJob(
-  node: PhaseNode,
-  peerId: string,
-  job: RemoteJob,
-): Promise<RemoteResult> {
-  const requirements: Requirements = {
-    cpu_cores: 1,
-    memory_mb: 128,
-    timeout_seconds: 30,
-    fuel: null,
-    arch: "any",
-    wasm_runtime: `${WASM_RUNTIME}@${RUNTIME_VERSION}`,
-    ...job.requirements,
-  };
-  const signal = AbortSignal.timeout(
-    job.timeoutMs ?? (requirements.timeout_seconds ?? 30) * 1000 + 30_000,
-  );
-  const moduleHash = await sha256Ref(job.module);
-  const jobId = crypto.randomUUID();
-  const nonce = randomHex(16);
-  const args = job.args ?? [];
-  const env = job.env ?? {};
-  const stdin = job.stdin ?? new Uint8Array();
-  let stream: Stream;
-  try {
-    stream = await node.libp2p.dialProtocol(
-      peerIdFromString(peerId),
-      JOB_PROTOCOL,
-      { signal },
-    );
-  } catch (error) {
-    throw new JobRejected(
-      "Unreachable",
-      `cannot open a job stream to ${peerId}: ${firstLine(error)}`,
-    );
-  }
-  const messages = new FrameStream(stream);
-  try {
-    await messages.send({
-      type: "offer",
-      job_id: jobId,
-      nonce,
-      module_hash: moduleHash,
-      module_size: job.module.length,
-      ...(job.scratch
-        ? {
-          scratch_bytes: new TextEncoder().encode(JSON.stringify(job.scratch))
-            .length,
-        }
-        : {}),
-      requirements,
-    }, signal);
-    const accepted = answer(await messages.receive(signal));
-    if (accepted.type === "rejected") throw refusal(accepted);
-    if (accepted.type !== "accepted" || accepted.job_id !== jobId) {
-      throw new JobRejected("Tampered", "the node did not accept this offer");
-    }
-    await messages.send({
-      type: "request",
-      job_id: jobId,
-      module: accepted.module_cached === true ? null : toBase64(job.module),
-      args,
-      env,
-      stdin: toBase64(stdin),
-      ...(job.scratch ? { scratch: job.scratch } : {}),
-    }, signal);
-    const result = answer(await messages.receive(signal));
-    if (result.type === "rejected") throw refusal(result);
-    if (result.type !== "result" || result.job_id !== jobId) {
-      throw new JobRejected("Tampered", "the node sent no result for this job");
-    }
-    const verdict = await verifyReceipt(result.receipt, {
-      peerId,
-      moduleHash,
-      inputHash: await inputHash({ args, env, stdin }),
-      nonce,
-    });
-    if (!verdict.valid) {
-      throw new JobRejected("Tampered", `receipt rejected: ${verdict.reason}`);
-    }
-    const receipt = verdict.receipt;
-    if (receipt.job_id !== jobId) {
-      throw new JobRejected("Tampered", "the receipt names another job");
-    }
-    // A seeded scratch: the receipt must name the seed that was sent.
-    if (job.scratch) {
-      const ran = receipt.limits.preopens?.find((p) =>
-        p.access === "scratch" && p.guest === job.scratch!.path
-      );
-      if (ran?.seed_sha256 !== await scratchDigest(job.scratch)) {
-        throw new JobRejected(
-          "Tampered",
-          "the receipt does not name the scratch seed that was sent",
-        );
-      }
-    }
-    return {
-      peerId,
-      receipt,
-      stdout: receipt.stdout,
-      stderr: receipt.stderr,
-      exitCode: receipt.execution.exit_code,
-    };
-  } catch (error) {
-    if (error instanceof JobRejected) throw error;
-    throw new JobRejected(
-      signal.aborted ? "Timeout" : "Unreachable",
-      `${peerId}: ${firstLine(error)}`,
-    );
-  } finally {
-    await stream.close().catch(() => stream.abort(new Error("closing")));
-  }
-}
-
-/** The receipt's digest of a seeded scratch as a request carries it. */
-function scratchDigest(scratch: ScratchSeed): Promise<string> {
-  return seedDigest(
-    scratch.entries.map((e) =>
-      e.kind === "file"
-        ? { path: e.path, kind: e.kind, data: fromBase64(e.data ?? "") }
-        : e.kind === "symlink"
-        ? { path: e.path, kind: e.kind, target: e.target }
-        : { path: e.path, kind: e.kind }
-    ),
-  );
-}
-
-/** One try of {@link submitAuto}. */
-export interface Attempt {
-  /** The node tried. */
-  peerId: string;
-  /** Why it did not run the job. */
-  reason: string;
-}
-
-/**
- * Tries capable nodes in turn, best first, until one returns a verified
- * receipt. Any failure (unreachable, reset, timeout, refusal, bad receipt)
- * moves on to the next node; `onAttempt` hears each failed try.
- */
-export async function submitAuto(
-  node: PhaseNode,
-  job: RemoteJob,
-  options: {
-    arch?: string;
-    timeoutMs?: number;
-    onAttempt?: (attempt: Attempt) => void;
-    onWarning?: (line: string) => void;
-  } = {},
-): Promise<RemoteResult> {
-  const memory = job.requirements?.memory_mb ?? 128;
-  const candidates = await node.findCapable({
-    arch: options.arch,
-    accept: (c) => c.memory_mb >= memory,
-    onWarning: options.onWarning,
-  }, options.timeoutMs ?? 5000);
-  const others = candidates.filter((c) => c.peerId !== node.peerId);
-  if (others.length === 0) {
-    throw new JobRejected("Unreachable", "no capable node was found");
-  }
-  const attempts: Attempt[] = [];
-  for (const candidate of others) {
-    try {
-      await node.remember(candidate.peerId, candidate.addresses);
-      return await submitJob(node, candidate.peerId, job);
-    } catch (error) {
-      const attempt = {
-        peerId: candidate.peerId,
-        reason: firstLine(error),
-      };
-      attempts.push(attempt);
-      options.onAttempt?.(attempt);
-    }
-  }
-  throw new JobRejected(
-    "Unreachable",
-    `all ${attempts.length} capable nodes failed: ${
-      attempts.map((a) => `${a.peerId} (${a.reason})`).join("; ")
-    }`,
   );
 }

@@ -30,17 +30,17 @@ export {
   signRecord,
   validatorKeepingNewest,
 } from "./records.ts";
+export { acceptJobs, MESSAGE_TIMEOUT_MS } from "./job_protocol.ts";
 export {
-  acceptJobs,
   type Attempt,
+  firstLine,
   JOB_PROTOCOL,
   JobRejected,
-  MESSAGE_TIMEOUT_MS,
   type RemoteJob,
   type RemoteResult,
   submitAuto,
   submitJob,
-} from "./job_protocol.ts";
+} from "./job_client.ts";
 export {
   decodeLength,
   encodeLength,

@@ -147,6 +147,18 @@ export function capabilityTopic(arch: string, runtime: string): string {
 /** The runtime identifier used in topics and offers. */
 export const WASM_RUNTIME = "wasi-preview1";
 
+/**
+ * Lets the process exit while a timer is pending: Deno numbers its timers
+ * and unrefs them by number; Node returns an object with `unref`. The node
+ * runs under both (the SDK's p2p transport uses it from Node).
+ */
+function unrefTimer(timer: unknown): void {
+  const deno = (globalThis as { Deno?: { unrefTimer(id: number): void } })
+    .Deno;
+  if (deno) deno.unrefTimer(timer as number);
+  else (timer as { unref?: () => void }).unref?.();
+}
+
 async function drain<T>(events: AsyncIterable<T>): Promise<T[]> {
   const all: T[] = [];
   for await (const e of events) all.push(e);
@@ -266,7 +278,7 @@ export class PhaseNode {
       node.#timer = setInterval(() => {
         node.publishCapability().catch(() => {});
       }, ttl / 2);
-      Deno.unrefTimer(node.#timer as unknown as number);
+      unrefTimer(node.#timer);
     }
     return node;
   }
@@ -285,7 +297,7 @@ export class PhaseNode {
         done++;
         this.publishCapability().catch(() => {});
       }, 300);
-      Deno.unrefTimer(pending as unknown as number);
+      unrefTimer(pending);
       if (done >= 2) this.libp2p.removeEventListener("peer:identify", onPeer);
     };
     this.libp2p.addEventListener("peer:identify", onPeer);

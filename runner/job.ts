@@ -5,13 +5,13 @@
  */
 import {
   type AppliedLimits,
-  canonicalBytes,
   inputHash,
   type JobManifest,
   type NodeKey,
   type PreopenRecord,
   randomHex,
   type Receipt,
+  seedDigest,
   sha256Ref,
   signReceipt,
   toBase64,
@@ -107,25 +107,6 @@ function isUtf8(bytes: Uint8Array): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * A seed's digest for the receipt: sha256 of the JCS bytes of
- * `{"entries": [{"path", "kind", "sha256" (files), "target" (links)}]}`.
- */
-export async function seedDigest(seed: SeedEntry[]): Promise<string> {
-  const entries = [];
-  for (const e of seed) {
-    entries.push({
-      path: e.path,
-      kind: e.kind,
-      ...(e.kind === "file"
-        ? { sha256: await sha256Ref(e.data ?? new Uint8Array()) }
-        : {}),
-      ...(e.kind === "symlink" ? { target: e.target } : {}),
-    });
-  }
-  return await sha256Ref(canonicalBytes({ entries }));
 }
 
 /** Runs a job in the sandbox and returns its signed receipt. */

@@ -60,7 +60,6 @@ export {
   type JobResult,
   type JobSpec,
   runJob,
-  seedDigest,
 } from "./job.ts";
 export {
   MAX_SEED_ENTRIES,

@@ -31,6 +31,9 @@ import bootProviderSchema from "./boot_provider.schema.json" with {
   type: "json",
 };
 import bootCacheSchema from "./boot_cache.schema.json" with { type: "json" };
+import disagreementReportSchema from "./disagreement_report.schema.json" with {
+  type: "json",
+};
 
 /** Names of the documents schemas/validate.ts knows. */
 export type DocumentKind =
@@ -46,7 +49,8 @@ export type DocumentKind =
   | "record"
   | "capability record"
   | "boot-provider record"
-  | "boot cache header";
+  | "boot cache header"
+  | "disagreement report";
 
 /** Every schema Phase validates against, by the name used in error messages. */
 const SCHEMAS: Record<DocumentKind, object> = {
@@ -63,6 +67,7 @@ const SCHEMAS: Record<DocumentKind, object> = {
   "capability record": capabilitySchema,
   "boot-provider record": bootProviderSchema,
   "boot cache header": bootCacheSchema,
+  "disagreement report": disagreementReportSchema,
 };
 
 /** Every document kind, in the order of the schemas above. */

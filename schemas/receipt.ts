@@ -58,6 +58,8 @@ export interface ReceiptExpectations {
   inputHash?: string;
   /** The nonce it chose. */
   nonce?: string;
+  /** The job id it chose. */
+  jobId?: string;
 }
 
 /**
@@ -92,6 +94,7 @@ export async function verifyReceipt(
     ["moduleHash", receipt.module_hash],
     ["inputHash", receipt.input_hash],
     ["nonce", receipt.nonce],
+    ["jobId", receipt.job_id],
   ];
   for (const [field, actual] of mismatches) {
     const wanted = expect[field];

@@ -287,3 +287,73 @@ export interface BootProviderPayload extends Record<string, unknown> {
   /** Its manifest_version when published, if known. */
   manifest_version: number | null;
 }
+
+/** What replicas of a deterministic job must agree on. */
+export interface Outcome {
+  /** sha256 of the JCS bytes of the output fields (see the SDK's outputHash). */
+  output_hash: string;
+  /** `execution.status`. */
+  status: ExecutionStatus;
+  /** `execution.exit_code`. */
+  exit_code: number | null;
+  /** `execution.fuel_consumed`. */
+  fuel_consumed: number | null;
+}
+
+/** One field whose value is not the same in every valid receipt. */
+export interface Difference {
+  /** The field's path in the receipt, e.g. `execution.exit_code`. */
+  field: string;
+  /** Each value and the signers (peer ids) that signed it. */
+  values: { value: unknown; peer_ids: string[] }[];
+}
+
+/** Receipts whose outcome is the same. */
+export interface OutcomeGroup {
+  /** The outcome. */
+  outcome: Outcome;
+  /** The signers (peer ids) of the receipts with it. */
+  peer_ids: string[];
+}
+
+/** A node that was asked for a replica and gave no valid receipt. */
+export interface ReplicaFailure {
+  /** The node, when known. */
+  peer_id: string | null;
+  /** What went wrong, one line. */
+  error: string;
+}
+
+/**
+ * What replicas of one job answered when they did not agree as asked: every
+ * receipt (each checkable offline with its own signature), how they differ,
+ * and which nodes dissent from the largest group. JSON, self-contained (schemas/disagreement_report.schema.json).
+ */
+export interface DisagreementReport {
+  /** Always `phase-disagreement-report`. */
+  type: "phase-disagreement-report";
+  /** Format version (1). */
+  version: 1;
+  /** When the report was made (RFC 3339). */
+  created_at: string;
+  /** The agreement asked for. */
+  agree: "all" | "majority";
+  /** How many replicas were asked for. */
+  replicas: number;
+  /** The job's module. */
+  module_hash: string;
+  /** The job's input. */
+  input_hash: string;
+  /** One line: what disagreed. */
+  summary: string;
+  /** Every receipt received, verified, in the order the nodes answered. */
+  receipts: Receipt[];
+  /** Receipts grouped by outcome, the largest group first. */
+  groups: OutcomeGroup[];
+  /** Fields that differ, with the signers of each value. */
+  differences: Difference[];
+  /** Nodes outside the largest group (all of them when there is a tie). */
+  dissenters: string[];
+  /** Nodes that gave no valid receipt. */
+  failures: ReplicaFailure[];
+}

@@ -52,7 +52,15 @@ const KNOWN_FLAGS: Record<string, string[]> = {
     "--allow-private-module-urls",
   ],
   discover: ["--bootstrap MULTIADDR", "--mode MODE", "--timeout SECONDS"],
-  submit: ["--peer PEER_ID", "--auto", "--job-timeout SECONDS", "--fuel N"],
+  submit: [
+    "--peer PEER_ID",
+    "--auto",
+    "--job-timeout SECONDS",
+    "--fuel N",
+    "--replicas N",
+    "--agree all|majority",
+    "--report FILE",
+  ],
   run: [
     "--dir HOST:GUEST",
     "--env K=V",
@@ -74,6 +82,7 @@ const KNOWN_FLAGS: Record<string, string[]> = {
     "--input-hash",
     "--nonce NONCE",
   ],
+  "receipt compare": ["--json"],
   keygen: ["-o, --output FILE", "--data-dir DIR"],
   "manifest generate": [
     "--artifacts DIR",

@@ -127,7 +127,7 @@ Deno.test("frames: over-long lengths end the stream, a small limit bounds unread
     offers.read(AbortSignal.timeout(5000)),
     /more than 65536 bytes unasked/,
   );
-  // Frames of random bytes: either a JSON value or a JobError, never a crash.
+  // Frames of random bytes: either a JSON value or a FrameError, never a crash.
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ maxLength: 256 }), async (bytes) => {
       const [e, f] = await streamPair();
@@ -141,8 +141,8 @@ Deno.test("frames: over-long lengths end the stream, a small limit bounds unread
           JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)),
         );
       } catch (error) {
-        assert.ok(error instanceof JobError, String(error));
-        assert.equal(error.reason, "InvalidRequest");
+        assert.ok(error instanceof FrameError, String(error));
+        assert.match(error.message, /not UTF-8 JSON/);
       }
       e.abort(new Error("done"));
     }),
