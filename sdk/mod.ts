@@ -84,6 +84,7 @@ export type {
   Execution,
   ExecutionStatus,
   ManifestSignature,
+  PreopenRecord,
   Receipt,
   RejectReason,
   RuntimeInfo,
