@@ -164,7 +164,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
   const module = await readInput(modulePath, "module");
   const stdin = await readStdin();
   // A seed travels in the request; nodes take 8 MiB of seed by default.
-  const { scratch, scratchSeed } = await parseScratch(
+  const { scratch, scratchSeed } = parseScratch(
     values.scratch,
     DEFAULT_JOB_LIMITS.maxSeedBytes,
   );

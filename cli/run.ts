@@ -72,16 +72,36 @@ export async function readStdin(): Promise<Uint8Array> {
   });
 }
 
+/**
+ * Why `path` cannot be where the guest sees a directory (it must be
+ * absolute, without empty, `.` or `..` components or a colon), or null.
+ */
+function guestPathProblem(path: string): string | null {
+  const parts = path.split("/").slice(1);
+  if (
+    !path.startsWith("/") || path === "/" ||
+    parts.some((p) => p === "" || p === "." || p === ".." || p.includes(":"))
+  ) {
+    return `the guest path ${
+      JSON.stringify(path)
+    } must be absolute, without empty, . or .. parts or a colon (e.g. /data)`;
+  }
+  return null;
+}
+
 /** Parses `--dir HOST:GUEST[:rw|:ro]` (read-only unless `:rw`). */
 export function parsePreopen(text: string): Preopen {
-  const mode = /:(rw|ro)$/.exec(text);
-  const spec = mode ? text.slice(0, mode.index) : text;
-  const colon = spec.indexOf(":");
-  const host = colon === -1 ? spec : spec.slice(0, colon);
-  const guest = colon === -1 ? spec : spec.slice(colon + 1);
-  if (!host || !guest) {
-    throw new UsageError(`--dir wants HOST:GUEST[:rw], got ${text}`);
+  const [host, guest, mode, ...extra] = text.split(":");
+  if (!host || !guest || extra.length > 0) {
+    throw new UsageError(
+      `--dir wants HOST:GUEST[:rw|:ro] (a host path with a colon cannot be shared), got ${text}`,
+    );
   }
+  if (mode !== undefined && mode !== "rw" && mode !== "ro") {
+    throw new UsageError(`--dir mode must be rw or ro, got ${mode}`);
+  }
+  const problem = guestPathProblem(guest);
+  if (problem) throw new UsageError(`--dir ${problem}`);
   // The host path becomes part of the sandbox's --allow-read flag, where a
   // comma would start another path (e.g. "/tmp/x,/etc").
   if (/[,\0\n\r]/.test(host)) {
@@ -99,23 +119,25 @@ export function parsePreopen(text: string): Preopen {
     if (error instanceof CliError) throw error;
     throw new CliError(`--dir ${host}: ${(error as Error).message}`);
   }
-  return mode?.[1] === "rw" ? { host, guest, writable: true } : { host, guest };
+  return mode === "rw" ? { host, guest, writable: true } : { host, guest };
 }
 
 /**
  * Parses `--scratch GUEST[=HOSTDIR]`: the guest path, and the host
  * directory to seed it from (read now, within `maxBytes` of seed cost).
  */
-export async function parseScratch(
+export function parseScratch(
   text: string | undefined,
   maxBytes: number,
-): Promise<{ scratch?: string; scratchSeed?: SeedEntry[] }> {
+): { scratch?: string; scratchSeed?: SeedEntry[] } {
   if (text === undefined) return {};
   const eq = text.indexOf("=");
   const guest = eq === -1 ? text : text.slice(0, eq);
   if (!guest) {
     throw new UsageError(`--scratch wants GUEST[=HOSTDIR], got ${text}`);
   }
+  const problem = guestPathProblem(guest);
+  if (problem) throw new UsageError(`--scratch ${problem}`);
   if (eq === -1) return { scratch: guest };
   const host = text.slice(eq + 1);
   try {
@@ -124,12 +146,18 @@ export async function parseScratch(
     }
     return {
       scratch: guest,
-      scratchSeed: await readSeedDir(host, maxBytes),
+      scratchSeed: readSeedDir(host, maxBytes),
     };
   } catch (error) {
     if (error instanceof CliError) throw error;
     if (error instanceof SeedError) {
       throw new CliError(`--scratch ${error.message}`);
+    }
+    if (error instanceof Deno.errors.NotCapable) {
+      // Deno's own advice (--allow-all) is not Phase's to give.
+      throw new CliError(
+        `--scratch ${host}: system folders such as /proc and /dev cannot seed a scratch`,
+      );
     }
     throw new CliError(`--scratch ${host}: ${(error as Error).message}`);
   }
@@ -279,7 +307,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const manifest = values.manifest
     ? await readManifest(values.manifest)
     : undefined;
-  const scratch = await parseScratch(
+  const scratch = parseScratch(
     values.scratch,
     (limits.memoryMb ?? manifest?.memory_mb ?? DEFAULT_LIMITS.memoryMb) * MIB,
   );

@@ -162,21 +162,34 @@ export class SeedError extends Error {
  * (kept as links, their targets as written), never following a link; other
  * kinds of file are refused. Stops with {@link SeedError} past `maxBytes`
  * of cost ({@link seedCost}) or {@link MAX_SEED_ENTRIES} entries.
+ *
+ * Another process may change the folder while it is read. Deno has no
+ * `openat`, so each directory is entered (`chdir`) and the working
+ * directory checked to be the one expected before its names are read, one
+ * component at a time; each file is opened and its descriptor checked to be
+ * the regular file that was listed before a byte is read. A folder or file
+ * swapped for a link is refused, never followed. Synchronous on purpose:
+ * the working directory is the process's, and nothing else may run while
+ * it is moved. (A FIFO swapped in for a listed file makes the open wait;
+ * Ctrl-C ends it.)
  */
-export async function readSeedDir(
-  host: string,
-  maxBytes: number,
-): Promise<SeedEntry[]> {
+export function readSeedDir(host: string, maxBytes: number): SeedEntry[] {
   const entries: SeedEntry[] = [];
   let cost = 0;
-  const visit = async (dir: string, prefix: string) => {
+  const changed = (what: string) =>
+    new SeedError(`${what} changed while it was read; try again`);
+  const enter = (real: string) => {
+    Deno.chdir(real);
+    if (Deno.cwd() !== real) throw changed(real);
+  };
+  const visit = (real: string, prefix: string) => {
+    enter(real);
     const names: string[] = [];
-    for await (const item of Deno.readDir(dir)) names.push(item.name);
+    for (const item of Deno.readDirSync(".")) names.push(item.name);
     names.sort();
     for (const name of names) {
       const path = prefix ? `${prefix}/${name}` : name;
-      const hostPath = `${dir}/${name}`;
-      const info = await Deno.lstat(hostPath);
+      const hostPath = `${real}/${name}`;
       if (entries.length >= MAX_SEED_ENTRIES) {
         throw new SeedError(
           `${host} holds more than ${MAX_SEED_ENTRIES} entries`,
@@ -184,22 +197,14 @@ export async function readSeedDir(
       }
       const problem = seedPathProblem(path);
       if (problem) throw new SeedError(`${hostPath}: ${problem}`);
+      const info = Deno.lstatSync(name);
       let entry: SeedEntry;
       if (info.isSymlink) {
-        entry = {
-          path,
-          kind: "symlink",
-          target: await Deno.readLink(hostPath),
-        };
+        entry = { path, kind: "symlink", target: Deno.readLinkSync(name) };
       } else if (info.isDirectory) {
         entry = { path, kind: "dir" };
       } else if (info.isFile) {
-        if (cost + info.size > maxBytes) {
-          throw new SeedError(
-            `${host} does not fit the job's memory budget of ${maxBytes} bytes`,
-          );
-        }
-        entry = { path, kind: "file", data: await Deno.readFile(hostPath) };
+        entry = { path, kind: "file", data: readListedFile(name, info) };
       } else {
         throw new SeedError(`${hostPath} is not a file, directory or link`);
       }
@@ -210,11 +215,44 @@ export async function readSeedDir(
         );
       }
       entries.push(entry);
-      if (entry.kind === "dir") await visit(hostPath, path);
+      if (entry.kind === "dir") {
+        visit(hostPath, path);
+        enter(real);
+      }
     }
   };
-  await visit(host, "");
+  const before = Deno.cwd();
+  try {
+    visit(Deno.realPathSync(host), "");
+  } finally {
+    Deno.chdir(before);
+  }
   return entries;
+
+  /** The bytes of `name`, if it is still the regular file `listed`. */
+  function readListedFile(name: string, listed: Deno.FileInfo): Uint8Array {
+    if (cost + listed.size > maxBytes) {
+      throw new SeedError(
+        `${host} does not fit the job's memory budget of ${maxBytes} bytes`,
+      );
+    }
+    using file = Deno.openSync(name, { read: true });
+    const opened = file.statSync();
+    if (
+      !opened.isFile || opened.ino !== listed.ino || opened.dev !== listed.dev
+    ) {
+      throw changed(`${Deno.cwd()}/${name}`);
+    }
+    // No more than was listed: a file that grows meanwhile is cut there.
+    const data = new Uint8Array(listed.size);
+    let filled = 0;
+    while (filled < data.length) {
+      const n = file.readSync(data.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    return data.subarray(0, filled);
+  }
 }
 
 /** A seed as a frame carries it: a JSON list and one blob of file bytes. */

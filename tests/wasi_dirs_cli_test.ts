@@ -147,7 +147,7 @@ Deno.test("phase run: :rw with --private, a missing or oversized seed folder are
         ["--scratch", `/tmp=${dirs.root}/big`, "--memory", "1"],
         /^phase: --scratch .*\/big does not fit the job's memory budget of 1048576 bytes$/,
       ],
-      [["--dir", `${dirs.rw}:`], /^phase: --dir wants HOST:GUEST\[:rw\]/],
+      [["--dir", `${dirs.rw}:`], /^phase: --dir wants HOST:GUEST\[:rw\|:ro\]/],
     ];
     Deno.mkdirSync(`${dirs.root}/big`);
     Deno.writeFileSync(
@@ -182,5 +182,45 @@ Deno.test("phase run: :rw with --private, a missing or oversized seed folder are
   } finally {
     await cleanup();
     await cleanupHome();
+  }
+});
+
+Deno.test("--dir and --scratch refuse mistyped modes and guest paths the guest could not use, in one line", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const refused: [string[], RegExp][] = [
+      [["--dir", `${dir}:/g:RW`], /--dir mode must be rw or ro, got RW/],
+      [["--dir", `${dir}:/g:rx`], /--dir mode must be rw or ro, got rx/],
+      [["--dir", `${dir}:/g:rw:rw`], /--dir wants HOST:GUEST\[:rw\|:ro\]/],
+      [
+        ["--dir", `${dir}:/g/../x`],
+        /--dir the guest path "\/g\/..\/x" must be absolute/,
+      ],
+      [
+        ["--dir", `${dir}:data`],
+        /--dir the guest path "data" must be absolute/,
+      ],
+      [
+        ["--scratch", "/.."],
+        /--scratch the guest path "\/.." must be absolute/,
+      ],
+      [["--scratch", "/w//x"], /--scratch the guest path/],
+    ];
+    for (const [args, expected] of refused) {
+      const out = await phase(
+        ["run", examplePath("hello"), "--ephemeral", ...args],
+        dir,
+      );
+      assert.equal(out.code, 2, `${args.join(" ")}: ${out.stderr}`);
+      assert.match(out.stderr, expected);
+      assert.equal(out.stderr.trim().split("\n").length, 1, out.stderr);
+    }
+    const ok = await phase(
+      ["run", examplePath("hello"), "--ephemeral", "--dir", `${dir}:/g:ro`],
+      dir,
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+  } finally {
+    await cleanup();
   }
 });
