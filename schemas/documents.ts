@@ -30,6 +30,9 @@ import capabilitySchema from "./capability.schema.json" with {
 import bootProviderSchema from "./boot_provider.schema.json" with {
   type: "json",
 };
+import releaseSignatureSchema from "./release_signature.schema.json" with {
+  type: "json",
+};
 
 /** Names of the documents schemas/validate.ts knows. */
 export type DocumentKind =
@@ -44,7 +47,8 @@ export type DocumentKind =
   | "job body"
   | "record"
   | "capability record"
-  | "boot-provider record";
+  | "boot-provider record"
+  | "release signature";
 
 /** Every schema Phase validates against, by the name used in error messages. */
 const SCHEMAS: Record<DocumentKind, object> = {
@@ -60,6 +64,7 @@ const SCHEMAS: Record<DocumentKind, object> = {
   record: recordSchema,
   "capability record": capabilitySchema,
   "boot-provider record": bootProviderSchema,
+  "release signature": releaseSignatureSchema,
 };
 
 /** Every document kind, in the order of the schemas above. */

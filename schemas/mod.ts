@@ -12,3 +12,4 @@ export * from "./encoding.ts";
 export * from "./keys.ts";
 export * from "./receipt.ts";
 export * from "./boot_manifest.ts";
+export * from "./release_signature.ts";
