@@ -7,37 +7,15 @@
  * tests/deb_vm_test.ts.
  */
 import assert from "node:assert/strict";
-import { copyRoot, debianRoot } from "./debian_root.ts";
+import { copyRoot, debianRoot, packageDeb } from "./debian_root.ts";
 import {
   aptInstall,
-  freshHomeEnv,
   hasCommand,
   ROOT,
   runOk,
   tempDir,
   text,
 } from "./helpers.ts";
-
-const EPOCH = "1767225600"; // 2026-01-01
-
-/** `deno task package:deb` into `output` with a fixed epoch; the .deb's path and sha256. */
-export async function packageDeb(
-  home: string,
-  output: string,
-): Promise<{ path: string; sha256: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", "package:deb", "--output", output, "--json"],
-    cwd: ROOT,
-    env: { ...await freshHomeEnv(home), SOURCE_DATE_EPOCH: EPOCH },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, text(out.stderr));
-  assert.equal(text(out.stderr), "", "--json prints no progress");
-  const built = JSON.parse(text(out.stdout));
-  assert.equal(built.source_date_epoch, Number(EPOCH));
-  return { path: built.path, sha256: built.sha256 };
-}
 
 async function ensureTools(): Promise<void> {
   const missing = [];

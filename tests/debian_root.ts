@@ -4,7 +4,15 @@
  * host's apt configuration names, and cached in ~/.cache/phase-boot. Tests
  * copy it before changing anything.
  */
-import { aptInstall, hasCommand, runOk } from "./helpers.ts";
+import assert from "node:assert/strict";
+import {
+  aptInstall,
+  freshHomeEnv,
+  hasCommand,
+  ROOT,
+  runOk,
+  text,
+} from "./helpers.ts";
 
 /** The host's Debian release name (VERSION_CODENAME of /etc/os-release). */
 export async function hostCodename(): Promise<string> {
@@ -86,4 +94,25 @@ export async function copyRoot(source: string, dir: string): Promise<string> {
   await runOk("cp", ["-a", source, dir]);
   await Deno.remove(`${dir}/.complete`).catch(() => {});
   return dir;
+}
+
+const EPOCH = "1767225600"; // 2026-01-01
+
+/** `deno task package:deb` into `output` with a fixed epoch; the .deb's path and sha256. */
+export async function packageDeb(
+  home: string,
+  output: string,
+): Promise<{ path: string; sha256: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", "package:deb", "--output", output, "--json"],
+    cwd: ROOT,
+    env: { ...await freshHomeEnv(home), SOURCE_DATE_EPOCH: EPOCH },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, text(out.stderr));
+  assert.equal(text(out.stderr), "", "--json prints no progress");
+  const built = JSON.parse(text(out.stdout));
+  assert.equal(built.source_date_epoch, Number(EPOCH));
+  return { path: built.path, sha256: built.sha256 };
 }
