@@ -8,7 +8,7 @@
  * shell line by line and reads each command's exit status.
  */
 import { extractVmlinux } from "../boot/mod.ts";
-import { Lab } from "./boot_harness.ts";
+import type { Lab } from "./boot_harness.ts";
 import { runOk } from "./helpers.ts";
 
 /** Modules the initramfs loads (with their dependencies) before switching root. */
