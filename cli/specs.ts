@@ -155,6 +155,25 @@ const OUTPUT_FILE = {
 
 const HELP_EXITS = [["0", "help printed"]] as const;
 
+/** The release key file, for the commands that sign with it. */
+const RELEASE_KEY_FILE = {
+  type: "string",
+  value: "KEYFILE",
+  short: "k",
+  description: "the release key (create one with phase keygen)",
+  required: true,
+} as const;
+
+/** The release keys a verifier pins. */
+const TRUSTED_KEYS = {
+  type: "string",
+  value: "KEY",
+  multiple: true,
+  description:
+    "a trusted release key (peer id, base64 or hex; commas separate several)",
+  required: true,
+} as const;
+
 /** A job's exit statuses that are not the guest's own code, grouped. */
 function outcomeExits(): ExitSpec[] {
   const meaning: Record<keyof typeof EXIT_STATUS, string> = {
@@ -606,13 +625,7 @@ export const COMMANDS = {
         usage: ["manifest sign FILE --key KEYFILE [options]"],
         arguments: [["FILE", "the manifest (a file or an http(s) URL)"]],
         flags: {
-          key: {
-            type: "string",
-            value: "KEYFILE",
-            short: "k",
-            description: "the release key (create one with phase keygen)",
-            required: true,
-          },
+          key: RELEASE_KEY_FILE,
           output: {
             ...OUTPUT_FILE,
             description: "where to write it (- for standard output)",
@@ -629,14 +642,7 @@ export const COMMANDS = {
         usage: ["manifest verify FILE|URL --pubkey KEY [options]"],
         arguments: [["FILE|URL", "the manifest"]],
         flags: {
-          pubkey: {
-            type: "string",
-            value: "KEY",
-            multiple: true,
-            description:
-              "a trusted release key (peer id, base64 or hex; commas separate several)",
-            required: true,
-          },
+          pubkey: TRUSTED_KEYS,
           "min-version": {
             type: "string",
             value: "N",
@@ -954,13 +960,7 @@ export const COMMANDS = {
           "a signed release: the .deb, kernel, initramfs, boot manifest, disk images, SHA256SUMS",
         usage: ["release build --key KEYFILE [options]"],
         flags: {
-          key: {
-            type: "string",
-            value: "KEYFILE",
-            short: "k",
-            description: "the release key (create one with phase keygen)",
-            required: true,
-          },
+          key: RELEASE_KEY_FILE,
           output: {
             type: "string",
             value: "DIR",
@@ -1014,14 +1014,7 @@ export const COMMANDS = {
         usage: ["release verify DIR --pubkey KEY [options]"],
         arguments: [["DIR", "the release folder"]],
         flags: {
-          pubkey: {
-            type: "string",
-            value: "KEY",
-            multiple: true,
-            description:
-              "a trusted release key (peer id, base64 or hex; commas separate several)",
-            required: true,
-          },
+          pubkey: TRUSTED_KEYS,
           json: {
             type: "boolean",
             description: "print the verdict as JSON",

@@ -6,12 +6,8 @@
  */
 import { canonicalBytes, signingBytesWithout } from "./canonical.ts";
 import { concatBytes, sha256Hex } from "./encoding.ts";
-import {
-  type NodeKey,
-  peerIdOfPublicKey,
-  signBytes,
-  verifyBytes,
-} from "./keys.ts";
+import { pinnedSigner } from "./boot_manifest.ts";
+import { type NodeKey, signBytes } from "./keys.ts";
 import type { ReleaseSignature } from "./types.ts";
 import { SchemaError, validateDocument } from "./validate.ts";
 
@@ -83,23 +79,12 @@ export async function verifyReleaseSums(
       reason: "SHA256SUMS.sig is not in its canonical form (changed bytes)",
     };
   }
-  if (trustedKeys.length === 0) {
-    return { valid: false, reason: "no trusted keys are pinned" };
-  }
-  const bytes = signingBytesWithout(signature, "signatures");
-  let signer: string | undefined;
-  search: for (const key of trustedKeys) {
-    const peerId = peerIdOfPublicKey(key);
-    for (const entry of signature.signatures) {
-      if (entry.key_id !== peerId) continue;
-      if (await verifyBytes(key, bytes, entry.sig)) {
-        signer = peerId;
-        break search;
-      }
-      return { valid: false, reason: `invalid signature by ${peerId}` };
-    }
-  }
-  if (!signer) return { valid: false, reason: "not signed by any trusted key" };
+  const checked = await pinnedSigner(
+    signingBytesWithout(signature, "signatures"),
+    signature.signatures,
+    trustedKeys,
+  );
+  if ("reason" in checked) return { valid: false, reason: checked.reason };
   if (
     sums.length !== signature.size || await sha256Hex(sums) !== signature.sha256
   ) {
@@ -108,5 +93,5 @@ export async function verifyReleaseSums(
       reason: "SHA256SUMS does not match its signature (changed bytes)",
     };
   }
-  return { valid: true, signature, signer };
+  return { valid: true, signature, signer: checked.signer };
 }

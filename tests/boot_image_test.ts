@@ -12,12 +12,11 @@ import assert from "node:assert/strict";
 import { ensureBootTools, Lab, OVMF_DIR } from "./boot_harness.ts";
 import {
   aptInstall,
-  freshHomeEnv,
   hasCommand,
-  ROOT,
+  runLauncher,
   runOk,
+  runTask,
   tempDir,
-  text,
 } from "./helpers.ts";
 
 const VERIFIED =
@@ -53,15 +52,7 @@ async function ensureImageTools(): Promise<void> {
   await aptInstall(missing, "disk image tests");
 }
 
-async function phase(home: string, args: string[]) {
-  const out = await new Deno.Command(`${ROOT}/phase`, {
-    args,
-    env: await freshHomeEnv(home),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+const phase = runLauncher;
 
 Deno.test({
   name:
@@ -83,25 +74,16 @@ Deno.test({
       const releaseKey = JSON.parse(keygen.stdout).peer_id as string;
       const dist = `${dir}/dist`;
       const started = performance.now();
-      const release = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "task",
-          "--quiet",
-          "release",
-          "--",
-          "--key",
-          `${dir}/release.key`,
-          "--output",
-          dist,
-          "--json",
-        ],
-        cwd: ROOT,
-        env: await freshHomeEnv(dir),
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(release.code, 0, text(release.stderr));
-      const built = JSON.parse(text(release.stdout));
+      const release = await runTask(dir, "release", [
+        "--",
+        "--key",
+        `${dir}/release.key`,
+        "--output",
+        dist,
+        "--json",
+      ]);
+      assert.equal(release.code, 0, release.stderr);
+      const built = JSON.parse(release.stdout);
       console.log(
         `deno task release: ${
           ((performance.now() - started) / 1000).toFixed(1)

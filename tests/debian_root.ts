@@ -5,14 +5,7 @@
  * copy it before changing anything.
  */
 import assert from "node:assert/strict";
-import {
-  aptInstall,
-  freshHomeEnv,
-  hasCommand,
-  ROOT,
-  runOk,
-  text,
-} from "./helpers.ts";
+import { aptInstall, hasCommand, runOk, runTask } from "./helpers.ts";
 
 /** The host's Debian release name (VERSION_CODENAME of /etc/os-release). */
 export async function hostCodename(): Promise<string> {
@@ -103,16 +96,15 @@ export async function packageDeb(
   home: string,
   output: string,
 ): Promise<{ path: string; sha256: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", "package:deb", "--output", output, "--json"],
-    cwd: ROOT,
-    env: { ...await freshHomeEnv(home), SOURCE_DATE_EPOCH: EPOCH },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, text(out.stderr));
-  assert.equal(text(out.stderr), "", "--json prints no progress");
-  const built = JSON.parse(text(out.stdout));
+  const out = await runTask(
+    home,
+    "package:deb",
+    ["--output", output, "--json"],
+    { SOURCE_DATE_EPOCH: EPOCH },
+  );
+  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.stderr, "", "--json prints no progress");
+  const built = JSON.parse(out.stdout);
   assert.equal(built.source_date_epoch, Number(EPOCH));
   return { path: built.path, sha256: built.sha256 };
 }

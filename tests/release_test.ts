@@ -23,7 +23,7 @@ import {
   verifyReleaseSums,
 } from "../schemas/mod.ts";
 import { publicKeyOfPeerId } from "../schemas/mod.ts";
-import { freshHomeEnv, ROOT, tempDir, text } from "./helpers.ts";
+import { runLauncher, tempDir, text } from "./helpers.ts";
 
 /** A small release in `dir`: a package, boot artifacts with a signed manifest, sums. */
 async function smallRelease(dir: string, key: NodeKey): Promise<void> {
@@ -58,15 +58,8 @@ async function releaseFiles(dir: string, prefix = ""): Promise<string[]> {
 }
 
 /** `./phase release verify DIR --pubkey KEY` as users run it. */
-async function verifyCli(home: string, dir: string, key: string) {
-  const out = await new Deno.Command(`${ROOT}/phase`, {
-    args: ["release", "verify", dir, "--pubkey", key],
-    env: await freshHomeEnv(home),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+const verifyCli = (home: string, dir: string, key: string) =>
+  runLauncher(home, ["release", "verify", dir, "--pubkey", key]);
 
 Deno.test({
   name:

@@ -259,7 +259,7 @@ export class SystemdVm {
       ],
       stdin: "piped",
       stdout: "piped",
-      stderr: "null",
+      stderr: "piped",
     }).spawn();
     return new SystemdVm(child, onOutput);
   }
@@ -298,7 +298,16 @@ export class SystemdVm {
   }
 
   async #send(line: string) {
-    await this.#writer.write(new TextEncoder().encode(`${line}\n`));
+    try {
+      await this.#writer.write(new TextEncoder().encode(`${line}\n`));
+    } catch {
+      const status = await this.#child.status;
+      throw new Error(
+        `QEMU exited (${status.code}): ${
+          (await this.#exited).trim()
+        }; console ends with:\n${this.#output.slice(-3000)}`,
+      );
+    }
   }
 
   /** Waits until the console shell answers (systemd has started it). */
