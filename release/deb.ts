@@ -177,6 +177,25 @@ License: Expat
 `;
 }
 
+/** A man page holding `phase help`'s text as it is (roff's no-fill mode). */
+function manualPage(version: string, overview: string): string {
+  const escaped = overview.replaceAll("\\", "\\e").split("\n").map((line) =>
+    /^[.']/.test(line) ? `\\&${line}` : line
+  ).join("\n");
+  return [
+    `.TH PHASE 1 "" "phase ${version}" "User Commands"`,
+    ".SH NAME",
+    "phase \\- open compute and netboot node",
+    ".SH DESCRIPTION",
+    ".nf",
+    escaped.trimEnd(),
+    ".fi",
+    ".SH FILES",
+    "/etc/phase/phase.conf (phase.service), /var/lib/phase (its state)",
+    "",
+  ].join("\n");
+}
+
 async function gzipNoName(data: Uint8Array): Promise<Uint8Array> {
   return await runTool("gzip", ["-9nc"], { stdin: data, packages: TOOLS });
 }
@@ -271,6 +290,20 @@ export async function buildDeb(options: DebOptions): Promise<BuiltDeb> {
       ], { cwd: root });
       await Deno.chmod(`${lib}/${bundle}`, 0o644);
     }
+    // The manual page is the program's own overview, as `phase help` prints it.
+    const overview = text(
+      await runTool(deno, [
+        "run",
+        "--quiet",
+        "--no-prompt",
+        `${lib}/phase.js`,
+        "help",
+      ], { env: { NO_COLOR: "1" } }),
+    );
+    await write(
+      `${stage}/usr/share/man/man1/phase.1.gz`,
+      await gzipNoName(new TextEncoder().encode(manualPage(version, overview))),
+    );
     log(`copying Deno ${denoVersion} and the launcher`);
     await copy(await Deno.realPath(deno), `${lib}/deno`, 0o755);
     await copy(`${root}/phase`, `${lib}/phase`, 0o755);

@@ -58,7 +58,14 @@ Deno.test({
         } s`,
       );
       await lab.open();
-      vm = await SystemdVm.boot(lab, disk);
+      // PHASE_TEST_CONSOLE=1 shows the guest's console as it runs.
+      vm = await SystemdVm.boot(
+        lab,
+        disk,
+        Deno.env.get("PHASE_TEST_CONSOLE")
+          ? (s) => Deno.stderr.writeSync(new TextEncoder().encode(s))
+          : undefined,
+      );
       await vm.ready(240_000);
       console.log(`systemd VM shell after ${vm.seconds.toFixed(1)} s`);
       const guest = vm;
@@ -72,8 +79,10 @@ Deno.test({
             lab.ns,
             "curl",
             "-sS",
+            "--connect-timeout",
+            "2",
             "--max-time",
-            "30",
+            "60",
             ...args,
           ],
           stdout: "piped",
@@ -86,12 +95,20 @@ Deno.test({
         };
       };
       const waitHealthy = async () => {
-        for (let i = 0; i < 120; i++) {
+        const deadline = performance.now() + 120_000;
+        let last = "";
+        while (performance.now() < deadline) {
           const health = await curl("-f", `${BASE}/health`);
           if (health.code === 0) return JSON.parse(health.stdout);
+          last = health.stderr;
           await new Promise((r) => setTimeout(r, 1000));
         }
-        throw new Error(`no /health from ${BASE}`);
+        const state = await guest.run(
+          "busybox ip -br addr; systemctl status phase --no-pager -n 0; journalctl -u phase --no-pager -n 30",
+        );
+        throw new Error(
+          `no /health from ${BASE} (${last.trim()}):\n${state.output}`,
+        );
       };
       const peerId = async () =>
         JSON.parse((await curl("-f", `${BASE}/`)).stdout).peer_id as string;

@@ -1,7 +1,7 @@
 /**
  * A real Debian with systemd in QEMU, for package tests: the cached
- * debootstrap root (tests/debian_root.ts) copied, given a static address
- * (systemd-networkd), a root shell on the serial console and the files to
+ * debootstrap root (tests/debian_root.ts) copied, given a static address,
+ * a root shell on the serial console and the files to
  * test, made into an ext4 disk image with `mkfs.ext4 -d` (no mounts), and
  * booted with the Debian kernel and a tiny busybox initramfs that loads the
  * virtio and ext4 modules and switches to the disk. The test drives the
@@ -107,9 +107,25 @@ async function configureRoot(root: string): Promise<void> {
   };
   await write("/etc/hostname", "phase-vm\n");
   await write("/etc/fstab", "/dev/vda / ext4 rw,relatime 0 1\n");
+  // A static address. The minbase root has no udev, and systemd-networkd
+  // leaves alone links udev has not seen, so busybox sets it.
+  await Deno.copyFile("/bin/busybox", `${root}/usr/local/bin/busybox`);
   await write(
-    "/etc/systemd/network/10-test.network",
-    `[Match]\nName=en* eth*\n\n[Network]\nAddress=${GUEST_ADDRESS}/24\nGateway=10.77.0.1\n`,
+    "/etc/systemd/system/test-network.service",
+    `[Unit]
+Description=Static address for the test
+Before=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/bin/busybox ip link set eth0 up
+ExecStart=/usr/local/bin/busybox ip addr add ${GUEST_ADDRESS}/24 dev eth0
+
+[Install]
+WantedBy=multi-user.target
+`,
   );
   // A root shell on the serial console instead of a login prompt.
   await write(
@@ -141,7 +157,7 @@ WantedBy=multi-user.target
   await runOk("systemctl", [
     `--root=${root}`,
     "enable",
-    "systemd-networkd.service",
+    "test-network.service",
     "test-console.service",
   ]);
 }
@@ -200,12 +216,15 @@ export class SystemdVm {
   #count = 0;
   #started = performance.now();
 
+  #exited: Promise<string>;
+
   private constructor(
     child: Deno.ChildProcess,
     onOutput?: (s: string) => void,
   ) {
     this.#child = child;
     this.#writer = child.stdin.getWriter();
+    this.#exited = new Response(child.stderr).text();
     (async () => {
       const decoder = new TextDecoder();
       for await (const chunk of child.stdout) {
@@ -342,9 +361,13 @@ export class SystemdVm {
       timeoutMs,
     );
     const text = this.#output.slice(from);
+    // The terminal echoes the typed line first; the output follows it.
+    const typed = `$((${n}+0))@@"`;
+    const echoed = text.indexOf(typed);
+    const start = echoed < 0 ? 0 : text.indexOf("\n", echoed) + 1;
     return {
       code: Number(match[1]),
-      output: text.slice(0, text.indexOf(match[0])),
+      output: text.slice(start, text.indexOf(match[0])),
     };
   }
 
