@@ -48,6 +48,38 @@ export async function ensureBootTools(): Promise<void> {
   await aptInstall(missing, "boot tests");
 }
 
+/**
+ * Installs what disk images need (GRUB for BIOS and UEFI, gdisk, dosfstools,
+ * mtools, qemu-img) and, to boot them with UEFI, OVMF.
+ */
+export async function ensureImageTools(options: { ovmf: boolean }) {
+  const missing: string[] = [];
+  for (
+    const [command, pkg] of [
+      ["grub-mkimage", "grub-pc-bin"],
+      ["sgdisk", "gdisk"],
+      ["mkfs.fat", "dosfstools"],
+      ["mcopy", "mtools"],
+      ["qemu-img", "qemu-utils"],
+    ]
+  ) {
+    if (!await hasCommand(command)) missing.push(pkg);
+  }
+  const files = [
+    ["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"],
+    ["/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin"],
+    ...(options.ovmf ? [[`${OVMF_DIR}/OVMF_CODE_4M.fd`, "ovmf"]] : []),
+  ];
+  for (const [path, pkg] of files) {
+    try {
+      await Deno.stat(path);
+    } catch {
+      missing.push(pkg);
+    }
+  }
+  await aptInstall(missing, "disk image tests");
+}
+
 /** Kernel and initramfs built for the tests. */
 export interface BootImages {
   /** The bzImage (what manifests carry and kexec loads). */

@@ -8,41 +8,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { grubConfig, imageCmdline } from "../boot/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
-import {
-  aptInstall,
-  hasCommand,
-  runLauncher,
-  runOk,
-  tempDir,
-} from "./helpers.ts";
-
-async function ensureTools(): Promise<void> {
-  const missing: string[] = [];
-  for (
-    const [command, pkg] of [
-      ["grub-mkimage", "grub-pc-bin"],
-      ["sgdisk", "gdisk"],
-      ["mkfs.fat", "dosfstools"],
-      ["mcopy", "mtools"],
-      ["qemu-img", "qemu-utils"],
-    ]
-  ) {
-    if (!await hasCommand(command)) missing.push(pkg);
-  }
-  for (
-    const [path, pkg] of [
-      ["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"],
-      ["/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin"],
-    ]
-  ) {
-    try {
-      await Deno.stat(path);
-    } catch {
-      missing.push(pkg);
-    }
-  }
-  await aptInstall(missing, "disk image tests");
-}
+import { ensureImageTools } from "./boot_harness.ts";
+import { runLauncher, runOk, tempDir } from "./helpers.ts";
 
 Deno.test({
   name:
@@ -50,7 +17,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    await ensureTools();
+    await ensureImageTools({ ovmf: false });
     const [dir, cleanup] = await tempDir();
     try {
       const key = await generateKey();

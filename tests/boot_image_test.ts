@@ -9,48 +9,11 @@
  * kexecs and prints the verified receipt.
  */
 import assert from "node:assert/strict";
-import { ensureBootTools, Lab, OVMF_DIR } from "./boot_harness.ts";
-import {
-  aptInstall,
-  hasCommand,
-  runLauncher,
-  runOk,
-  runTask,
-  tempDir,
-} from "./helpers.ts";
+import { ensureBootTools, ensureImageTools, Lab } from "./boot_harness.ts";
+import { runLauncher, runOk, runTask, tempDir } from "./helpers.ts";
 
 const VERIFIED =
   /Receipt:\s+✓ Verified[\s\S]*serving the artifacts it booted from on port \d+/;
-
-async function ensureImageTools(): Promise<void> {
-  await ensureBootTools();
-  const missing: string[] = [];
-  for (
-    const [command, pkg] of [
-      ["grub-mkimage", "grub-pc-bin"],
-      ["sgdisk", "gdisk"],
-      ["mkfs.fat", "dosfstools"],
-      ["mcopy", "mtools"],
-      ["qemu-img", "qemu-utils"],
-    ]
-  ) {
-    if (!await hasCommand(command)) missing.push(pkg);
-  }
-  for (
-    const [path, pkg] of [
-      ["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"],
-      ["/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin"],
-      [`${OVMF_DIR}/OVMF_CODE_4M.fd`, "ovmf"],
-    ]
-  ) {
-    try {
-      await Deno.stat(path);
-    } catch {
-      missing.push(pkg);
-    }
-  }
-  await aptInstall(missing, "disk image tests");
-}
 
 const phase = runLauncher;
 
@@ -60,7 +23,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    await ensureImageTools();
+    await ensureBootTools();
+    await ensureImageTools({ ovmf: true });
     const [dir, cleanup] = await tempDir();
     const lab = new Lab();
     try {
