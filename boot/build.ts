@@ -19,6 +19,7 @@ import {
 } from "../provider/mod.ts";
 import { RUNTIME_VERSION } from "../runner/mod.ts";
 import { ElfError, elfInterpreter } from "./elf.ts";
+import { BuildError, runTool as run } from "./tool.ts";
 
 /** Kernel modules loaded by /init, in order (none are built into Debian's kernel): NICs, and virtio_blk so attached disks show up (Phase never mounts them). */
 export const NIC_MODULES = [
@@ -49,53 +50,6 @@ export const BOOT_PERMISSIONS = [
   "--allow-sys",
   "--allow-run=/bin/deno",
 ];
-
-/** A failure while building; one line. */
-export class BuildError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "BuildError";
-  }
-}
-
-async function run(
-  program: string,
-  args: string[],
-  options: { cwd?: string; stdin?: Uint8Array } = {},
-): Promise<Uint8Array> {
-  let child;
-  try {
-    child = new Deno.Command(program, {
-      args,
-      cwd: options.cwd,
-      stdin: options.stdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch {
-    throw new BuildError(
-      `${program} is missing (apt-get install qemu-system-x86 busybox-static cpio kexec-tools zstd kmod)`,
-    );
-  }
-  // Feed stdin while output is read, or a full pipe deadlocks both sides.
-  const feeding = options.stdin
-    ? (async () => {
-      const writer = child.stdin.getWriter();
-      await writer.write(options.stdin!);
-      await writer.close();
-    })()
-    : Promise.resolve();
-  const [out] = await Promise.all([child.output(), feeding]);
-  if (out.code !== 0) {
-    throw new BuildError(
-      `${program} ${args.slice(0, 3).join(" ")} failed: ${
-        new TextDecoder().decode(out.stderr).trim().split("\n").pop()
-      }`,
-    );
-  }
-  return out.stdout;
-}
 
 /**
  * Downloads and unpacks the Debian kernel that `linux-image-amd64` depends on

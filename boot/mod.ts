@@ -5,7 +5,6 @@
 export {
   type ArtifactsOptions,
   BOOT_PERMISSIONS,
-  BuildError,
   buildInitramfs,
   type BuildOptions,
   debianKernel,
@@ -15,6 +14,7 @@ export {
   NIC_MODULES,
   writeArtifacts,
 } from "./build.ts";
+export { BuildError, runTool, type ToolOptions } from "./tool.ts";
 export { ElfError, elfInterpreter, isStaticElf } from "./elf.ts";
 export {
   type BootOptions,
@@ -31,3 +31,12 @@ export {
   stageOne,
   stageTwo,
 } from "./flow.ts";
+export {
+  buildDiskImage,
+  type DiskImage,
+  type DiskImageOptions,
+  embedBiosBoot,
+  grubConfig,
+  type ImageBootSettings,
+  imageCmdline,
+} from "./image.ts";

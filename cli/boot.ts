@@ -6,8 +6,10 @@
 import { fileURLToPath } from "node:url";
 import {
   BootError,
+  buildDiskImage,
   buildInitramfs,
   debianKernel,
+  imageCmdline,
   kernelFiles,
   parseBootOptions,
   planKexec,
@@ -17,8 +19,8 @@ import {
   writeArtifacts,
 } from "../boot/mod.ts";
 import { loadIdentity } from "../runner/mod.ts";
-import type { Channel } from "../schemas/mod.ts";
-import { CliError } from "./errors.ts";
+import { type Channel, parsePublicKey } from "../schemas/mod.ts";
+import { CliError, UsageError } from "./errors.ts";
 import { envVar } from "./paths.ts";
 import { parseCommandLine } from "./spec.ts";
 import { COMMANDS } from "./specs.ts";
@@ -126,4 +128,48 @@ function uptimeSeconds(): string {
   const atStart = Number(Deno.env.get("PHASE_BOOT_UPTIME"));
   if (!Number.isFinite(atStart) || atStart <= 0) return "?";
   return (atStart + performance.now() / 1000).toFixed(2);
+}
+
+/** `phase boot image --pubkey KEY [options]`: the BIOS + UEFI disk image. */
+export async function imageCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandLine(COMMANDS.boot.subcommands.image, argv);
+  const pubkeys = (values.pubkey ?? []).flatMap((k) => k.split(","));
+  for (const key of pubkeys) {
+    try {
+      parsePublicKey(key);
+    } catch (error) {
+      throw new UsageError(`--pubkey: ${(error as Error).message}`);
+    }
+  }
+  const cmdline = imageCmdline({
+    base: values.cmdline,
+    pubkeys,
+    mode: values.mode,
+    provider: values.provider,
+  });
+  const dir = values.output.replace(/\/$/, "");
+  const built = await buildDiskImage({
+    kernel: values.kernel,
+    initramfs: values.initramfs,
+    cmdline,
+    output: `${dir}/phase-boot-x86_64.img`,
+    qcow2: values["no-qcow2"] ? undefined : `${dir}/phase-boot-x86_64.qcow2`,
+    log: (line) =>
+      values.json || values.quiet ||
+      console.error(`phase boot image: ${line}`),
+  });
+  if (values.json) {
+    console.log(JSON.stringify({
+      ...built,
+      cmdline,
+      seconds: Number(built.seconds.toFixed(1)),
+    }));
+  } else if (!values.quiet) {
+    console.log(
+      `${built.path}${built.qcow2 ? ` and ${built.qcow2}` : ""}: ${
+        (built.size / 1024 / 1024).toFixed(0)
+      } MiB, boots with: ${cmdline}`,
+    );
+  }
+  return 0;
 }

@@ -29,6 +29,13 @@ const RUNNERS: Record<RunnableName, Command> = {
   submit: async (argv) => (await import("./p2p.ts")).submitCommand(argv),
   "boot build": async (argv) => (await import("./boot.ts")).buildCommand(argv),
   "boot run": async (argv) => (await import("./boot.ts")).bootRunCommand(argv),
+  "boot image": async (argv) => (await import("./boot.ts")).imageCommand(argv),
+  "release deb": async (argv) =>
+    (await import("./release.ts")).debCommand(argv),
+  "release build": async (argv) =>
+    (await import("./release.ts")).buildCommand(argv),
+  "release verify": async (argv) =>
+    (await import("./release_verify.ts")).verifyCommand(argv),
   run: async (argv) => (await import("./run.ts")).runCommand(argv),
   "execute-job": async (argv) =>
     (await import("./run.ts")).executeJobCommand(argv),
@@ -107,6 +114,7 @@ const PLAIN_ERRORS = new Set([
   "RecordError",
   "BuildError",
   "BootError",
+  "ReleaseError",
 ]);
 
 /** Runs the CLI; returns the exit status. */

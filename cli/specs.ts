@@ -155,6 +155,25 @@ const OUTPUT_FILE = {
 
 const HELP_EXITS = [["0", "help printed"]] as const;
 
+/** The release key file, for the commands that sign with it. */
+const RELEASE_KEY_FILE = {
+  type: "string",
+  value: "KEYFILE",
+  short: "k",
+  description: "the release key (create one with phase keygen)",
+  required: true,
+} as const;
+
+/** The release keys a verifier pins. */
+const TRUSTED_KEYS = {
+  type: "string",
+  value: "KEY",
+  multiple: true,
+  description:
+    "a trusted release key (peer id, base64 or hex; commas separate several)",
+  required: true,
+} as const;
+
 /** A job's exit statuses that are not the guest's own code, grouped. */
 function outcomeExits(): ExitSpec[] {
   const meaning: Record<keyof typeof EXIT_STATUS, string> = {
@@ -662,13 +681,7 @@ export const COMMANDS = {
         usage: ["manifest sign FILE --key KEYFILE [options]"],
         arguments: [["FILE", "the manifest (a file or an http(s) URL)"]],
         flags: {
-          key: {
-            type: "string",
-            value: "KEYFILE",
-            short: "k",
-            description: "the release key (create one with phase keygen)",
-            required: true,
-          },
+          key: RELEASE_KEY_FILE,
           output: {
             ...OUTPUT_FILE,
             description: "where to write it (- for standard output)",
@@ -685,14 +698,7 @@ export const COMMANDS = {
         usage: ["manifest verify FILE|URL --pubkey KEY [options]"],
         arguments: [["FILE|URL", "the manifest"]],
         flags: {
-          pubkey: {
-            type: "string",
-            value: "KEY",
-            multiple: true,
-            description:
-              "a trusted release key (peer id, base64 or hex; commas separate several)",
-            required: true,
-          },
+          pubkey: TRUSTED_KEYS,
           "min-version": {
             type: "string",
             value: "N",
@@ -806,7 +812,8 @@ export const COMMANDS = {
   },
   boot: {
     name: "boot",
-    summary: "Phase Boot: build the initramfs, or run inside it",
+    summary:
+      "Phase Boot: build the initramfs and a disk image, or run inside it",
     flags: {},
     subcommands: {
       build: {
@@ -886,6 +893,75 @@ export const COMMANDS = {
           "phase boot build --artifacts build/artifacts --sign-key release.key",
         ],
       },
+      image: {
+        name: "boot image",
+        summary:
+          "a disk image for USB sticks and VMs: GPT, BIOS and UEFI GRUB, kernel and initramfs",
+        usage: ["boot image --pubkey KEY [options]"],
+        flags: {
+          pubkey: {
+            type: "string",
+            value: "KEY",
+            multiple: true,
+            description:
+              "the release key (peer id) the booted machine pins (phase.pubkey)",
+            required: true,
+          },
+          mode: {
+            type: "string",
+            value: "MODE",
+            default: "local",
+            description:
+              "how the machine finds a provider: local (mDNS), internet (DHT) or private",
+          },
+          provider: {
+            type: "string",
+            value: "URL",
+            description: "a provider to boot from (phase.provider)",
+            defaultText: "found by --mode",
+          },
+          cmdline: {
+            type: "string",
+            value: "TEXT",
+            default: KERNEL_CMDLINE,
+            description:
+              "the rest of the kernel command line (the phase.* options are added)",
+          },
+          kernel: {
+            type: "string",
+            value: "FILE",
+            default: "build/boot/vmlinuz",
+            description: "the kernel (from phase boot build)",
+          },
+          initramfs: {
+            type: "string",
+            value: "FILE",
+            default: "build/boot/initramfs.img",
+            description: "the initramfs (from phase boot build)",
+          },
+          output: {
+            type: "string",
+            value: "DIR",
+            short: "o",
+            default: "dist",
+            description:
+              "where phase-boot-x86_64.img and phase-boot-x86_64.qcow2 are written",
+          },
+          "no-qcow2": {
+            type: "boolean",
+            description: "write the raw image only",
+          },
+          json: {
+            type: "boolean",
+            description: "print what was built as JSON, and no progress",
+          },
+          quiet: { type: "boolean", short: "q", description: "no progress" },
+        },
+        examples: [
+          "phase boot image --pubkey 12D3KooW… --mode local",
+          "sudo dd if=dist/phase-boot-x86_64.img of=/dev/sdX bs=4M conv=fsync",
+        ],
+      },
       run: {
         name: "boot run",
         summary: "/init's job in the initramfs: find, verify, kexec",
@@ -903,6 +979,105 @@ export const COMMANDS = {
           ["1", "the boot failed (a FAILED line says why)"],
         ],
         examples: ["phase boot run --cmdline 'phase.mode=local'"],
+      },
+    },
+  },
+  release: {
+    name: "release",
+    summary: "the .deb, and a signed release: build and verify",
+    flags: {},
+    subcommands: {
+      deb: {
+        name: "release deb",
+        summary:
+          "build phase_VERSION_amd64.deb (runtime, program, launcher, phase.service)",
+        usage: ["release deb [options]"],
+        flags: {
+          output: {
+            type: "string",
+            value: "DIR",
+            short: "o",
+            default: "dist",
+            description: "where the .deb is written",
+          },
+          json: {
+            type: "boolean",
+            description: "print what was built as JSON, and no progress",
+          },
+          quiet: { type: "boolean", short: "q", description: "no progress" },
+        },
+        examples: [
+          "SOURCE_DATE_EPOCH=1767225600 phase release deb --output dist",
+        ],
+      },
+      build: {
+        name: "release build",
+        summary:
+          "a signed release: the .deb, kernel, initramfs, boot manifest, disk images, SHA256SUMS",
+        usage: ["release build --key KEYFILE [options]"],
+        flags: {
+          key: RELEASE_KEY_FILE,
+          output: {
+            type: "string",
+            value: "DIR",
+            short: "o",
+            default: "dist",
+            description:
+              "the release folder (replaced if it holds an earlier release)",
+          },
+          mode: {
+            type: "string",
+            value: "MODE",
+            default: "local",
+            description: "the disk image's phase.mode",
+          },
+          provider: {
+            type: "string",
+            value: "URL",
+            description: "the disk image's phase.provider",
+            defaultText: "found by --mode",
+          },
+          cmdline: {
+            type: "string",
+            value: "TEXT",
+            default: KERNEL_CMDLINE,
+            description: "kernel command line (manifest and disk image)",
+          },
+          "kernel-package": {
+            type: "string",
+            value: "DIR",
+            description: "an unpacked Debian kernel package",
+            defaultText: "Debian's, downloaded into --cache",
+          },
+          cache: {
+            type: "string",
+            value: "DIR",
+            description: "where downloads are kept",
+            defaultText: "~/.cache/phase-boot",
+          },
+          json: {
+            type: "boolean",
+            description: "print what was built as JSON, and no progress",
+          },
+          quiet: { type: "boolean", short: "q", description: "no progress" },
+        },
+        examples: ["phase release build --key release.key"],
+      },
+      verify: {
+        name: "release verify",
+        summary:
+          "check a release folder: signature, every file's sha256, nothing added",
+        usage: ["release verify DIR --pubkey KEY [options]"],
+        arguments: [["DIR", "the release folder"]],
+        flags: {
+          pubkey: TRUSTED_KEYS,
+          json: {
+            type: "boolean",
+            description: "print the verdict as JSON",
+          },
+        },
+        exits: [["0", "valid"], ["1", "invalid or unreadable"]],
+        examples: ["phase release verify dist --pubkey 12D3KooW…"],
       },
     },
   },

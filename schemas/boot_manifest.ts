@@ -5,7 +5,7 @@ import {
   signBytes,
   verifyBytes,
 } from "./keys.ts";
-import type { Arch, BootManifest } from "./types.ts";
+import type { Arch, BootManifest, ManifestSignature } from "./types.ts";
 import { SchemaError, validateBootManifest } from "./validate.ts";
 
 /** Canonical architecture for a name or alias; undefined if unknown. */
@@ -42,6 +42,29 @@ export async function signManifest(
     ...valid,
     signatures: [...others, { key_id: key.peerId, algorithm: "ed25519", sig }],
   });
+}
+
+/**
+ * The first pinned key that signed `bytes` among `signatures` (manifest
+ * shape: `key_id`, `sig`). A `key_id` is only a hint: a signature counts only
+ * if it verifies under a key from `trustedKeys`, and a signature naming a
+ * pinned key that does not verify is refused outright.
+ */
+export async function pinnedSigner(
+  bytes: Uint8Array,
+  signatures: ManifestSignature[],
+  trustedKeys: Uint8Array[],
+): Promise<{ signer: string } | { reason: string }> {
+  if (trustedKeys.length === 0) return { reason: "no trusted keys are pinned" };
+  for (const key of trustedKeys) {
+    const peerId = peerIdOfPublicKey(key);
+    for (const entry of signatures) {
+      if (entry.key_id !== peerId) continue;
+      if (await verifyBytes(key, bytes, entry.sig)) return { signer: peerId };
+      return { reason: `invalid signature by ${peerId}` };
+    }
+  }
+  return { reason: "not signed by any trusted key" };
 }
 
 /** What a boot manifest verifier insists on. */
@@ -81,25 +104,13 @@ export async function verifyManifest(
     }
     throw error;
   }
-  if (policy.trustedKeys.length === 0) {
-    return { valid: false, reason: "no trusted keys are pinned" };
-  }
-  const bytes = manifestSigningBytes(manifest);
-  let signer: string | undefined;
-  search: for (const key of policy.trustedKeys) {
-    const peerId = peerIdOfPublicKey(key);
-    for (const entry of manifest.signatures) {
-      if (entry.key_id !== peerId) continue;
-      if (await verifyBytes(key, bytes, entry.sig)) {
-        signer = peerId;
-        break search;
-      }
-      return { valid: false, reason: `invalid signature by ${peerId}` };
-    }
-  }
-  if (!signer) {
-    return { valid: false, reason: "not signed by any trusted key" };
-  }
+  const checked = await pinnedSigner(
+    manifestSigningBytes(manifest),
+    manifest.signatures,
+    policy.trustedKeys,
+  );
+  if ("reason" in checked) return { valid: false, reason: checked.reason };
+  const signer = checked.signer;
   const now = policy.now ?? new Date();
   if (Date.parse(manifest.expires_at) <= now.getTime()) {
     return {

@@ -34,6 +34,9 @@ import bootCacheSchema from "./boot_cache.schema.json" with { type: "json" };
 import disagreementReportSchema from "./disagreement_report.schema.json" with {
   type: "json",
 };
+import releaseSignatureSchema from "./release_signature.schema.json" with {
+  type: "json",
+};
 
 /** Names of the documents schemas/validate.ts knows. */
 export type DocumentKind =
@@ -50,7 +53,8 @@ export type DocumentKind =
   | "capability record"
   | "boot-provider record"
   | "boot cache header"
-  | "disagreement report";
+  | "disagreement report"
+  | "release signature";
 
 /** Every schema Phase validates against, by the name used in error messages. */
 const SCHEMAS: Record<DocumentKind, object> = {
@@ -68,6 +72,7 @@ const SCHEMAS: Record<DocumentKind, object> = {
   "boot-provider record": bootProviderSchema,
   "boot cache header": bootCacheSchema,
   "disagreement report": disagreementReportSchema,
+  "release signature": releaseSignatureSchema,
 };
 
 /** Every document kind, in the order of the schemas above. */

@@ -13,3 +13,4 @@ export * from "./keys.ts";
 export * from "./receipt.ts";
 export * from "./boot_manifest.ts";
 export * from "./seed_digest.ts";
+export * from "./release_signature.ts";

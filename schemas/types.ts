@@ -198,6 +198,24 @@ export interface BootManifest {
   signatures: ManifestSignature[];
 }
 
+/** The signature of a release's SHA256SUMS (schemas/release_signature.schema.json). */
+export interface ReleaseSignature {
+  /** Format tag. */
+  format: "phase-release-signature/1";
+  /** The signed file's name. */
+  file: "SHA256SUMS";
+  /** Its size in bytes. */
+  size: number;
+  /** Its sha256 (hex). */
+  sha256: string;
+  /** Release version. */
+  version: string;
+  /** RFC 3339 signing time. */
+  created_at: string;
+  /** Signatures, as in boot manifests. */
+  signatures: ManifestSignature[];
+}
+
 /** Why a node refuses a job (the `reason` of a rejected message). */
 export type RejectReason =
   | "InvalidRequest"

@@ -22,6 +22,9 @@ import {
   text,
 } from "./helpers.ts";
 
+/** Where Debian's ovmf package puts the UEFI firmware. */
+export const OVMF_DIR = "/usr/share/OVMF";
+
 const TOOLS: [string, string][] = [
   ["qemu-system-x86_64", "qemu-system-x86"],
   ["busybox", "busybox-static"],
@@ -43,6 +46,38 @@ export async function ensureBootTools(): Promise<void> {
   }
   if (!await hasCommand("/bin/busybox")) missing.push("busybox-static");
   await aptInstall(missing, "boot tests");
+}
+
+/**
+ * Installs what disk images need (GRUB for BIOS and UEFI, gdisk, dosfstools,
+ * mtools, qemu-img) and, to boot them with UEFI, OVMF.
+ */
+export async function ensureImageTools(options: { ovmf: boolean }) {
+  const missing: string[] = [];
+  for (
+    const [command, pkg] of [
+      ["grub-mkimage", "grub-pc-bin"],
+      ["sgdisk", "gdisk"],
+      ["mkfs.fat", "dosfstools"],
+      ["mcopy", "mtools"],
+      ["qemu-img", "qemu-utils"],
+    ]
+  ) {
+    if (!await hasCommand(command)) missing.push(pkg);
+  }
+  const files = [
+    ["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"],
+    ["/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin"],
+    ...(options.ovmf ? [[`${OVMF_DIR}/OVMF_CODE_4M.fd`, "ovmf"]] : []),
+  ];
+  for (const [path, pkg] of files) {
+    try {
+      await Deno.stat(path);
+    } catch {
+      missing.push(pkg);
+    }
+  }
+  await aptInstall(missing, "disk image tests");
 }
 
 /** Kernel and initramfs built for the tests. */
@@ -115,11 +150,21 @@ export interface VmRun {
   matched: boolean;
 }
 
+/** A disk image to boot through the machine's firmware. */
+export interface DiskBoot {
+  /** The raw image, attached as the first disk (`-drive file=…,format=raw`). */
+  image: string;
+  /** SeaBIOS (QEMU's default BIOS) or OVMF (UEFI, Debian's ovmf). */
+  firmware: "seabios" | "ovmf";
+}
+
 /** How to boot one VM. */
 export interface BootOptions {
-  /** Kernel and initramfs. */
-  images: BootImages;
-  /** phase.* options (console and panic settings are added). */
+  /** Kernel and initramfs (unused when booting a disk image). */
+  images?: BootImages;
+  /** Boot this disk image through firmware instead of -kernel. */
+  diskBoot?: DiskBoot;
+  /** phase.* options (console and panic settings are added; direct boots only). */
   cmdline: string;
   /** Console text to wait for. */
   until: RegExp;
@@ -253,6 +298,21 @@ export class Lab {
     options: BootOptions,
   ): Promise<{ run: Promise<VmRun>; stop: () => Promise<void> }> {
     const tap = await this.tap();
+    const firmwareArgs: string[] = [];
+    if (options.diskBoot?.firmware === "ovmf") {
+      // Each VM writes its own copy of the UEFI variable store.
+      const vars = await Deno.makeTempFile({ prefix: "phase-ovmf-vars-" });
+      this.#files.push(vars);
+      await Deno.copyFile(`${OVMF_DIR}/OVMF_VARS_4M.fd`, vars);
+      firmwareArgs.push(
+        "-drive",
+        `if=pflash,format=raw,readonly=on,file=${OVMF_DIR}/OVMF_CODE_4M.fd`,
+        "-drive",
+        `if=pflash,format=raw,file=${vars}`,
+      );
+    }
+    const direct = !options.firmware && !options.diskBoot;
+    if (direct && !options.images) throw new Error("no kernel to boot");
     const args = [
       "netns",
       "exec",
@@ -269,16 +329,23 @@ export class Lab {
       "-nographic",
       "-no-reboot",
       // Firmware boots print through -nographic's serial mux.
-      ...(options.firmware ? [] : ["-nodefaults", "-serial", "stdio"]),
-      ...(options.firmware ? ["-boot", "n"] : [
-        // The first boot is the direct PVH boot of vmlinux; kexec loads the bzImage.
-        "-kernel",
-        options.images.vmlinux,
-        "-initrd",
-        options.images.initramfs,
-        "-append",
-        `console=ttyS0 panic=-1 quiet ${options.cmdline}`,
-      ]),
+      ...(direct ? ["-nodefaults", "-serial", "stdio"] : []),
+      ...firmwareArgs,
+      ...(options.firmware ? ["-boot", "n"] : []),
+      ...(options.diskBoot
+        ? ["-drive", `file=${options.diskBoot.image},format=raw`]
+        : []),
+      ...(direct
+        ? [
+          // The first boot is the direct PVH boot of vmlinux; kexec loads the bzImage.
+          "-kernel",
+          options.images!.vmlinux,
+          "-initrd",
+          options.images!.initramfs,
+          "-append",
+          `console=ttyS0 panic=-1 quiet ${options.cmdline}`,
+        ]
+        : []),
       "-netdev",
       `tap,id=n0,ifname=${tap},script=no,downscript=no`,
       "-device",
@@ -384,6 +451,7 @@ export class Lab {
   }
 
   #dhcp: Deno.ChildProcess | null = null;
+  #files: string[] = [];
 
   /** Stops providers and removes the namespace. */
   async close(): Promise<void> {
@@ -399,5 +467,6 @@ export class Lab {
       await this.#dhcp.status;
     }
     await this.#ip("netns", "del", this.ns).catch(() => {});
+    for (const file of this.#files) await Deno.remove(file).catch(() => {});
   }
 }

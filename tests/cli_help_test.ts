@@ -97,6 +97,10 @@ const KNOWN_FLAGS: Record<string, string[]> = {
   fetch: ["--url URL", "--sha256 HEX", "-o, --output FILE", "-q, --quiet"],
   "boot build": ["--kernel-package DIR", "--busybox FILE", "--sign-key FILE"],
   "boot run": ["--cmdline TEXT"],
+  "boot image": ["--pubkey KEY", "--mode MODE", "--provider URL", "--no-qcow2"],
+  "release deb": ["-o, --output DIR", "--json", "-q, --quiet"],
+  "release build": ["-k, --key KEYFILE", "--mode MODE", "--kernel-package DIR"],
+  "release verify": ["--pubkey KEY", "--json"],
   version: ["--json"],
 };
 
@@ -112,6 +116,8 @@ const KNOWN_DEFAULTS: [command: string, flag: string, shown: string][] = [
   ["run", "--output-limit", "default: 1048576"],
   ["manifest generate", "--validity-days", "default: 30"],
   ["boot build", "--output", "default: build/boot"],
+  ["boot image", "--output", "default: dist"],
+  ["release build", "--output", "default: dist"],
 ];
 
 /** The help line (with its wrapped continuation) that describes `flag`. */

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import {
   denoDir,
-  freshHomeEnv,
   ROOT,
+  runTask,
   serveTask,
   stopAnnounced,
   tempDir,
@@ -17,16 +17,8 @@ import {
 const HELLO = `${ROOT}/examples/wasm/hello.wasm`;
 
 /** Runs `deno task <name> <args>` as a user would, in a fresh HOME. */
-async function task(home: string, name: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", name, ...args],
-    cwd: ROOT,
-    env: await freshHomeEnv(home),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+const task = (home: string, name: string, args: string[]) =>
+  runTask(home, name, args);
 
 Deno.test({
   name:

@@ -312,3 +312,41 @@ export function serveTaskArgs(extra: string[] = []): string[] {
     ...extra,
   ];
 }
+
+/** What a command printed and how it ended. */
+export interface CommandOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno task <name> <args>` from the repository, as a user with a fresh HOME. */
+export async function runTask(
+  home: string,
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CommandOutput> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", name, ...args],
+    cwd: ROOT,
+    env: { ...await freshHomeEnv(home), ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** Runs the `./phase` launcher (its real permission flags) with a fresh HOME. */
+export async function runLauncher(
+  home: string,
+  args: string[],
+): Promise<CommandOutput> {
+  const out = await new Deno.Command(`${ROOT}/phase`, {
+    args,
+    env: await freshHomeEnv(home),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
