@@ -1,14 +1,22 @@
 /**
  * A QEMU lab for boot tests: a network namespace with a bridge and tap
  * devices, providers started inside it, and VMs (TCG, serial console on
- * stdout) booted with the Phase initramfs. Everything is removed by close().
+ * stdout) booted with the Phase initramfs, x86_64 (`-cpu max`, PVH) or
+ * aarch64 (`-M virt -cpu max`, the arm64 Image). Everything is removed by
+ * close().
  */
 import {
   type ArtifactsOptions,
+  type BootTarget,
+  bootTarget,
   buildInitramfs,
   debianKernel,
+  debianUserland,
+  defaultCmdline,
   extractVmlinux,
+  hostTarget,
   kernelFiles,
+  targetDeno,
   writeArtifacts,
 } from "../boot/mod.ts";
 import type { NodeKey } from "../schemas/mod.ts";
@@ -17,6 +25,7 @@ import {
   aptInstall,
   hasCommand,
   ROOT,
+  runOk,
   spawnAnnounced,
   stopAnnounced,
   text,
@@ -35,21 +44,45 @@ const TOOLS: [string, string][] = [
   ["apt-get", "apt"],
 ];
 
-/** Installs the boot tools with apt-get when root; fails saying what is missing otherwise. */
-export async function ensureBootTools(): Promise<void> {
+/**
+ * Installs the boot tools with apt-get when root; fails saying what is
+ * missing otherwise. With `aarch64`, also QEMU for aarch64 and Debian's
+ * arm64 package lists (`dpkg --add-architecture arm64`).
+ */
+export async function ensureBootTools(arch = "x86_64"): Promise<void> {
   const missing: string[] = [];
-  for (const [command, pkg] of TOOLS) {
+  const tools = bootTarget(arch).arch === "aarch64"
+    ? [...TOOLS, ["qemu-system-aarch64", "qemu-system-arm"], ["npm", "npm"]]
+    : TOOLS;
+  for (const [command, pkg] of tools) {
     if (!await hasCommand(command)) missing.push(pkg);
   }
   if (!await hasCommand("/bin/busybox")) missing.push("busybox-static");
   await aptInstall(missing, "boot tests");
+  const target = bootTarget(arch);
+  if (target.arch === hostTarget().arch) return;
+  const known = await new Deno.Command("dpkg", {
+    args: ["--print-foreign-architectures"],
+    stdout: "piped",
+  }).output();
+  if (!text(known.stdout).split("\n").includes(target.debianArch)) {
+    if (Deno.uid() !== 0) {
+      throw new Error(
+        `boot tests for ${target.arch} need root to run dpkg --add-architecture ${target.debianArch}`,
+      );
+    }
+    await runOk("dpkg", ["--add-architecture", target.debianArch]);
+    await runOk("apt-get", ["update", "-qq"]);
+  }
 }
 
 /** Kernel and initramfs built for the tests. */
 export interface BootImages {
-  /** The bzImage (what manifests carry and kexec loads). */
+  /** The machine they are for. */
+  target: BootTarget;
+  /** The bzImage or arm64 Image (what manifests carry and kexec loads). */
   kernel: string;
-  /** The same kernel uncompressed, booted directly by QEMU (PVH). */
+  /** The kernel QEMU boots directly: the bzImage's vmlinux (PVH), or the arm64 Image itself. */
   vmlinux: string;
   initramfs: string;
   /** The kernel's module directory the initramfs took its drivers from. */
@@ -58,24 +91,46 @@ export interface BootImages {
   initramfsBytes: number;
 }
 
-/** Downloads the Debian kernel (cached) and builds the initramfs into `dir`. */
-export async function buildImages(dir: string): Promise<BootImages> {
+/**
+ * Downloads the Debian kernel (cached) and builds the initramfs into `dir`,
+ * for this machine or for `arch` (its Debian packages and Deno build).
+ */
+export async function buildImages(
+  dir: string,
+  arch = "x86_64",
+): Promise<BootImages> {
+  const target = bootTarget(arch);
   const cache = `${Deno.env.get("HOME") ?? "/tmp"}/.cache/phase-boot`;
   await Deno.mkdir(cache, { recursive: true });
   let packageRoot: string;
   try {
-    packageRoot = await debianKernel(cache);
+    packageRoot = await debianKernel(cache, undefined, target);
   } catch {
     await new Deno.Command("apt-get", {
       args: ["update", "-qq"],
       stdout: "null",
     }).output();
-    packageRoot = await debianKernel(cache);
+    packageRoot = await debianKernel(cache, undefined, target);
   }
   const { kernel, modules } = kernelFiles(packageRoot);
-  const built = await buildInitramfs({ modules, output: dir, root: ROOT });
-  const vmlinux = await extractVmlinux(kernel, `${dir}/vmlinux`);
+  const foreign = target.arch !== hostTarget().arch;
+  const built = await buildInitramfs({
+    modules,
+    output: dir,
+    root: ROOT,
+    target,
+    ...(foreign
+      ? {
+        userland: await debianUserland(target, cache),
+        deno: await targetDeno(target, cache),
+      }
+      : {}),
+  });
+  const vmlinux = target.arch === "x86_64"
+    ? await extractVmlinux(kernel, `${dir}/vmlinux`)
+    : kernel;
   return {
+    target,
     kernel,
     vmlinux,
     initramfs: built.path,
@@ -95,10 +150,10 @@ export async function releaseArtifacts(
   await writeArtifacts({
     dir,
     channel: "stable",
-    arch: "x86_64",
+    arch: images.target.arch,
     kernel: images.kernel,
     initramfs: images.initramfs,
-    cmdline: "console=ttyS0 panic=-1 quiet",
+    cmdline: `${defaultCmdline(images.target)} quiet`,
     releaseKey: release,
     ...extra,
   });
@@ -253,17 +308,20 @@ export class Lab {
     options: BootOptions,
   ): Promise<{ run: Promise<VmRun>; stop: () => Promise<void> }> {
     const tap = await this.tap();
+    const target = options.images.target;
     const args = [
       "netns",
       "exec",
       this.ns,
-      "qemu-system-x86_64",
+      ...(target.arch === "aarch64"
+        // virt: PL011 console, PCI for virtio-net-pci. 1 GiB: the arm64
+        // Image is uncompressed and kexec holds it with the initramfs.
+        ? ["qemu-system-aarch64", "-M", "virt", "-m", "1024"]
+        : ["qemu-system-x86_64", "-m", "512"]),
       "-accel",
       "tcg",
       "-cpu",
       "max",
-      "-m",
-      "512",
       "-smp",
       "1",
       "-nographic",
@@ -277,7 +335,7 @@ export class Lab {
         "-initrd",
         options.images.initramfs,
         "-append",
-        `console=ttyS0 panic=-1 quiet ${options.cmdline}`,
+        `${defaultCmdline(target)} quiet ${options.cmdline}`,
       ]),
       "-netdev",
       `tap,id=n0,ifname=${tap},script=no,downscript=no`,
