@@ -284,6 +284,24 @@ export class Lab {
     ]);
   }
 
+  /** Runs a `phase` command inside the namespace (as the VMs' neighbour). */
+  phase(args: string[]): Promise<Deno.CommandOutput> {
+    return new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        this.ns,
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}/main.ts`,
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  }
+
   /** Stops a provider started with {@link provider}. */
   async stopProvider(provider: Announced<unknown>): Promise<void> {
     await stopAnnounced(provider);
@@ -321,7 +339,9 @@ export class Lab {
       "-accel",
       "tcg",
       "-cpu",
-      "max",
+      // Pointer authentication, which Debian's arm64 kernel uses in every
+      // function, is far cheaper to emulate with QEMU's own algorithm.
+      target.arch === "aarch64" ? "max,pauth-impdef=on" : "max",
       "-smp",
       "1",
       "-nographic",
