@@ -339,8 +339,8 @@ export class Lab {
       "-accel",
       "tcg",
       "-cpu",
-      // Pointer authentication, which Debian's arm64 kernel uses in every
-      // function, is far cheaper to emulate with QEMU's own algorithm.
+      // Pointer authentication, which Debian's arm64 kernel uses throughout,
+      // is far cheaper to emulate with QEMU's own algorithm.
       target.arch === "aarch64" ? "max,pauth-impdef=on" : "max",
       "-smp",
       "1",
