@@ -2,8 +2,9 @@
  * Phase Boot on aarch64 (QEMU `-M virt -cpu max`, TCG) from an x86_64 host,
  * and the cross-architecture checks, in ONE booted VM because emulating
  * aarch64 is slow: the image is reproducible and one provider serves both
- * architectures; a tampered kernel is refused before kexec; the VM boots,
- * verifies, kexecs and shows the verified receipt; the host finds it with
+ * architectures; a tampered kernel is refused before kexec (QEMU's own
+ * loader); the VM boots through UEFI firmware, verifies, kexecs and shows
+ * the verified receipt; the host finds it with
  * `phase discover` as an aarch64 node, runs jobs on it with
  * `phase submit --arch aarch64` and checks receipts signed by the VM's key;
  * and the same module and input give the same fuel, output and input hash on
@@ -146,12 +147,15 @@ Deno.test({
 
       let receiptSeconds = 0;
       await t.step(
-        "boots from the host's provider, verifies, kexecs, shows the verified receipt and serves",
+        "boots through UEFI firmware from the host's provider, verifies, kexecs, shows the verified receipt and serves",
         async () => {
           const started = performance.now();
           let seen = "";
           vm = await lab.start({
             images,
+            // The firmware path: EDK2 starts the Image through its EFI stub
+            // (the refusal above used QEMU's own loader).
+            uefi: true,
             cmdline:
               `phase.mode=local phase.provider=http://10.77.0.1:8080 phase.pubkey=${release.peerId} phase.ip=${VM_IP}/24`,
             until: /announced as a boot provider|phase-boot: FAILED/,
@@ -166,6 +170,7 @@ Deno.test({
           const run = await vm.run;
           assert.ok(run.matched, run.output.slice(-3000));
           assert.doesNotMatch(run.output, /FAILED/);
+          assert.match(run.output, /UEFI firmware/);
           assert.match(run.output, /stage 1, local mode, stable\/aarch64/);
           assert.match(run.output, /manifest 3000 verified: signed by /);
           assert.match(run.output, /Image: sha256 verified/);

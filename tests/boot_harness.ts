@@ -31,6 +31,9 @@ import {
   text,
 } from "./helpers.ts";
 
+/** Debian's UEFI firmware for QEMU's aarch64 `virt` machine (qemu-efi-aarch64). */
+export const UEFI_FIRMWARE = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd";
+
 const TOOLS: [string, string][] = [
   ["qemu-system-x86_64", "qemu-system-x86"],
   ["busybox", "busybox-static"],
@@ -46,20 +49,26 @@ const TOOLS: [string, string][] = [
 
 /**
  * Installs the boot tools with apt-get when root; fails saying what is
- * missing otherwise. With `aarch64`, also QEMU for aarch64 and Debian's
- * arm64 package lists (`dpkg --add-architecture arm64`).
+ * missing otherwise. With `aarch64`, also QEMU for aarch64, its UEFI
+ * firmware and Debian's arm64 package lists (`dpkg --add-architecture arm64`).
  */
 export async function ensureBootTools(arch = "x86_64"): Promise<void> {
+  const target = bootTarget(arch);
   const missing: string[] = [];
-  const tools = bootTarget(arch).arch === "aarch64"
+  const tools = target.arch === "aarch64"
     ? [...TOOLS, ["qemu-system-aarch64", "qemu-system-arm"], ["npm", "npm"]]
     : TOOLS;
   for (const [command, pkg] of tools) {
     if (!await hasCommand(command)) missing.push(pkg);
   }
   if (!await hasCommand("/bin/busybox")) missing.push("busybox-static");
+  if (
+    target.arch === "aarch64" &&
+    !await Deno.stat(UEFI_FIRMWARE).then(() => true, () => false)
+  ) {
+    missing.push("qemu-efi-aarch64");
+  }
   await aptInstall(missing, "boot tests");
-  const target = bootTarget(arch);
   if (target.arch === hostTarget().arch) return;
   const known = await new Deno.Command("dpkg", {
     args: ["--print-foreign-architectures"],
@@ -184,6 +193,11 @@ export interface BootOptions {
   disk?: string;
   /** Boot through the NIC's iPXE firmware (DHCP + boot file) instead of -kernel. */
   firmware?: boolean;
+  /**
+   * aarch64: start the kernel through UEFI firmware (Debian's
+   * qemu-efi-aarch64) and the Image's EFI stub, instead of QEMU's own loader.
+   */
+  uefi?: boolean;
   /** Sees console output as it arrives. */
   onOutput?: (chunk: string) => void;
 }
@@ -243,20 +257,13 @@ export class Lab {
     const provider = await spawnAnnounced<
       { url: string; peer_id: string; multiaddrs: string[] }
     >("ip", {
-      args: [
-        "netns",
-        "exec",
-        this.ns,
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${ROOT}/main.ts`,
+      args: this.#phaseArgs([
         "serve",
         "--bind",
         "10.77.0.1",
         "--json",
         ...args,
-      ],
+      ]),
     });
     this.#providers.push(provider);
     return provider;
@@ -284,19 +291,24 @@ export class Lab {
     ]);
   }
 
+  /** `ip` arguments that run a `phase` command inside the namespace. */
+  #phaseArgs(args: string[]): string[] {
+    return [
+      "netns",
+      "exec",
+      this.ns,
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}/main.ts`,
+      ...args,
+    ];
+  }
+
   /** Runs a `phase` command inside the namespace (as the VMs' neighbour). */
   phase(args: string[]): Promise<Deno.CommandOutput> {
     return new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        this.ns,
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${ROOT}/main.ts`,
-        ...args,
-      ],
+      args: this.#phaseArgs(args),
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -366,6 +378,7 @@ export class Lab {
         (0x10 + this.#taps).toString(16).padStart(2, "0")
       }`,
     ];
+    if (options.uefi) args.push("-bios", UEFI_FIRMWARE);
     if (options.disk) {
       args.push("-drive", `file=${options.disk},format=raw,if=virtio`);
     }
