@@ -3,6 +3,9 @@
  * modules, kexec, the deno runtime and the bundled, permission-scoped Phase
  * entrypoints, plus a small /init. The offline equivalent of `deno compile`.
  * The archive is reproducible: sorted entries, fixed mtimes and owners, zstd.
+ * For this machine's architecture the programs come from this machine; for
+ * another (aarch64 on x86_64) from that architecture's Debian packages and
+ * Deno build (`userland.ts`), with the same bundled Phase program.
  * @module
  */
 import {
@@ -20,6 +23,12 @@ import {
 import { RUNTIME_VERSION } from "../runner/mod.ts";
 import { ElfError, elfInterpreter } from "./elf.ts";
 import { BuildError, runTool as run } from "./tool.ts";
+import { type BootTarget, bootTarget, hostTarget } from "./target.ts";
+import {
+  checkMachine,
+  neededLibraries,
+  USERLAND_PROGRAMS,
+} from "./userland.ts";
 
 /** Kernel modules loaded by /init, in order (none are built into Debian's kernel): NICs, and virtio_blk so attached disks show up (Phase never mounts them). */
 export const NIC_MODULES = [
@@ -52,20 +61,27 @@ export const BOOT_PERMISSIONS = [
 ];
 
 /**
- * Downloads and unpacks the Debian kernel that `linux-image-amd64` depends on
- * into `cacheDir` (once); returns the unpacked package root.
+ * Downloads and unpacks the Debian kernel that `linux-image-amd64` (or the
+ * target's `linux-image-arm64`) depends on into `cacheDir` (once); returns
+ * the unpacked package root.
  */
 export async function debianKernel(
   cacheDir: string,
   log: (line: string) => void = () => {},
+  target: BootTarget = hostTarget(),
 ): Promise<string> {
+  const meta = `${target.kernelMeta}:${target.debianArch}`;
   const depends = new TextDecoder().decode(
-    await run("apt-cache", ["depends", "linux-image-amd64"]),
+    await run("apt-cache", ["depends", meta]),
   );
-  const name = depends.match(/Depends: (linux-image-[^\s]+)/)?.[1];
+  const name = depends.match(/Depends: (linux-image-[^\s:]+)/)?.[1];
   if (!name) {
     throw new BuildError(
-      "cannot resolve the kernel package of linux-image-amd64 (run apt-get update)",
+      `cannot resolve the kernel package of ${meta} (run apt-get update${
+        target.arch === hostTarget().arch
+          ? ""
+          : ` after dpkg --add-architecture ${target.debianArch}`
+      })`,
     );
   }
   const root = `${cacheDir}/${name}`;
@@ -77,7 +93,9 @@ export async function debianKernel(
   }
   await Deno.mkdir(root, { recursive: true });
   log(`downloading ${name}`);
-  await run("apt-get", ["download", name], { cwd: cacheDir });
+  await run("apt-get", ["download", `${name}:${target.debianArch}`], {
+    cwd: cacheDir,
+  });
   const deb = [...Deno.readDirSync(cacheDir)].find((e) =>
     e.name.startsWith(`${name}_`) && e.name.endsWith(".deb")
   );
@@ -173,6 +191,8 @@ export function initScript(): string {
   return `#!/bin/sh
 # Phase Boot /init: mount, modules, network, then the Phase boot program.
 export PATH=/bin:/sbin
+# An image built for another architecture could not list busybox's applets.
+[ -e /bin/mount ] || /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -260,7 +280,15 @@ export interface BuildOptions {
   output: string;
   /** The repository root (for bundling). */
   root: string;
-  /** The deno binary to ship (default this one). */
+  /** The machine the image is for (default this one). */
+  target?: BootTarget;
+  /**
+   * For another architecture than this machine's: the unpacked Debian
+   * userland of that architecture (`debianUserland`), which gives busybox,
+   * kexec and every shared library.
+   */
+  userland?: string;
+  /** The deno binary to ship (default this one; for another arch, required). */
   deno?: string;
   /**
    * The busybox to ship (default `/bin/busybox`). A static one (Debian's
@@ -297,9 +325,18 @@ export async function buildInitramfs(
     ) {
       await Deno.mkdir(`${stage}/${dir}`, { recursive: true });
     }
+    const target = options.target ?? hostTarget();
+    const foreign = target.arch !== hostTarget().arch;
+    if (foreign && (!options.userland || !options.deno)) {
+      throw new BuildError(
+        `an image for ${target.arch} needs that architecture's userland and deno`,
+      );
+    }
     log("bundling the Phase entrypoints");
+    // The bundle is the same JavaScript for every architecture; this
+    // machine's deno writes it.
     const deno = options.deno ?? Deno.execPath();
-    await run(deno, [
+    await run(Deno.execPath(), [
       "bundle",
       "--quiet",
       "--platform",
@@ -308,7 +345,7 @@ export async function buildInitramfs(
       `${stage}/phase/phase.js`,
       `${options.root}/main.ts`,
     ], { cwd: options.root });
-    await run(deno, [
+    await run(Deno.execPath(), [
       "bundle",
       "--quiet",
       "--platform",
@@ -318,28 +355,60 @@ export async function buildInitramfs(
       `${options.root}/runner/sandbox_worker.ts`,
     ], { cwd: options.root });
     log("copying busybox, kexec, deno and their libraries");
-    const busybox = options.busybox ?? "/bin/busybox";
+    const busybox = options.busybox ??
+      (foreign
+        ? `${options.userland}${USERLAND_PROGRAMS.busybox}`
+        : "/bin/busybox");
+    const kexec = foreign
+      ? `${options.userland}${USERLAND_PROGRAMS.kexec}`
+      : "/usr/sbin/kexec";
     if (await interpreterOf(busybox) !== null) {
       log(`${busybox} is dynamically linked; copying its libraries too`);
     }
     await copyInto(stage, busybox, "/bin/busybox");
-    const applets = new TextDecoder().decode(
-      await run(busybox, ["--list"]),
-    ).split("\n").filter(Boolean);
-    for (const applet of applets.sort()) {
-      if (applet === "busybox") continue;
-      await Deno.symlink("busybox", `${stage}/bin/${applet}`).catch(() => {});
+    if (foreign) {
+      // This machine cannot run it to list its applets; /init installs them.
+      await Deno.symlink("busybox", `${stage}/bin/sh`);
+    } else {
+      const applets = new TextDecoder().decode(
+        await run(busybox, ["--list"]),
+      ).split("\n").filter(Boolean);
+      for (const applet of applets.sort()) {
+        if (applet === "busybox") continue;
+        await Deno.symlink("busybox", `${stage}/bin/${applet}`).catch(
+          () => {},
+        );
+      }
     }
-    await copyInto(stage, "/usr/sbin/kexec", "/sbin/kexec");
+    await copyInto(stage, kexec, "/sbin/kexec");
     await Deno.mkdir(`${stage}/usr/sbin`, { recursive: true });
     await copyInto(stage, deno, "/bin/deno");
-    const libraries = new Set([
-      ...await sharedLibraries(busybox),
-      ...await sharedLibraries("/usr/sbin/kexec"),
-      ...await sharedLibraries(deno),
-    ]);
-    for (const library of [...libraries].sort()) await copyInto(stage, library);
-    await checkRunnable(stage, log);
+    if (foreign) {
+      const programs = [busybox, kexec, deno];
+      for (const program of programs) await checkMachine(program, target);
+      for (
+        const { path, source } of await neededLibraries(
+          options.userland!,
+          programs,
+          target,
+        )
+      ) {
+        await copyInto(stage, source, path);
+      }
+      log(
+        `checked: busybox, kexec and deno are ${target.arch} executables and the image holds every library they load`,
+      );
+    } else {
+      const libraries = new Set([
+        ...await sharedLibraries(busybox),
+        ...await sharedLibraries(kexec),
+        ...await sharedLibraries(deno),
+      ]);
+      for (const library of [...libraries].sort()) {
+        await copyInto(stage, library);
+      }
+      await checkRunnable(stage, log);
+    }
     for (const module of NIC_MODULES) {
       const found = new TextDecoder().decode(
         await run("find", [
@@ -424,14 +493,22 @@ export interface ArtifactsOptions {
   validityDays?: number;
 }
 
-/** Lays out boot artifacts (kernel, initramfs, the hello job) and signs the manifest. */
+/**
+ * Lays out boot artifacts (kernel, initramfs, the hello job) under
+ * `<dir>/<channel>/<arch>/` and signs that folder's manifest; each
+ * architecture has its own folder and manifest in the same directory.
+ */
 export async function writeArtifacts(
   options: ArtifactsOptions,
 ): Promise<string> {
   const arch = canonicalArch(options.arch) ?? options.arch;
   const target = `${options.dir}/${options.channel}/${arch}`;
   await Deno.mkdir(target, { recursive: true });
-  await Deno.copyFile(options.kernel, `${target}/vmlinuz`);
+  // Named as the architecture's boot loaders expect: vmlinuz, or Image on aarch64.
+  const kernelFile = canonicalArch(options.arch)
+    ? bootTarget(options.arch).kernelFile
+    : "vmlinuz";
+  await Deno.copyFile(options.kernel, `${target}/${kernelFile}`);
   await Deno.copyFile(options.initramfs, `${target}/initramfs.img`);
   await writeHelloJob(target);
   await Deno.remove(`${target}/manifest.json`).catch(() => {});

@@ -11,7 +11,7 @@ export interface BootOptions {
   provider: string | null;
   /** Release channel. */
   channel: string;
-  /** Architecture. */
+  /** Architecture (default: the machine's own, x86_64 or aarch64). */
   arch: string;
   /** Pinned manifest keys (peer ids, hex or base64). */
   pubkeys: string[];
@@ -69,7 +69,8 @@ export function parseBootOptions(cmdline: string): BootOptions {
     mode,
     provider: values.get("provider")?.replace(/\/+$/, "") ?? null,
     channel: values.get("channel") ?? "stable",
-    arch: values.get("arch") ?? "x86_64",
+    // The machine's own: an aarch64 machine boots aarch64 artifacts.
+    arch: values.get("arch") ?? Deno.build.arch,
     pubkeys: list("pubkey"),
     bootstrap: list("bootstrap"),
     nowrite: mode === "private" || values.has("nowrite"),

@@ -15,7 +15,25 @@ export {
   writeArtifacts,
 } from "./build.ts";
 export { BuildError, runTool, type ToolOptions } from "./tool.ts";
-export { ElfError, elfInterpreter, isStaticElf } from "./elf.ts";
+export {
+  ElfError,
+  elfInterpreter,
+  elfMachine,
+  elfNeeded,
+  isStaticElf,
+} from "./elf.ts";
+export {
+  type BootTarget,
+  bootTarget,
+  defaultCmdline,
+  hostTarget,
+} from "./target.ts";
+export {
+  debianUserland,
+  neededLibraries,
+  targetDeno,
+  USERLAND_PACKAGES,
+} from "./userland.ts";
 export {
   type BootOptions,
   carriedOptions,

@@ -6,9 +6,13 @@
 import { fileURLToPath } from "node:url";
 import {
   BootError,
+  bootTarget,
   buildDiskImage,
   buildInitramfs,
   debianKernel,
+  debianUserland,
+  defaultCmdline,
+  hostTarget,
   imageCmdline,
   kernelFiles,
   parseBootOptions,
@@ -16,6 +20,7 @@ import {
   RUN_DIR,
   stageOne,
   stageTwo,
+  targetDeno,
   writeArtifacts,
 } from "../boot/mod.ts";
 import { loadIdentity } from "../runner/mod.ts";
@@ -30,20 +35,37 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(COMMANDS.boot.subcommands.build, argv);
   const log = (line: string) =>
     values.json || console.error(`phase boot build: ${line}`);
+  let target;
+  try {
+    target = bootTarget(values.arch);
+  } catch (error) {
+    throw new CliError(`--arch: ${(error as Error).message}`, 2);
+  }
+  const foreign = target.arch !== hostTarget().arch;
+  const output = values.output ??
+    (target.arch === "x86_64" ? "build/boot" : `build/boot/${target.arch}`);
   const cache = values.cache ?? `${envVar("HOME") ?? "/tmp"}/.cache/phase-boot`;
   await Deno.mkdir(cache, { recursive: true });
   const packageRoot = values["kernel-package"] ??
-    await debianKernel(cache, log);
+    await debianKernel(cache, log, target);
   const { kernel, modules } = kernelFiles(packageRoot);
   const root = fileURLToPath(new URL("../", import.meta.url));
   const built = await buildInitramfs({
     modules,
-    output: values.output,
+    output,
     root,
+    target,
+    ...(foreign
+      ? {
+        userland: await debianUserland(target, cache, log),
+        deno: await targetDeno(target, cache, log),
+      }
+      : {}),
     busybox: values.busybox,
     log,
   });
-  await Deno.copyFile(kernel, `${values.output}/vmlinuz`);
+  const kernelPath = `${output}/${target.kernelFile}`;
+  await Deno.copyFile(kernel, kernelPath);
   log(
     `initramfs ${built.path}: ${
       (built.size / 1024 / 1024).toFixed(1)
@@ -57,10 +79,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
     artifacts = await writeArtifacts({
       dir: values.artifacts,
       channel: values.channel as Channel,
-      arch: values.arch,
-      kernel: `${values.output}/vmlinuz`,
+      arch: target.arch,
+      kernel: kernelPath,
       initramfs: built.path,
-      cmdline: values.cmdline,
+      cmdline: values.cmdline ?? defaultCmdline(target),
       releaseKey,
       manifestVersion: values["manifest-version"]
         ? Number(values["manifest-version"])
@@ -76,7 +98,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
     console.log(
       JSON.stringify({
         ...built,
-        kernel: `${values.output}/vmlinuz`,
+        arch: target.arch,
+        kernel: kernelPath,
         artifacts,
       }),
     );

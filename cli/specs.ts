@@ -844,8 +844,9 @@ export const COMMANDS = {
             type: "string",
             value: "DIR",
             short: "o",
-            default: "build/boot",
-            description: "where vmlinuz and the initramfs are written",
+            description:
+              "where the kernel (vmlinuz, or Image on aarch64) and the initramfs are written",
+            defaultText: "build/boot, or build/boot/aarch64 for aarch64",
           },
           artifacts: {
             type: "string",
@@ -863,8 +864,9 @@ export const COMMANDS = {
           arch: {
             type: "string",
             value: "ARCH",
-            default: "x86_64",
-            description: "the artifacts' architecture",
+            default: Deno.build.arch,
+            description:
+              "the machine to build for: x86_64 or aarch64 (amd64, arm64); another than this one takes its Debian packages and Deno build",
           },
           "sign-key": {
             type: "string",
@@ -875,8 +877,8 @@ export const COMMANDS = {
           cmdline: {
             type: "string",
             value: "TEXT",
-            default: KERNEL_CMDLINE,
             description: "kernel command line in the manifest",
+            defaultText: `${KERNEL_CMDLINE} (console=ttyAMA0 on aarch64)`,
           },
           "manifest-version": {
             type: "string",
@@ -891,6 +893,7 @@ export const COMMANDS = {
         },
         examples: [
           "phase boot build --artifacts build/artifacts --sign-key release.key",
+          "phase boot build --arch aarch64 --artifacts build/artifacts --sign-key release.key",
         ],
       },
       image: {

@@ -143,6 +143,13 @@ export const SANDBOX_OVERHEAD_MIB = 96;
  */
 const KILL_GRACE_MS = 1000;
 
+/**
+ * How long a job may wait for its sandbox's guest thread to load before its
+ * wall clock starts (seconds on an emulated machine, e.g. aarch64 under
+ * TCG); only a sandbox that never starts the guest waits this long.
+ */
+const GUEST_LOAD_MS = 120_000;
+
 /** Longest wall-clock limit a timer can hold (2^31 - 1 ms, less the grace). */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1 - KILL_GRACE_MS;
 
@@ -263,7 +270,12 @@ class SandboxProcess {
     const done = Promise.withResolvers<ExecuteOutcome>();
     this.#listener = ({ header, blobs }) => {
       if (header.id !== id) return;
-      if (header.type === "result") {
+      if (header.type === "started") {
+        // The guest's wall clock starts now, not while the job waited for
+        // the sandbox's guest thread to load.
+        clearTimeout(timer);
+        timer = setTimeout(expire, job.timeoutMs + KILL_GRACE_MS);
+      } else if (header.type === "result") {
         const outcome = header.outcome as Omit<
           ExecuteOutcome,
           "stdout" | "stderr"
@@ -305,7 +317,7 @@ class SandboxProcess {
       done.reject(new JobCancelled());
     };
     job.signal?.addEventListener("abort", cancel, { once: true });
-    const timer = setTimeout(() => {
+    const expire = () => {
       this.kill();
       done.resolve(
         lost(
@@ -315,7 +327,11 @@ class SandboxProcess {
           } s (its sandbox did not answer)`,
         ),
       );
-    }, job.timeoutMs + KILL_GRACE_MS);
+    };
+    let timer = setTimeout(
+      expire,
+      Math.min(job.timeoutMs + KILL_GRACE_MS + GUEST_LOAD_MS, 2 ** 31 - 1),
+    );
     const seed = job.scratchSeed ? packSeed(job.scratchSeed) : undefined;
     try {
       const parts = frameParts({

@@ -103,6 +103,8 @@ function runJob(guest: Worker, { header, blobs }: Frame): Promise<void> {
     }, [stdout.bytes, stderr.bytes]);
   };
   const done = Promise.withResolvers<void>();
+  // The parent starts its own clock for this job from here.
+  send({ type: "started", id });
   const started = performance.now();
   const timeoutMs = header.timeout_ms as number;
   const timer = setTimeout(() => {

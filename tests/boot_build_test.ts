@@ -7,7 +7,13 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { buildInitramfs, ElfError, elfInterpreter } from "../boot/mod.ts";
+import {
+  buildInitramfs,
+  ElfError,
+  elfInterpreter,
+  elfMachine,
+  elfNeeded,
+} from "../boot/mod.ts";
 import { buildImages, ensureBootTools } from "./boot_harness.ts";
 import { ROOT, runOk, tempDir } from "./helpers.ts";
 
@@ -32,6 +38,67 @@ Deno.test("elf: static and dynamic executables are told apart; anything else is 
   // A real ELF header cut short is refused, not misread.
   const head = (await Deno.readFile(Deno.execPath())).subarray(0, 80);
   assert.throws(() => elfInterpreter(head), ElfError);
+});
+
+Deno.test("elf: the libraries an executable names and its machine agree with ldd, without running it", async () => {
+  await ensureBootTools();
+  for (const program of [Deno.execPath(), "/usr/sbin/kexec"]) {
+    const bytes = await Deno.readFile(program);
+    assert.equal(elfMachine(bytes), Deno.build.arch === "x86_64" ? 62 : 183);
+    const direct = elfNeeded(bytes);
+    assert.ok(direct.includes("libc.so.6"), `${program}: ${direct}`);
+    // ldd lists the whole closure; every direct need is in it.
+    const listed = await runOk("ldd", [program]);
+    for (const soname of direct) {
+      assert.match(
+        listed,
+        new RegExp(`(^|/|\\s)${soname.replaceAll(".", "\\.")}`, "m"),
+      );
+    }
+  }
+  assert.deepEqual(elfNeeded(await Deno.readFile("/sbin/ldconfig")), []);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+      for (const read of [elfNeeded, elfMachine]) {
+        try {
+          read(bytes);
+        } catch (error) {
+          assert.ok(error instanceof ElfError, String(error));
+        }
+      }
+    }),
+    { numRuns: 500, seed: 12 },
+  );
+  // A real executable with bytes of its headers changed reads or is refused.
+  const kexec = await Deno.readFile("/usr/sbin/kexec");
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.nat(4095), fc.integer({ min: 0, max: 255 })), {
+        minLength: 1,
+        maxLength: 8,
+      }),
+      (changes) => {
+        const bytes = kexec.slice();
+        for (const [at, value] of changes) bytes[at] = value;
+        try {
+          elfNeeded(bytes);
+          elfInterpreter(bytes);
+        } catch (error) {
+          assert.ok(error instanceof ElfError, String(error));
+        }
+      },
+    ),
+    { numRuns: 300, seed: 13 },
+  );
+  // A real executable cut inside its dynamic section is refused, not misread.
+  const deno = await Deno.readFile(Deno.execPath());
+  for (const length of [4096, 65536]) {
+    try {
+      elfNeeded(deno.subarray(0, length));
+    } catch (error) {
+      assert.ok(error instanceof ElfError, String(error));
+    }
+  }
 });
 
 Deno.test({

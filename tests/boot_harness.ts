@@ -1,14 +1,22 @@
 /**
  * A QEMU lab for boot tests: a network namespace with a bridge and tap
  * devices, providers started inside it, and VMs (TCG, serial console on
- * stdout) booted with the Phase initramfs. Everything is removed by close().
+ * stdout) booted with the Phase initramfs, x86_64 (`-cpu max`, PVH) or
+ * aarch64 (`-M virt -cpu max`, the arm64 Image). Everything is removed by
+ * close().
  */
 import {
   type ArtifactsOptions,
+  type BootTarget,
+  bootTarget,
   buildInitramfs,
   debianKernel,
+  debianUserland,
+  defaultCmdline,
   extractVmlinux,
+  hostTarget,
   kernelFiles,
+  targetDeno,
   writeArtifacts,
 } from "../boot/mod.ts";
 import type { NodeKey } from "../schemas/mod.ts";
@@ -17,6 +25,7 @@ import {
   aptInstall,
   hasCommand,
   ROOT,
+  runOk,
   spawnAnnounced,
   stopAnnounced,
   text,
@@ -24,6 +33,8 @@ import {
 
 /** Where Debian's ovmf package puts the UEFI firmware. */
 export const OVMF_DIR = "/usr/share/OVMF";
+/** Debian's UEFI firmware for QEMU's aarch64 `virt` machine (qemu-efi-aarch64). */
+export const UEFI_FIRMWARE = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd";
 
 const TOOLS: [string, string][] = [
   ["qemu-system-x86_64", "qemu-system-x86"],
@@ -38,14 +49,42 @@ const TOOLS: [string, string][] = [
   ["apt-get", "apt"],
 ];
 
-/** Installs the boot tools with apt-get when root; fails saying what is missing otherwise. */
-export async function ensureBootTools(): Promise<void> {
+/**
+ * Installs the boot tools with apt-get when root; fails saying what is
+ * missing otherwise. With `aarch64`, also QEMU for aarch64, its UEFI
+ * firmware and Debian's arm64 package lists (`dpkg --add-architecture arm64`).
+ */
+export async function ensureBootTools(arch = "x86_64"): Promise<void> {
+  const target = bootTarget(arch);
   const missing: string[] = [];
-  for (const [command, pkg] of TOOLS) {
+  const tools = target.arch === "aarch64"
+    ? [...TOOLS, ["qemu-system-aarch64", "qemu-system-arm"], ["npm", "npm"]]
+    : TOOLS;
+  for (const [command, pkg] of tools) {
     if (!await hasCommand(command)) missing.push(pkg);
   }
   if (!await hasCommand("/bin/busybox")) missing.push("busybox-static");
+  if (
+    target.arch === "aarch64" &&
+    !await Deno.stat(UEFI_FIRMWARE).then(() => true, () => false)
+  ) {
+    missing.push("qemu-efi-aarch64");
+  }
   await aptInstall(missing, "boot tests");
+  if (target.arch === hostTarget().arch) return;
+  const known = await new Deno.Command("dpkg", {
+    args: ["--print-foreign-architectures"],
+    stdout: "piped",
+  }).output();
+  if (!text(known.stdout).split("\n").includes(target.debianArch)) {
+    if (Deno.uid() !== 0) {
+      throw new Error(
+        `boot tests for ${target.arch} need root to run dpkg --add-architecture ${target.debianArch}`,
+      );
+    }
+    await runOk("dpkg", ["--add-architecture", target.debianArch]);
+    await runOk("apt-get", ["update", "-qq"]);
+  }
 }
 
 /**
@@ -82,9 +121,11 @@ export async function ensureImageTools(options: { ovmf: boolean }) {
 
 /** Kernel and initramfs built for the tests. */
 export interface BootImages {
-  /** The bzImage (what manifests carry and kexec loads). */
+  /** The machine they are for. */
+  target: BootTarget;
+  /** The bzImage or arm64 Image (what manifests carry and kexec loads). */
   kernel: string;
-  /** The same kernel uncompressed, booted directly by QEMU (PVH). */
+  /** The kernel QEMU boots directly: the bzImage's vmlinux (PVH), or the arm64 Image itself. */
   vmlinux: string;
   initramfs: string;
   /** The kernel's module directory the initramfs took its drivers from. */
@@ -93,24 +134,46 @@ export interface BootImages {
   initramfsBytes: number;
 }
 
-/** Downloads the Debian kernel (cached) and builds the initramfs into `dir`. */
-export async function buildImages(dir: string): Promise<BootImages> {
+/**
+ * Downloads the Debian kernel (cached) and builds the initramfs into `dir`,
+ * for this machine or for `arch` (its Debian packages and Deno build).
+ */
+export async function buildImages(
+  dir: string,
+  arch = "x86_64",
+): Promise<BootImages> {
+  const target = bootTarget(arch);
   const cache = `${Deno.env.get("HOME") ?? "/tmp"}/.cache/phase-boot`;
   await Deno.mkdir(cache, { recursive: true });
   let packageRoot: string;
   try {
-    packageRoot = await debianKernel(cache);
+    packageRoot = await debianKernel(cache, undefined, target);
   } catch {
     await new Deno.Command("apt-get", {
       args: ["update", "-qq"],
       stdout: "null",
     }).output();
-    packageRoot = await debianKernel(cache);
+    packageRoot = await debianKernel(cache, undefined, target);
   }
   const { kernel, modules } = kernelFiles(packageRoot);
-  const built = await buildInitramfs({ modules, output: dir, root: ROOT });
-  const vmlinux = await extractVmlinux(kernel, `${dir}/vmlinux`);
+  const foreign = target.arch !== hostTarget().arch;
+  const built = await buildInitramfs({
+    modules,
+    output: dir,
+    root: ROOT,
+    target,
+    ...(foreign
+      ? {
+        userland: await debianUserland(target, cache),
+        deno: await targetDeno(target, cache),
+      }
+      : {}),
+  });
+  const vmlinux = target.arch === "x86_64"
+    ? await extractVmlinux(kernel, `${dir}/vmlinux`)
+    : kernel;
   return {
+    target,
     kernel,
     vmlinux,
     initramfs: built.path,
@@ -130,10 +193,10 @@ export async function releaseArtifacts(
   await writeArtifacts({
     dir,
     channel: "stable",
-    arch: "x86_64",
+    arch: images.target.arch,
     kernel: images.kernel,
     initramfs: images.initramfs,
-    cmdline: "console=ttyS0 panic=-1 quiet",
+    cmdline: `${defaultCmdline(images.target)} quiet`,
     releaseKey: release,
     ...extra,
   });
@@ -174,6 +237,11 @@ export interface BootOptions {
   disk?: string;
   /** Boot through the NIC's iPXE firmware (DHCP + boot file) instead of -kernel. */
   firmware?: boolean;
+  /**
+   * aarch64: start the kernel through UEFI firmware (Debian's
+   * qemu-efi-aarch64) and the Image's EFI stub, instead of QEMU's own loader.
+   */
+  uefi?: boolean;
   /** Sees console output as it arrives. */
   onOutput?: (chunk: string) => void;
 }
@@ -233,20 +301,13 @@ export class Lab {
     const provider = await spawnAnnounced<
       { url: string; peer_id: string; multiaddrs: string[] }
     >("ip", {
-      args: [
-        "netns",
-        "exec",
-        this.ns,
-        Deno.execPath(),
-        "run",
-        "-A",
-        `${ROOT}/main.ts`,
+      args: this.#phaseArgs([
         "serve",
         "--bind",
         "10.77.0.1",
         "--json",
         ...args,
-      ],
+      ]),
     });
     this.#providers.push(provider);
     return provider;
@@ -272,6 +333,29 @@ export class Lab {
       "--no-jobs",
       ...(options.extra ?? ["--no-dht"]),
     ]);
+  }
+
+  /** `ip` arguments that run a `phase` command inside the namespace. */
+  #phaseArgs(args: string[]): string[] {
+    return [
+      "netns",
+      "exec",
+      this.ns,
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}/main.ts`,
+      ...args,
+    ];
+  }
+
+  /** Runs a `phase` command inside the namespace (as the VMs' neighbour). */
+  phase(args: string[]): Promise<Deno.CommandOutput> {
+    return new Deno.Command("ip", {
+      args: this.#phaseArgs(args),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
   }
 
   /** Stops a provider started with {@link provider}. */
@@ -313,17 +397,22 @@ export class Lab {
     }
     const direct = !options.firmware && !options.diskBoot;
     if (direct && !options.images) throw new Error("no kernel to boot");
+    const target = options.images?.target ?? hostTarget();
     const args = [
       "netns",
       "exec",
       this.ns,
-      "qemu-system-x86_64",
+      ...(target.arch === "aarch64"
+        // virt: PL011 console, PCI for virtio-net-pci. 1 GiB: the arm64
+        // Image is uncompressed and kexec holds it with the initramfs.
+        ? ["qemu-system-aarch64", "-M", "virt", "-m", "1024"]
+        : ["qemu-system-x86_64", "-m", "512"]),
       "-accel",
       "tcg",
       "-cpu",
-      "max",
-      "-m",
-      "512",
+      // Pointer authentication, which Debian's arm64 kernel uses throughout,
+      // is far cheaper to emulate with QEMU's own algorithm.
+      target.arch === "aarch64" ? "max,pauth-impdef=on" : "max",
       "-smp",
       "1",
       "-nographic",
@@ -343,7 +432,7 @@ export class Lab {
           "-initrd",
           options.images!.initramfs,
           "-append",
-          `console=ttyS0 panic=-1 quiet ${options.cmdline}`,
+          `${defaultCmdline(target)} quiet ${options.cmdline}`,
         ]
         : []),
       "-netdev",
@@ -355,6 +444,7 @@ export class Lab {
         (0x10 + this.#taps).toString(16).padStart(2, "0")
       }`,
     ];
+    if (options.uefi) args.push("-bios", UEFI_FIRMWARE);
     if (options.disk) {
       args.push("-drive", `file=${options.disk},format=raw,if=virtio`);
     }

@@ -43,21 +43,7 @@ Deno.test({
       assert.match(first.output, /Receipt:\s+✓ Verified/);
       // The booted VM is a full node: the host finds it on libp2p, runs a
       // job on it and verifies a receipt signed by the VM's own key.
-      const inLab = (args: string[]) =>
-        new Deno.Command("ip", {
-          args: [
-            "netns",
-            "exec",
-            lab.ns,
-            Deno.execPath(),
-            "run",
-            "-A",
-            `${ROOT}/main.ts`,
-            ...args,
-          ],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
+      const inLab = (args: string[]) => lab.phase(args);
       const vmAddress = "/ip4/10.77.0.20/tcp/4001";
       const discovered = await inLab([
         "discover",
