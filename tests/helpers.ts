@@ -350,3 +350,21 @@ export async function runLauncher(
   }).output();
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
+
+/**
+ * Arguments for Debian's headless Chromium on this closed network: no
+ * sandbox (root), no GPU, no background traffic, a profile in `profile`.
+ */
+export function headlessChromiumArgs(profile: string): string[] {
+  return [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    `--user-data-dir=${profile}`,
+  ];
+}

@@ -13,6 +13,7 @@ import {
   cli,
   examplePath,
   hasCommand,
+  headlessChromiumArgs,
   netns,
   ROOT,
   runOk,
@@ -91,15 +92,7 @@ Deno.test({
       }
       const page = async (query: string) => {
         const dom = await inNs("chromium", [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          "--disable-default-apps",
-          `--user-data-dir=${dir}/chromium`,
+          ...headlessChromiumArgs(`${dir}/chromium`),
           "--virtual-time-budget=10000",
           "--dump-dom",
           `${base}/examples/sdk/verify.html?${query}`,

@@ -11,6 +11,7 @@ import {
   aptInstall,
   denoDir,
   hasCommand,
+  headlessChromiumArgs,
   loopbackServeArgs,
   netns,
   ROOT,
@@ -70,15 +71,7 @@ Deno.test({
       ]);
       const chromium = (extra: string[]) =>
         inNs("chromium", [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          "--disable-default-apps",
-          `--user-data-dir=${dir}/chromium`,
+          ...headlessChromiumArgs(`${dir}/chromium`),
           ...extra,
           `${url}/`,
         ]);
