@@ -35,7 +35,7 @@ import {
   judgeRequest,
   type NodeServices,
 } from "../node/mod.ts";
-import type { PhaseNode } from "./node.ts";
+import type { FoundNode, PhaseNode } from "./node.ts";
 import { WASM_RUNTIME } from "./node.ts";
 import {
   FrameError,
@@ -48,6 +48,17 @@ import {
 export const JOB_PROTOCOL = "/phase/job/1.0.0";
 /** How long a node waits for each client message. */
 export const MESSAGE_TIMEOUT_MS = 30_000;
+/**
+ * How long a client waits for a node to open a job stream and accept or
+ * refuse its offer before it moves on to another node.
+ */
+export const OFFER_TIMEOUT_MS = 5000;
+/** How many lookups {@link submitAuto} runs before it gives up. */
+export const SUBMIT_LOOKUPS = 3;
+/** A lookup of {@link submitAuto} ends once this many nodes have answered. */
+const SUBMIT_CANDIDATES = 8;
+/** Pause between two lookups of {@link submitAuto}. */
+const LOOKUP_PAUSE_MS = 500;
 /** Room in a request for its arguments, environment and JSON. */
 const REQUEST_OVERHEAD_BYTES = 1024 * 1024;
 
@@ -250,6 +261,10 @@ export async function submitJob(
   node: PhaseNode,
   peerId: string,
   job: RemoteJob,
+  options: {
+    /** Wait this long for the stream and the offer's answer (default 5 s). */
+    offerTimeoutMs?: number;
+  } = {},
 ): Promise<RemoteResult> {
   const requirements: Requirements = {
     cpu_cores: 1,
@@ -269,12 +284,18 @@ export async function submitJob(
   const args = job.args ?? [];
   const env = job.env ?? {};
   const stdin = job.stdin ?? new Uint8Array();
+  // A node that is gone or stalls before answering the offer costs the
+  // client at most the offer timeout.
+  const offerSignal = AbortSignal.any([
+    signal,
+    AbortSignal.timeout(options.offerTimeoutMs ?? OFFER_TIMEOUT_MS),
+  ]);
   let stream: Stream;
   try {
     stream = await node.libp2p.dialProtocol(
       peerIdFromString(peerId),
       JOB_PROTOCOL,
-      { signal },
+      { signal: offerSignal },
     );
   } catch (error) {
     throw new JobRejected(
@@ -291,8 +312,8 @@ export async function submitJob(
       module_hash: moduleHash,
       module_size: job.module.length,
       requirements,
-    }, signal);
-    const accepted = answer(await messages.receive(signal));
+    }, offerSignal);
+    const accepted = answer(await messages.receive(offerSignal));
     if (accepted.type === "rejected") throw refusal(accepted);
     if (accepted.type !== "accepted" || accepted.job_id !== jobId) {
       throw new JobRejected("Tampered", "the node did not accept this offer");
@@ -333,7 +354,7 @@ export async function submitJob(
   } catch (error) {
     if (error instanceof JobRejected) throw error;
     throw new JobRejected(
-      signal.aborted ? "Timeout" : "Unreachable",
+      offerSignal.aborted ? "Timeout" : "Unreachable",
       `${peerId}: ${firstLine(error)}`,
     );
   } finally {
@@ -350,9 +371,13 @@ export interface Attempt {
 }
 
 /**
- * Tries capable nodes in turn, best first, until one returns a verified
- * receipt. Any failure (unreachable, reset, timeout, refusal, bad receipt)
- * moves on to the next node; `onAttempt` hears each failed try.
+ * Tries capable nodes in turn, least loaded first (in random order among
+ * equals, so that clients spread), until one returns a verified receipt. Any
+ * failure (unreachable, reset, no answer to the offer within
+ * {@link OFFER_TIMEOUT_MS}, refusal, bad receipt) moves on to the next node;
+ * when every node found has failed, it looks up again (at most
+ * {@link SUBMIT_LOOKUPS} lookups), leaving out the nodes already tried.
+ * `onAttempt` hears each failed try.
  */
 export async function submitAuto(
   node: PhaseNode,
@@ -360,38 +385,56 @@ export async function submitAuto(
   options: {
     arch?: string;
     timeoutMs?: number;
+    offerTimeoutMs?: number;
     onAttempt?: (attempt: Attempt) => void;
     onWarning?: (line: string) => void;
   } = {},
 ): Promise<RemoteResult> {
   const memory = job.requirements?.memory_mb ?? 128;
-  const candidates = await node.findCapable({
-    arch: options.arch,
-    accept: (c) => c.memory_mb >= memory,
-    onWarning: options.onWarning,
-  }, options.timeoutMs ?? 5000);
-  const others = candidates.filter((c) => c.peerId !== node.peerId);
-  if (others.length === 0) {
-    throw new JobRejected("Unreachable", "no capable node was found");
-  }
   const attempts: Attempt[] = [];
-  for (const candidate of others) {
-    try {
-      await node.remember(candidate.peerId, candidate.addresses);
-      return await submitJob(node, candidate.peerId, job);
-    } catch (error) {
-      const attempt = {
-        peerId: candidate.peerId,
-        reason: firstLine(error),
-      };
-      attempts.push(attempt);
-      options.onAttempt?.(attempt);
+  const tried = new Set<string>();
+  for (let lookup = 0; lookup < SUBMIT_LOOKUPS; lookup++) {
+    if (lookup > 0) await new Promise((r) => setTimeout(r, LOOKUP_PAUSE_MS));
+    const candidates = await node.findCapable({
+      arch: options.arch,
+      accept: (c) => c.memory_mb >= memory,
+      onWarning: options.onWarning,
+      exclude: tried,
+      limit: SUBMIT_CANDIDATES,
+    }, options.timeoutMs ?? 5000);
+    for (const candidate of spread(candidates)) {
+      tried.add(candidate.peerId);
+      try {
+        return await submitJob(node, candidate.peerId, job, {
+          offerTimeoutMs: options.offerTimeoutMs,
+        });
+      } catch (error) {
+        const attempt = {
+          peerId: candidate.peerId,
+          reason: firstLine(error),
+        };
+        attempts.push(attempt);
+        options.onAttempt?.(attempt);
+      }
     }
+  }
+  if (attempts.length === 0) {
+    throw new JobRejected("Unreachable", "no capable node was found");
   }
   throw new JobRejected(
     "Unreachable",
     `all ${attempts.length} capable nodes failed: ${
       attempts.map((a) => `${a.peerId} (${a.reason})`).join("; ")
-    }`,
+    }`.slice(0, 4096),
   );
+}
+
+/** Nodes least queued first, in random order among equals. */
+function spread(nodes: FoundNode[]): FoundNode[] {
+  return nodes
+    .map((n) => ({ n, r: Math.random() }))
+    .sort((a, b) =>
+      a.n.capability.load.queued - b.n.capability.load.queued || a.r - b.r
+    )
+    .map(({ n }) => n);
 }
