@@ -57,7 +57,7 @@ export class SwarmProcess {
       cwd: ROOT,
       stdin: "piped",
       stdout: "piped",
-      stderr: "null",
+      stderr: Deno.env.get("SWARM_DEBUG") ? "inherit" : "null",
       env: { NO_COLOR: "1" },
     }).spawn();
     this.#writer = this.child.stdin.getWriter();

@@ -34,6 +34,8 @@ interface Hosted {
   jobs: JobService | null;
 }
 
+const debug = (line: string) =>
+  Deno.env.get("SWARM_DEBUG") && console.error(`[${Deno.pid}] ${line}`);
 const hosted = new Map<string, Hosted>();
 const base = Deno.memoryUsage().rss;
 const encoder = new TextEncoder();
@@ -85,6 +87,33 @@ async function leave(peers: string[]): Promise<void> {
   say({ event: "left", peers });
 }
 
+/** Nodes a process starts at once (joins mostly wait on the network). */
+const START_CONCURRENCY = 4;
+
+/**
+ * Starts a node; a join that times out (a loaded machine) is tried again
+ * through another peer, as an operator would, twice at most.
+ */
+async function startWithRetries(
+  capable: boolean,
+  bootstrap: string[],
+): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    const t = performance.now();
+    try {
+      await startOne(capable, bootstrap);
+      debug(`started in ${(performance.now() - t).toFixed(0)} ms`);
+      return;
+    } catch (error) {
+      debug(`failed in ${(performance.now() - t).toFixed(0)} ms: ${error}`);
+      if (attempt === 3) {
+        say({ event: "error", message: (error as Error).message });
+        return;
+      }
+    }
+  }
+}
+
 let buffered = "";
 const decoder = new TextDecoder();
 for await (const chunk of Deno.stdin.readable) {
@@ -95,20 +124,14 @@ for await (const chunk of Deno.stdin.readable) {
     buffered = buffered.slice(newline + 1);
     const command = JSON.parse(line);
     if (command.op === "start") {
-      for (const capable of command.capable as boolean[]) {
-        // A join that times out (a loaded machine) is tried again through
-        // another peer, as an operator would.
-        for (let attempt = 1;; attempt++) {
-          try {
-            await startOne(capable, command.bootstrap);
-            break;
-          } catch (error) {
-            if (attempt < 3) continue;
-            say({ event: "error", message: (error as Error).message });
-            break;
+      const queue = [...command.capable as boolean[]];
+      await Promise.all(
+        Array.from({ length: START_CONCURRENCY }, async () => {
+          while (queue.length > 0) {
+            await startWithRetries(queue.shift()!, command.bootstrap);
           }
-        }
-      }
+        }),
+      );
       say({ event: "started" });
     } else if (command.op === "leave") {
       await leave(command.peers);
