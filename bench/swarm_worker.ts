@@ -53,6 +53,8 @@ async function startOne(capable: boolean, bootstrap: string[]): Promise<void> {
     key,
     listen: ["/ip4/127.0.0.1/tcp/0"],
     bootstrap: seeds,
+    // Hundreds of nodes on a shared machine: joins may wait their turn.
+    joinTimeoutMs: 15_000,
     capability: capable ? capability : undefined,
   });
   let jobs: JobService | null = null;

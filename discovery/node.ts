@@ -70,6 +70,8 @@ export interface PhaseNodeOptions {
   mdns?: boolean;
   /** Only query the DHT, never answer queries (short-lived clients). */
   clientMode?: boolean;
+  /** How long joining may take: dials, then the self lookup (default 5 s). */
+  joinTimeoutMs?: number;
   /** Capability to advertise (nodes that accept jobs). */
   capability?: () => Capability | null;
   /**
@@ -301,7 +303,7 @@ export class PhaseNode {
       await answerCapability(node, () => node.#signCapability());
     }
     try {
-      await node.join(options.bootstrap ?? []);
+      await node.join(options.bootstrap ?? [], options.joinTimeoutMs);
     } catch (error) {
       await Promise.resolve(libp2p.stop()).catch(() => {});
       throw error;
@@ -310,8 +312,9 @@ export class PhaseNode {
       await node.publishCapability();
       node.#republishWhenConnected();
       const ttl = options.recordTtlMs ?? CAPABILITY_TTL_MS;
+      // kad-dht re-announces the provider entry itself (reprovide above).
       node.#timer = setInterval(() => {
-        node.publishCapability().catch(() => {});
+        node.publishCapability({ provide: false }).catch(() => {});
       }, ttl / 3);
       Deno.unrefTimer(node.#timer as unknown as number);
     }
@@ -452,11 +455,17 @@ export class PhaseNode {
     return null;
   }
 
-  /** Advertises this node's capability (record + provider entry). */
-  async publishCapability(): Promise<void> {
+  /**
+   * Advertises this node's capability: its record, and its provider entry
+   * unless `provide` is false.
+   */
+  async publishCapability(
+    options: { provide?: boolean } = {},
+  ): Promise<void> {
     const capability = this.#options.capability?.();
     if (!capability) return;
     await this.putRecord("capability", capabilityKey(this.peerId), capability);
+    if (options.provide === false) return;
     const topic = await cidFor(capabilityTopic(capability.arch, WASM_RUNTIME));
     await drain(
       this.libp2p.services.dht.provide(topic, {
