@@ -40,6 +40,9 @@ const { values } = parseArgs({
   },
 });
 const log = (line: string) => values.json || console.log(line);
+// Figures depend on what else the machine runs: say how busy it was.
+const load = () => Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
+log(`machine: ${navigator.hardwareConcurrency} cores, load average ${load()}`);
 const ms = (x: number) => `${x.toFixed(0)} ms`;
 const verdict = (ok: boolean) => ok ? "met" : "MISSED";
 
@@ -125,6 +128,7 @@ for (const failure of churned.results.filter((r) => !r.ok).slice(0, 5)) {
   log(`  failed job: ${failure.detail.split("\n").at(-1)}`);
 }
 await swarm.close();
+log(`machine: load average ${load()} after the churn`);
 
 // --- Remote round trip --------------------------------------------------------
 const capability = (): Capability => ({

@@ -172,7 +172,7 @@ export class Swarm {
     options.log?.(
       `grew to ${swarm.alive.size} nodes in ${swarm.processes.length} processes${
         errors.length
-          ? ` (${errors.length} failed to join 3 times, first: ${errors[0]})`
+          ? ` (${errors.length} failed to join 5 times, first: ${errors[0]})`
           : ""
       }`,
     );

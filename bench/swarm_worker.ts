@@ -90,11 +90,11 @@ async function leave(peers: string[]): Promise<void> {
 }
 
 /** Nodes a process starts at once (joins mostly wait on the network). */
-const START_CONCURRENCY = 4;
+const START_CONCURRENCY = 2;
 
 /**
  * Starts a node; a join that times out (a loaded machine) is tried again
- * through another peer, as an operator would, twice at most.
+ * through another peer, as an operator would, four times at most.
  */
 async function startWithRetries(
   capable: boolean,
@@ -108,7 +108,7 @@ async function startWithRetries(
       return;
     } catch (error) {
       debug(`failed in ${(performance.now() - t).toFixed(0)} ms: ${error}`);
-      if (attempt === 3) {
+      if (attempt === 5) {
         say({ event: "error", message: (error as Error).message });
         return;
       }

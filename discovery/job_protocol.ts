@@ -36,6 +36,7 @@ import {
   type NodeServices,
 } from "../node/mod.ts";
 import type { FoundNode, PhaseNode } from "./node.ts";
+import { PROBE_TIMEOUT_MS } from "./capability_protocol.ts";
 import { WASM_RUNTIME } from "./node.ts";
 import {
   FrameError,
@@ -375,8 +376,10 @@ export interface Attempt {
  * equals, so that clients spread), until one returns a verified receipt. Any
  * failure (unreachable, reset, no answer to the offer within
  * {@link OFFER_TIMEOUT_MS}, refusal, bad receipt) moves on to the next node;
- * when every node found has failed, it looks up again (at most
- * {@link SUBMIT_LOOKUPS} lookups), leaving out the nodes already tried.
+ * when every node found has failed, or none answered, it looks up again (at
+ * most {@link SUBMIT_LOOKUPS} lookups), leaving out the nodes already tried
+ * and doubling, each time, how long nodes have to answer and the lookup's
+ * timeout.
  * `onAttempt` hears each failed try.
  */
 export async function submitAuto(
@@ -395,13 +398,17 @@ export async function submitAuto(
   const tried = new Set<string>();
   for (let lookup = 0; lookup < SUBMIT_LOOKUPS; lookup++) {
     if (lookup > 0) await new Promise((r) => setTimeout(r, LOOKUP_PAUSE_MS));
+    // Each further lookup gives nodes twice as long to answer (a busy
+    // machine), and itself twice as long.
+    const patience = 2 ** lookup;
     const candidates = await node.findCapable({
       arch: options.arch,
       accept: (c) => c.memory_mb >= memory,
       onWarning: options.onWarning,
       exclude: tried,
       limit: SUBMIT_CANDIDATES,
-    }, options.timeoutMs ?? 5000);
+      probeTimeoutMs: PROBE_TIMEOUT_MS * patience,
+    }, (options.timeoutMs ?? 5000) * patience);
     for (const candidate of spread(candidates)) {
       tried.add(candidate.peerId);
       try {

@@ -535,6 +535,8 @@ export class PhaseNode {
       onWarning?: (line: string) => void;
       /** Peers not to list (for instance, ones already tried). */
       exclude?: Set<string>;
+      /** How long each node has to answer (default {@link PROBE_TIMEOUT_MS}). */
+      probeTimeoutMs?: number;
     } = {},
     timeoutMs = 5000,
   ): Promise<FoundNode[]> {
@@ -548,10 +550,11 @@ export class PhaseNode {
     const asked = new Set<string>([this.peerId, ...filter.exclude ?? []]);
     const found: FoundNode[] = [];
     const reads: Promise<void>[] = [];
+    const probeMs = filter.probeTimeoutMs ?? PROBE_TIMEOUT_MS;
     const ask = async (peerId: string, addresses: string[]) => {
       const signal = AbortSignal.any([
         lookup.signal,
-        AbortSignal.timeout(PROBE_TIMEOUT_MS),
+        AbortSignal.timeout(probeMs),
       ]);
       try {
         const record = await readCapability(this, peerId, addresses, signal);
@@ -568,7 +571,7 @@ export class PhaseNode {
             error instanceof RecordError
               ? error.message
               : signal.aborted
-              ? `no answer within ${PROBE_TIMEOUT_MS} ms`
+              ? `no answer within ${probeMs} ms`
               : `unreachable (${
                 String((error as Error)?.message ?? error).split("\n")[0]
                   .slice(0, 200)

@@ -19,7 +19,7 @@ Deno.test({
       assert.equal(size, 40);
       assert.equal(swarm.capable().length, 8);
       const result = await churn(swarm, {
-        jobs: 16,
+        jobs: 12,
         concurrency: 3,
         waveMs: 2000,
         leavePerWave: 1,
