@@ -294,6 +294,7 @@ export class Swarm {
           listen: ["/ip4/127.0.0.1/tcp/0"],
           bootstrap: this.bootstrapList(),
           clientMode: true,
+          joinTimeoutMs: 15_000,
         });
       } catch (error) {
         if (attempt === 3) throw error;

@@ -83,23 +83,25 @@ export interface PhaseNodeOptions {
 }
 
 /**
- * How long a capability record lives: one minute. A node re-publishes it
- * every 20 s, and clients read it from the node itself anyway (see
+ * How long a capability record lives: five minutes. A node re-publishes it
+ * every third of that, and clients read it from the node itself anyway (see
  * capability_protocol.ts), so it only has to outlive a missed re-publication.
  */
-export const CAPABILITY_TTL_MS = 60_000;
+export const CAPABILITY_TTL_MS = 5 * 60_000;
 
 /**
  * How long a DHT node keeps another peer's provider entry (capability and
- * boot-provider announcements) after it was last announced: one minute.
+ * boot-provider announcements) after it was last announced: five minutes.
  * Entries past it are dropped at the next clean-up, every
  * {@link REPROVIDE_INTERVAL_MS}, so an entry of a node that left lingers at
- * most 80 s; live nodes announce again every 20 s.
+ * most 6 minutes; live nodes announce again every minute. Lookups do not
+ * depend on it (they ask every node, see capability_protocol.ts): a stale
+ * entry costs them one refused dial.
  */
-export const PROVIDER_TTL_MS = 60_000;
+export const PROVIDER_TTL_MS = 5 * 60_000;
 
 /** How often a node re-announces its provider entries and drops stale ones. */
-export const REPROVIDE_INTERVAL_MS = 20_000;
+export const REPROVIDE_INTERVAL_MS = 60_000;
 
 /** Most nodes one lookup asks directly (a flood of announcers costs no more). */
 export const MAX_PROBES_PER_LOOKUP = 128;
@@ -267,8 +269,8 @@ export class PhaseNode {
           selectors: { phase: selectRecord },
           allowQueryWithZeroPeers: true,
           initialQuerySelfInterval: 0,
-          // Provider entries of nodes that left expire within 80 s; a node
-          // re-announces its own entries every 20 s (libp2p's defaults are
+          // Provider entries of nodes that left expire within 6 min; a node
+          // re-announces its own entries every minute (libp2p's defaults are
           // 48 h and hourly).
           reprovide: {
             validity: PROVIDER_TTL_MS,
