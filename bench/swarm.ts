@@ -379,13 +379,15 @@ export async function runJobs(
   count: number,
   concurrency: number,
   bootstrap: () => string[],
+  onJob?: (done: number, outcome: JobOutcome) => void,
 ): Promise<JobOutcome[]> {
   const results: JobOutcome[] = [];
-  let next = 0;
+  let next = 0, done = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < count) {
       const i = next++;
       results[i] = await submitAutoCli(bootstrap(), `job ${i}`);
+      onJob?.(++done, results[i]);
     }
   }));
   return results;
@@ -483,10 +485,21 @@ export async function churn(
   })();
   let results: JobOutcome[];
   try {
+    let failures = 0;
     results = await runJobs(
       options.jobs,
       options.concurrency,
       () => swarm.bootstrapList(),
+      (done, outcome) => {
+        if (!outcome.ok) failures++;
+        if (done % 10 === 0 || !outcome.ok) {
+          options.log?.(
+            `${done}/${options.jobs} jobs done, ${failures} failed${
+              outcome.ok ? "" : `: ${outcome.detail.split("\n").at(-1)}`
+            }`,
+          );
+        }
+      },
     );
   } finally {
     running = false;
