@@ -286,11 +286,17 @@ export async function submitJob(
   const env = job.env ?? {};
   const stdin = job.stdin ?? new Uint8Array();
   // A node that is gone or stalls before answering the offer costs the
-  // client at most the offer timeout.
-  const offerSignal = AbortSignal.any([
-    signal,
-    AbortSignal.timeout(options.offerTimeoutMs ?? OFFER_TIMEOUT_MS),
-  ]);
+  // client at most the offer timeout; the timer stops once it has answered
+  // (libp2p may keep the dial's signal for the stream's life).
+  const offerTimer = new AbortController();
+  const offerTimeout = setTimeout(
+    () =>
+      offerTimer.abort(
+        new DOMException("the node did not answer the offer", "TimeoutError"),
+      ),
+    options.offerTimeoutMs ?? OFFER_TIMEOUT_MS,
+  );
+  const offerSignal = AbortSignal.any([signal, offerTimer.signal]);
   let stream: Stream;
   try {
     stream = await node.libp2p.dialProtocol(
@@ -299,8 +305,9 @@ export async function submitJob(
       { signal: offerSignal },
     );
   } catch (error) {
+    clearTimeout(offerTimeout);
     throw new JobRejected(
-      "Unreachable",
+      offerTimer.signal.aborted ? "Timeout" : "Unreachable",
       `cannot open a job stream to ${peerId}: ${firstLine(error)}`,
     );
   }
@@ -315,6 +322,7 @@ export async function submitJob(
       requirements,
     }, offerSignal);
     const accepted = answer(await messages.receive(offerSignal));
+    clearTimeout(offerTimeout);
     if (accepted.type === "rejected") throw refusal(accepted);
     if (accepted.type !== "accepted" || accepted.job_id !== jobId) {
       throw new JobRejected("Tampered", "the node did not accept this offer");
@@ -359,6 +367,7 @@ export async function submitJob(
       `${peerId}: ${firstLine(error)}`,
     );
   } finally {
+    clearTimeout(offerTimeout);
     await stream.close().catch(() => stream.abort(new Error("closing")));
   }
 }
