@@ -26,12 +26,24 @@ import {
 } from "../schemas/mod.ts";
 // The runtime version alone: the client never loads the runner.
 import { RUNTIME_VERSION } from "../runner/version.ts";
-import type { PhaseNode } from "./node.ts";
+import type { FoundNode, PhaseNode } from "./node.ts";
+import { PROBE_TIMEOUT_MS } from "./capability_protocol.ts";
 import { WASM_RUNTIME } from "./node.ts";
 import { FrameStream } from "./framing.ts";
 
 /** The protocol id. */
 export const JOB_PROTOCOL = "/phase/job/1.0.0";
+/**
+ * How long a client waits for a node to open a job stream and accept or
+ * refuse its offer before it moves on to another node.
+ */
+export const OFFER_TIMEOUT_MS = 5000;
+/** How many lookups {@link submitAuto} runs before it gives up. */
+export const SUBMIT_LOOKUPS = 3;
+/** A lookup of {@link submitAuto} ends once this many nodes have answered. */
+const SUBMIT_CANDIDATES = 8;
+/** Pause between two lookups of {@link submitAuto}. */
+const LOOKUP_PAUSE_MS = 500;
 
 /** A job refused by a node, or a node that failed the client's checks. */
 export class JobRejected extends Error {
@@ -126,6 +138,10 @@ export async function submitJob(
   node: PhaseNode,
   peerId: string,
   job: RemoteJob,
+  options: {
+    /** Wait this long for the stream and the offer's answer (default 5 s). */
+    offerTimeoutMs?: number;
+  } = {},
 ): Promise<RemoteResult> {
   const requirements: Requirements = {
     cpu_cores: 1,
@@ -148,16 +164,29 @@ export async function submitJob(
   const args = job.args ?? [];
   const env = job.env ?? {};
   const stdin = job.stdin ?? new Uint8Array();
+  // A node that is gone or stalls before answering the offer costs the
+  // client at most the offer timeout; the timer stops once it has answered
+  // (libp2p may keep the dial's signal for the stream's life).
+  const offerTimer = new AbortController();
+  const offerTimeout = setTimeout(
+    () =>
+      offerTimer.abort(
+        new DOMException("the node did not answer the offer", "TimeoutError"),
+      ),
+    options.offerTimeoutMs ?? OFFER_TIMEOUT_MS,
+  );
+  const offerSignal = AbortSignal.any([signal, offerTimer.signal]);
   let stream: Stream;
   try {
     stream = await node.libp2p.dialProtocol(
       peerIdFromString(peerId),
       JOB_PROTOCOL,
-      { signal },
+      { signal: offerSignal },
     );
   } catch (error) {
+    clearTimeout(offerTimeout);
     throw new JobRejected(
-      "Unreachable",
+      offerTimer.signal.aborted ? "Timeout" : "Unreachable",
       `cannot open a job stream to ${peerId}: ${firstLine(error)}`,
     );
   }
@@ -176,8 +205,9 @@ export async function submitJob(
         }
         : {}),
       requirements,
-    }, signal);
-    const accepted = answer(await messages.receive(signal));
+    }, offerSignal);
+    const accepted = answer(await messages.receive(offerSignal));
+    clearTimeout(offerTimeout);
     if (accepted.type === "rejected") throw refusal(accepted);
     if (accepted.type !== "accepted" || accepted.job_id !== jobId) {
       throw new JobRejected("Tampered", "the node did not accept this offer");
@@ -229,10 +259,11 @@ export async function submitJob(
   } catch (error) {
     if (error instanceof JobRejected) throw error;
     throw new JobRejected(
-      deadline.aborted ? "Timeout" : "Unreachable",
+      deadline.aborted || offerTimer.signal.aborted ? "Timeout" : "Unreachable",
       `${peerId}: ${firstLine(error)}`,
     );
   } finally {
+    clearTimeout(offerTimeout);
     await stream.close().catch(() => stream.abort(new Error("closing")));
   }
 }
@@ -246,9 +277,14 @@ export interface Attempt {
 }
 
 /**
- * Tries capable nodes in turn, best first, until one returns a verified
- * receipt. Any failure (unreachable, reset, timeout, refusal, bad receipt)
- * moves on to the next node; `onAttempt` hears each failed try.
+ * Tries capable nodes in turn, least loaded first (in random order among
+ * equals, so that clients spread), until one returns a verified receipt. Any
+ * failure (unreachable, reset, no answer to the offer within
+ * {@link OFFER_TIMEOUT_MS}, refusal, bad receipt) moves on to the next node;
+ * when every node found has failed, or none answered, it looks up again (at
+ * most {@link SUBMIT_LOOKUPS} lookups), leaving out the nodes already tried
+ * and doubling, each time, how long nodes have to answer and the lookup's
+ * timeout. `onAttempt` hears each failed try.
  */
 export async function submitAuto(
   node: PhaseNode,
@@ -256,40 +292,62 @@ export async function submitAuto(
   options: {
     arch?: string;
     timeoutMs?: number;
+    offerTimeoutMs?: number;
     onAttempt?: (attempt: Attempt) => void;
     onWarning?: (line: string) => void;
   } = {},
 ): Promise<RemoteResult> {
   const memory = job.requirements?.memory_mb ?? 128;
-  const candidates = await node.findCapable({
-    arch: options.arch,
-    accept: (c) => c.memory_mb >= memory,
-    onWarning: options.onWarning,
-  }, options.timeoutMs ?? 5000);
-  const others = candidates.filter((c) => c.peerId !== node.peerId);
-  if (others.length === 0) {
-    throw new JobRejected("Unreachable", "no capable node was found");
-  }
   const attempts: Attempt[] = [];
-  for (const candidate of others) {
-    try {
-      await node.remember(candidate.peerId, candidate.addresses);
-      return await submitJob(node, candidate.peerId, job);
-    } catch (error) {
-      const attempt = {
-        peerId: candidate.peerId,
-        reason: firstLine(error),
-      };
-      attempts.push(attempt);
-      options.onAttempt?.(attempt);
+  const tried = new Set<string>();
+  for (let lookup = 0; lookup < SUBMIT_LOOKUPS; lookup++) {
+    if (lookup > 0) await new Promise((r) => setTimeout(r, LOOKUP_PAUSE_MS));
+    // Each further lookup gives nodes twice as long to answer (a busy
+    // machine), and itself twice as long.
+    const patience = 2 ** lookup;
+    const candidates = await node.findCapable({
+      arch: options.arch,
+      accept: (c) => c.memory_mb >= memory,
+      onWarning: options.onWarning,
+      exclude: tried,
+      limit: SUBMIT_CANDIDATES,
+      probeTimeoutMs: PROBE_TIMEOUT_MS * patience,
+    }, (options.timeoutMs ?? 5000) * patience);
+    for (const candidate of spread(candidates)) {
+      tried.add(candidate.peerId);
+      try {
+        return await submitJob(node, candidate.peerId, job, {
+          offerTimeoutMs: options.offerTimeoutMs,
+        });
+      } catch (error) {
+        const attempt = {
+          peerId: candidate.peerId,
+          reason: firstLine(error),
+        };
+        attempts.push(attempt);
+        options.onAttempt?.(attempt);
+      }
     }
+  }
+  if (attempts.length === 0) {
+    throw new JobRejected("Unreachable", "no capable node was found");
   }
   throw new JobRejected(
     "Unreachable",
     `all ${attempts.length} capable nodes failed: ${
       attempts.map((a) => `${a.peerId} (${a.reason})`).join("; ")
-    }`,
+    }`.slice(0, 4096),
   );
+}
+
+/** Nodes least queued first, in random order among equals. */
+function spread(nodes: FoundNode[]): FoundNode[] {
+  return nodes
+    .map((n) => ({ n, r: Math.random() }))
+    .sort((a, b) =>
+      a.n.capability.load.queued - b.n.capability.load.queued || a.r - b.r
+    )
+    .map(({ n }) => n);
 }
 
 /** The receipt's digest of a seeded scratch as a request carries it. */

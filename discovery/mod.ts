@@ -5,14 +5,24 @@
  */
 export {
   type Capability,
+  CAPABILITY_TTL_MS,
   capabilityTopic,
   DHT_PROTOCOL,
   DHT_STORE_LIMITS,
   type FoundNode,
+  MAX_PROBES_PER_LOOKUP,
   PhaseNode,
   type PhaseNodeOptions,
+  PROVIDER_TTL_MS,
+  REPROVIDE_INTERVAL_MS,
   WASM_RUNTIME,
 } from "./node.ts";
+export {
+  answerCapability,
+  CAPABILITY_PROTOCOL,
+  PROBE_TIMEOUT_MS,
+  readCapability,
+} from "./capability_protocol.ts";
 export {
   bootProviderKey,
   capabilityKey,
@@ -36,8 +46,10 @@ export {
   firstLine,
   JOB_PROTOCOL,
   JobRejected,
+  OFFER_TIMEOUT_MS,
   type RemoteJob,
   type RemoteResult,
+  SUBMIT_LOOKUPS,
   submitAuto,
   submitJob,
 } from "./job_client.ts";

@@ -37,6 +37,11 @@ import {
   validatorKeepingNewest,
 } from "./records.ts";
 import { MAX_MESSAGE_BYTES } from "./framing.ts";
+import {
+  answerCapability,
+  PROBE_TIMEOUT_MS,
+  readCapability,
+} from "./capability_protocol.ts";
 
 export type { Capability };
 
@@ -65,11 +70,41 @@ export interface PhaseNodeOptions {
   mdns?: boolean;
   /** Only query the DHT, never answer queries (short-lived clients). */
   clientMode?: boolean;
+  /** How long joining may take: dials, then the self lookup (default 5 s). */
+  joinTimeoutMs?: number;
   /** Capability to advertise (nodes that accept jobs). */
   capability?: () => Capability | null;
-  /** How long records live (default 30 min; re-published at half). */
+  /**
+   * How long the records this node signs live (default 30 min, and
+   * {@link CAPABILITY_TTL_MS} for its capability record, which is
+   * re-published every third of its life).
+   */
   recordTtlMs?: number;
 }
+
+/**
+ * How long a capability record lives: five minutes. A node re-publishes it
+ * every third of that, and clients read it from the node itself anyway (see
+ * capability_protocol.ts), so it only has to outlive a missed re-publication.
+ */
+export const CAPABILITY_TTL_MS = 5 * 60_000;
+
+/**
+ * How long a DHT node keeps another peer's provider entry (capability and
+ * boot-provider announcements) after it was last announced: five minutes.
+ * Entries past it are dropped at the next clean-up, every
+ * {@link REPROVIDE_INTERVAL_MS}, so an entry of a node that left lingers at
+ * most 6 minutes; live nodes announce again every minute. Lookups do not
+ * depend on it (they ask every node, see capability_protocol.ts): a stale
+ * entry costs them one refused dial.
+ */
+export const PROVIDER_TTL_MS = 5 * 60_000;
+
+/** How often a node re-announces its provider entries and drops stale ones. */
+export const REPROVIDE_INTERVAL_MS = 60_000;
+
+/** Most nodes one lookup asks directly (a flood of announcers costs no more). */
+export const MAX_PROBES_PER_LOOKUP = 128;
 
 /** Limits of what a node stores for the DHT (records and provider entries). */
 export const DHT_STORE_LIMITS = { maxKeys: 20_000, maxBytes: 32 * 1024 * 1024 };
@@ -246,6 +281,14 @@ export class PhaseNode {
           selectors: { phase: selectRecord },
           allowQueryWithZeroPeers: true,
           initialQuerySelfInterval: 0,
+          // Provider entries of nodes that left expire within 6 min; a node
+          // re-announces its own entries every minute (libp2p's defaults are
+          // 48 h and hourly).
+          reprovide: {
+            validity: PROVIDER_TTL_MS,
+            interval: REPROVIDE_INTERVAL_MS,
+            threshold: PROVIDER_TTL_MS - REPROVIDE_INTERVAL_MS / 2,
+          },
         }),
       },
     });
@@ -270,14 +313,23 @@ export class PhaseNode {
     await libp2p.peerStore.merge(libp2p.peerId, {
       multiaddrs: libp2p.getMultiaddrs(),
     }).catch(() => {});
-    await node.join(options.bootstrap ?? []);
+    if (options.capability) {
+      await answerCapability(node, () => node.#signCapability());
+    }
+    try {
+      await node.join(options.bootstrap ?? [], options.joinTimeoutMs);
+    } catch (error) {
+      await Promise.resolve(libp2p.stop()).catch(() => {});
+      throw error;
+    }
     if (options.capability) {
       await node.publishCapability();
       node.#republishWhenConnected();
-      const ttl = options.recordTtlMs ?? DEFAULT_RECORD_TTL_MS;
+      const ttl = options.recordTtlMs ?? CAPABILITY_TTL_MS;
+      // kad-dht re-announces the provider entry itself (reprovide above).
       node.#timer = setInterval(() => {
-        node.publishCapability().catch(() => {});
-      }, ttl / 2);
+        node.publishCapability({ provide: false }).catch(() => {});
+      }, ttl / 3);
       unrefTimer(node.#timer);
     }
     return node;
@@ -359,6 +411,20 @@ export class PhaseNode {
     return table.size > 0;
   }
 
+  /** This node's current capability record, freshly signed, or null. */
+  async #signCapability(): Promise<SignedRecord | null> {
+    const capability = this.#options.capability?.();
+    if (!capability) return null;
+    return await signRecord(this.key, {
+      type: "capability",
+      key: capabilityKey(this.peerId),
+      // Answers are not stored in the DHT: they need no new seq.
+      seq: this.#seq,
+      payload: capability,
+      ttlMs: this.#options.recordTtlMs ?? CAPABILITY_TTL_MS,
+    });
+  }
+
   /** Signs and stores a record in the DHT. */
   async putRecord<P extends Record<string, unknown>>(
     type: RecordType,
@@ -371,7 +437,8 @@ export class PhaseNode {
       key,
       seq: ++this.#seq,
       payload,
-      ttlMs: this.#options.recordTtlMs,
+      ttlMs: this.#options.recordTtlMs ??
+        (type === "capability" ? CAPABILITY_TTL_MS : DEFAULT_RECORD_TTL_MS),
     });
     await drain(this.libp2p.services.dht.put(
       new TextEncoder().encode(key),
@@ -402,11 +469,17 @@ export class PhaseNode {
     return null;
   }
 
-  /** Advertises this node's capability (record + provider entry). */
-  async publishCapability(): Promise<void> {
+  /**
+   * Advertises this node's capability: its record, and its provider entry
+   * unless `provide` is false.
+   */
+  async publishCapability(
+    options: { provide?: boolean } = {},
+  ): Promise<void> {
     const capability = this.#options.capability?.();
     if (!capability) return;
     await this.putRecord("capability", capabilityKey(this.peerId), capability);
+    if (options.provide === false) return;
     const topic = await cidFor(capabilityTopic(capability.arch, WASM_RUNTIME));
     await drain(
       this.libp2p.services.dht.provide(topic, {
@@ -456,55 +529,102 @@ export class PhaseNode {
   }
 
   /**
-   * Finds nodes whose capability satisfies `accept`, best first. A node
-   * whose record is missing, invalid or expired is skipped; `onWarning`
-   * hears one line for each.
+   * Finds nodes whose capability satisfies `accept`, best (least queued)
+   * first. The DHT names the nodes that announced the capability; each is
+   * then asked for its current capability record directly (re-validation,
+   * capability_protocol.ts), in parallel as the DHT walk finds them, so only
+   * nodes that answered during this lookup are listed. A node that is gone,
+   * does not answer within {@link PROBE_TIMEOUT_MS} or answers an invalid
+   * record is skipped and `onWarning` hears one line for it. The lookup ends
+   * when `limit` nodes have answered, when the walk and its reads end, or
+   * at `timeoutMs`.
    */
   async findCapable(
     filter: {
       arch?: string;
       accept?: (c: Capability) => boolean;
-      /** Stop the DHT walk once this many announcers are known (default 20). */
+      /** Stop once this many capable nodes have answered (default 20). */
       limit?: number;
       /** Hears one line per skipped node. */
       onWarning?: (line: string) => void;
+      /** Peers not to list (for instance, ones already tried). */
+      exclude?: Set<string>;
+      /** How long each node has to answer (default {@link PROBE_TIMEOUT_MS}). */
+      probeTimeoutMs?: number;
     } = {},
     timeoutMs = 5000,
   ): Promise<FoundNode[]> {
     const arches = filter.arch ? [filter.arch] : ["x86_64", "aarch64"];
-    const providers = (await Promise.all(
-      arches.map((arch) =>
-        this.findProviders(
-          capabilityTopic(arch, WASM_RUNTIME),
-          timeoutMs,
-          filter.limit,
-        )
-      ),
-    )).flat();
-    const nodes = await Promise.all(
-      providers.map(async ({ peerId, addresses }) => {
-        try {
-          const record = await this.getRecord(capabilityKey(peerId), timeoutMs);
-          if (!record) {
-            filter.onWarning?.(
-              `skipped ${peerId}: no valid capability record was found`,
-            );
-            return null;
-          }
-          const capability = record.payload as Capability;
-          if (filter.accept && !filter.accept(capability)) return null;
-          return { peerId, capability, addresses };
-        } catch (error) {
-          filter.onWarning?.(
-            `skipped ${peerId}: ${(error as Error).message.split("\n")[0]}`,
-          );
-          return null;
-        }
-      }),
+    const limit = filter.limit ?? 20;
+    const lookup = new AbortController();
+    const timer = setTimeout(
+      () => lookup.abort(new DOMException("lookup timed out", "TimeoutError")),
+      timeoutMs,
     );
-    return nodes
-      .filter((n): n is FoundNode => n !== null)
-      .sort((a, b) => a.capability.load.queued - b.capability.load.queued);
+    const asked = new Set<string>([this.peerId, ...filter.exclude ?? []]);
+    const found: FoundNode[] = [];
+    const reads: Promise<void>[] = [];
+    const probeMs = filter.probeTimeoutMs ?? PROBE_TIMEOUT_MS;
+    const ask = async (peerId: string, addresses: string[]) => {
+      const signal = AbortSignal.any([
+        lookup.signal,
+        AbortSignal.timeout(probeMs),
+      ]);
+      try {
+        const record = await readCapability(this, peerId, addresses, signal);
+        const capability = record.payload;
+        if (filter.accept && !filter.accept(capability)) return;
+        if (filter.arch && capability.arch !== filter.arch) return;
+        if (found.length >= limit) return;
+        found.push({ peerId, capability, addresses });
+        if (found.length >= limit) lookup.abort();
+      } catch (error) {
+        if (lookup.signal.aborted) return;
+        filter.onWarning?.(
+          `skipped ${peerId}: ${
+            error instanceof RecordError
+              ? error.message
+              : signal.aborted
+              ? `no answer within ${probeMs} ms`
+              : `unreachable (${
+                String((error as Error)?.message ?? error).split("\n")[0]
+                  .slice(0, 200)
+              })`
+          }`,
+        );
+      }
+    };
+    const walk = async (arch: string) => {
+      const topic = await cidFor(capabilityTopic(arch, WASM_RUNTIME));
+      for await (
+        const event of this.libp2p.services.dht.findProviders(topic, {
+          signal: lookup.signal,
+        })
+      ) {
+        if (event.name !== "PROVIDER") continue;
+        for (const p of event.providers) {
+          const peerId = p.id.toString();
+          if (asked.has(peerId)) continue;
+          if (asked.size >= MAX_PROBES_PER_LOOKUP + 1) return;
+          asked.add(peerId);
+          reads.push(ask(peerId, p.multiaddrs.map((a) => a.toString())));
+        }
+      }
+    };
+    try {
+      await Promise.allSettled(arches.map(walk));
+      // Reads started late in the walk are bounded by PROBE_TIMEOUT_MS.
+      for (let settled = 0; settled < reads.length;) {
+        const batch = reads.slice(settled);
+        await Promise.allSettled(batch);
+        settled += batch.length;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    return found.sort((a, b) =>
+      a.capability.load.queued - b.capability.load.queued
+    );
   }
 
   /** Makes sure the peer's addresses are known before dialling it. */

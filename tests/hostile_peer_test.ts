@@ -16,6 +16,7 @@ import { generateKeyPairFromSeed } from "@libp2p/crypto/keys";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
 import {
+  CAPABILITY_PROTOCOL,
   capabilityKey,
   capabilityTopic,
   DHT_PROTOCOL,
@@ -471,6 +472,14 @@ Deno.test({
         });
         await rogue.put(capabilityKey(key.peerId), encodeRecord(record));
         await rogue.provide(capabilityTopic("x86_64", WASM_RUNTIME));
+        // Answers lookups with that record, so clients list (or refuse) it.
+        await rogue.libp2p.handle(
+          CAPABILITY_PROTOCOL,
+          async (stream: Stream) => {
+            await new FrameStream(stream, 0).send(record);
+            await stream.close();
+          },
+        );
         // Accepts job streams and resets them.
         await rogue.libp2p.handle(JOB_PROTOCOL, (stream: Stream) => {
           stream.abort(new Error("reset by a hostile peer"));

@@ -1,0 +1,328 @@
+import assert from "node:assert/strict";
+import type { Stream } from "@libp2p/interface";
+import {
+  acceptJobs,
+  CAPABILITY_PROTOCOL,
+  capabilityKey,
+  encodeRecord,
+  FrameStream,
+  JOB_PROTOCOL,
+  PhaseNode,
+  PROBE_TIMEOUT_MS,
+  signRecord,
+  submitAuto,
+} from "../discovery/mod.ts";
+import { JobService } from "../node/mod.ts";
+import { type Capability, generateKey } from "../schemas/mod.ts";
+import { example } from "./helpers.ts";
+import { Swarm } from "../bench/swarm.ts";
+
+// libp2p keeps timers and sockets past stop().
+const LIBP2P = { sanitizeOps: false, sanitizeResources: false };
+
+async function start(
+  bootstrap: PhaseNode | null,
+  capability?: () => Capability,
+): Promise<PhaseNode> {
+  return await PhaseNode.start({
+    key: await generateKey(),
+    listen: ["/ip4/127.0.0.1/tcp/0"],
+    bootstrap: bootstrap ? [bootstrap.multiaddrs()[0]] : [],
+    capability,
+  });
+}
+
+/** A node running jobs; `queued` is the load it reports. */
+async function jobNode(bootstrap: PhaseNode, queued = 0) {
+  const key = await generateKey();
+  const jobs = new JobService({ key, arch: "x86_64", sandboxSize: 1 });
+  const capability = () => {
+    const c = jobs.capability()!;
+    return { ...c, load: { ...c.load, queued } };
+  };
+  const node = await PhaseNode.start({
+    key,
+    listen: ["/ip4/127.0.0.1/tcp/0"],
+    bootstrap: [bootstrap.multiaddrs()[0]],
+    capability,
+  });
+  await acceptJobs(node, {
+    key,
+    arch: "x86_64",
+    dataDir: null,
+    jobs,
+    capability,
+  });
+  return { node, jobs, capability };
+}
+
+/** A fresh client that looks up until `count` capable nodes answer. */
+async function client(seed: PhaseNode, count: number) {
+  const node = await PhaseNode.start({
+    key: await generateKey(),
+    listen: ["/ip4/127.0.0.1/tcp/0"],
+    bootstrap: [seed.multiaddrs()[0]],
+    clientMode: true,
+  });
+  for (let i = 0; i < 30; i++) {
+    if ((await node.findCapable({ arch: "x86_64" })).length >= count) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return node;
+}
+
+/** Replaces a node's answer to capability reads. */
+async function answerWith(
+  node: PhaseNode,
+  answer: (stream: Stream) => Promise<void>,
+): Promise<void> {
+  await node.libp2p.unhandle(CAPABILITY_PROTOCOL);
+  await node.libp2p.handle(CAPABILITY_PROTOCOL, (stream: Stream) => {
+    answer(stream).catch(() => {});
+  });
+}
+
+Deno.test({
+  name:
+    "a capable peer killed without a goodbye stays in the DHT but is never listed, and lookups and submit --auto do not wait for it",
+  ...LIBP2P,
+  async fn() {
+    // The vanishing peers live in a process of their own, killed with SIGKILL.
+    const swarm = await Swarm.grow({
+      processes: 2,
+      perProcess: 3,
+      capableFraction: 0.5,
+    });
+    let fresh: PhaseNode | undefined;
+    try {
+      assert.equal(swarm.capable().length, 3);
+      const doomed = swarm.processes[1];
+      const gone = [...doomed.peers].filter((id) =>
+        swarm.alive.get(id)!.capable
+      );
+      assert.ok(gone.length >= 1);
+      // A client of the survivors' side (the seed lives in process 0).
+      const seedAddress = [...swarm.alive.values()].find((n) =>
+        n.process === swarm.processes[0]
+      )!.address;
+      const probe = await PhaseNode.start({
+        key: await generateKey(),
+        listen: ["/ip4/127.0.0.1/tcp/0"],
+        bootstrap: [seedAddress],
+        clientMode: true,
+      });
+      for (let i = 0; i < 30; i++) {
+        if ((await probe.findCapable({ arch: "x86_64" })).length === 3) break;
+      }
+      await probe.stop();
+      doomed.child.kill("SIGKILL");
+      await doomed.done;
+      fresh = await PhaseNode.start({
+        key: await generateKey(),
+        listen: ["/ip4/127.0.0.1/tcp/0"],
+        bootstrap: [seedAddress],
+        clientMode: true,
+      });
+      // The DHT still names the killed peers (their entries outlive them)...
+      const announced = await fresh.findProviders(
+        "/phase/capability/x86_64/wasi-preview1",
+      );
+      for (const id of gone) {
+        assert.ok(announced.some((p) => p.peerId === id), "entry vanished");
+      }
+      // ...but a lookup asks each node and lists only those that answer.
+      const warnings: string[] = [];
+      const started = performance.now();
+      const found = await fresh.findCapable({
+        arch: "x86_64",
+        onWarning: (line) => warnings.push(line),
+      });
+      const elapsed = performance.now() - started;
+      assert.deepEqual(
+        found.filter((n) => gone.includes(n.peerId)),
+        [],
+        "a killed peer was listed",
+      );
+      assert.equal(found.length, 3 - gone.length);
+      for (const id of gone) {
+        assert.ok(
+          warnings.some((w) => w.startsWith(`skipped ${id}: unreachable`)),
+          warnings.join("\n"),
+        );
+      }
+      assert.ok(elapsed < 5000, `the lookup took ${elapsed} ms`);
+      const result = await submitAuto(fresh, {
+        module: example("hello"),
+        args: ["abc"],
+      }, { arch: "x86_64" });
+      assert.equal(result.stdout, "cba\n");
+      assert.ok(!gone.includes(result.peerId));
+    } finally {
+      await fresh?.stop();
+      await swarm.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a peer that answers lookups slowly or not at all is skipped after the probe timeout; one that stalls job offers is left after the offer timeout (default OFFER_TIMEOUT_MS, 2 s here)",
+  ...LIBP2P,
+  async fn() {
+    const seed = await start(null);
+    const good = await jobNode(seed, 1);
+    // Both hostile peers advertise an empty queue, so clients try them first.
+    const idle = () => ({
+      ...good.capability(),
+      load: { queued: 0, queue_limit: 64 },
+    });
+    const silent = await start(seed, idle);
+    const stalls: Stream[] = [];
+    const offerStaller = await start(seed, idle);
+    await offerStaller.libp2p.handle(JOB_PROTOCOL, (stream: Stream) => {
+      stalls.push(stream); // reads the offer, never answers
+    });
+    await answerWith(silent, (stream) => {
+      stalls.push(stream); // never answers
+      return Promise.resolve();
+    });
+    const user = await client(seed, 2);
+    try {
+      const warnings: string[] = [];
+      const started = performance.now();
+      const found = await user.findCapable({
+        arch: "x86_64",
+        onWarning: (line) => warnings.push(line),
+      });
+      const elapsed = performance.now() - started;
+      assert.deepEqual(
+        found.map((n) => n.peerId).sort(),
+        [good.node.peerId, offerStaller.peerId].sort(),
+      );
+      assert.ok(
+        warnings.some((w) =>
+          w ===
+            `skipped ${silent.peerId}: no answer within ${PROBE_TIMEOUT_MS} ms`
+        ),
+        warnings.join("\n"),
+      );
+      assert.ok(
+        elapsed < PROBE_TIMEOUT_MS + 2500,
+        `the lookup took ${elapsed} ms`,
+      );
+      // The offer staller reports the lighter load and is tried first.
+      assert.equal(found[0].peerId, offerStaller.peerId);
+      const attempts: string[] = [];
+      const submitted = performance.now();
+      const result = await submitAuto(user, {
+        module: example("hello"),
+        args: ["abc"],
+      }, {
+        arch: "x86_64",
+        offerTimeoutMs: 2000,
+        onAttempt: ({ peerId, reason }) => attempts.push(`${peerId} ${reason}`),
+      });
+      const took = performance.now() - submitted;
+      assert.equal(result.peerId, good.node.peerId);
+      assert.equal(attempts.length, 1, attempts.join("\n"));
+      assert.match(attempts[0], new RegExp(`^${offerStaller.peerId} Timeout`));
+      assert.ok(
+        took < PROBE_TIMEOUT_MS + 2000 + 3000,
+        `submit --auto took ${took} ms`,
+      );
+    } finally {
+      for (const s of stalls) s.abort(new Error("test over"));
+      await user.stop();
+      await Promise.all(
+        [seed, good.node, silent, offerStaller].map((n) => n.stop()),
+      );
+      await good.jobs.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a peer that answers with stale, replayed or foreign capability records is never listed, and re-putting a departed node's record keeps it unlisted",
+  ...LIBP2P,
+  async fn() {
+    const seed = await start(null);
+    const good = await jobNode(seed);
+    const departedKey = await generateKey();
+    const departed = await PhaseNode.start({
+      key: departedKey,
+      listen: ["/ip4/127.0.0.1/tcp/0"],
+      bootstrap: [seed.multiaddrs()[0]],
+      capability: good.capability,
+    });
+    const user = await client(seed, 2);
+    const staleAnswerer = await start(seed, good.capability);
+    const replayer = await start(seed, good.capability);
+    try {
+      const departedRecord = await user.getRecord(
+        capabilityKey(departed.peerId),
+      );
+      assert.ok(departedRecord, "the departed node's record was not found");
+      await departed.stop();
+      // Answers its own record, signed long ago and expired since.
+      const expired = await signRecord(staleAnswerer.key, {
+        type: "capability",
+        key: capabilityKey(staleAnswerer.peerId),
+        seq: 1,
+        payload: good.capability(),
+        ttlMs: 1000,
+        now: new Date(Date.now() - 60_000),
+      });
+      await answerWith(staleAnswerer, async (stream) => {
+        await new FrameStream(stream, 0).send(expired);
+        await stream.close();
+      });
+      // Answers the departed node's (still valid) record as its own.
+      await answerWith(replayer, async (stream) => {
+        await new FrameStream(stream, 0).send(departedRecord);
+        await stream.close();
+      });
+      // And keeps putting the departed node's record back into the DHT.
+      const bytes = encodeRecord(departedRecord);
+      const key = new TextEncoder().encode(capabilityKey(departed.peerId));
+      for (let i = 0; i < 3; i++) {
+        for await (
+          const _ of replayer.libp2p.services.dht.put(key, bytes, {
+            signal: AbortSignal.timeout(3000),
+          })
+        ) { /* drain */ }
+      }
+      const warnings: string[] = [];
+      const started = performance.now();
+      const found = await user.findCapable({
+        arch: "x86_64",
+        onWarning: (line) => warnings.push(line),
+      });
+      const elapsed = performance.now() - started;
+      assert.deepEqual(found.map((n) => n.peerId), [good.node.peerId]);
+      const said = (peer: string, what: RegExp) =>
+        assert.ok(
+          warnings.some((w) =>
+            w.startsWith(`skipped ${peer}: `) && what.test(w)
+          ),
+          `${peer}: ${warnings.join("\n")}`,
+        );
+      said(staleAnswerer.peerId, /expired/);
+      said(replayer.peerId, /another key/);
+      said(departed.peerId, /unreachable/);
+      assert.ok(elapsed < 5000, `the lookup took ${elapsed} ms`);
+      // The DHT still serves the departed node's record: only the node
+      // itself proves it is there.
+      assert.equal(
+        (await user.getRecord(capabilityKey(departed.peerId)))?.peer_id,
+        departed.peerId,
+      );
+    } finally {
+      await user.stop();
+      await Promise.all(
+        [seed, good.node, staleAnswerer, replayer].map((n) => n.stop()),
+      );
+      await good.jobs.close();
+    }
+  },
+});
