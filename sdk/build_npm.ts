@@ -145,6 +145,7 @@ export declare function p2pTransport(options: P2pTransportOptions): Transport;
   } finally {
     await Deno.remove(scratch, { recursive: true });
   }
+  await dropBuilderPaths(`${OUT}/dist`);
   await Deno.copyFile(`${ROOT}sdk/README.md`, `${OUT}/README.md`);
   await Deno.copyFile(`${ROOT}LICENSE`, `${OUT}/LICENSE`);
   await Deno.writeTextFile(
@@ -152,6 +153,25 @@ export declare function p2pTransport(options: P2pTransportOptions): Transport;
     JSON.stringify(packageJson(), null, 2) + "\n",
   );
   return OUT;
+}
+
+/**
+ * The bundler names each npm module by its path in the builder's Deno cache
+ * (its home folder and the registry it came from): renamed to `npm/…`, so
+ * the package says nothing of the machine that built it and builds the same
+ * from any.
+ */
+async function dropBuilderPaths(dist: string): Promise<void> {
+  const cachePath = /(?:\.\.\/)*[^\s"'`]*?\/deno\/npm\/[^/\s"'`]+\//g;
+  for await (const entry of Deno.readDir(dist)) {
+    if (!entry.name.endsWith(".js")) continue;
+    const path = `${dist}/${entry.name}`;
+    const text = (await Deno.readTextFile(path)).replace(cachePath, "npm/");
+    if (text.includes("/.cache/") || text.includes("/deno/npm/")) {
+      throw new Error(`${entry.name} still names the builder's Deno cache`);
+    }
+    await Deno.writeTextFile(path, text);
+  }
 }
 
 /** Packs the built folder with `npm pack`; returns the tarball's path. */
