@@ -20,17 +20,11 @@
  *   [--jobs 200] [--concurrency 4] [--round-trips 300] [--json]
  */
 import { parseArgs } from "node:util";
-import {
-  acceptJobs,
-  type Capability,
-  PhaseNode,
-  submitJob,
-} from "../discovery/mod.ts";
-import { RUNTIME_VERSION } from "../runner/mod.ts";
-import { JobService } from "../node/mod.ts";
+import { PhaseNode, submitJob } from "../discovery/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 import { PhaseClient } from "../sdk/mod.ts";
 import { p2pTransportOn } from "../sdk/p2p.ts";
+import { acceptBenchJobs, benchCapability } from "./capable_node.ts";
 import { churn, quantile, ROOT, Swarm } from "./swarm.ts";
 
 const { values } = parseArgs({
@@ -137,14 +131,6 @@ await swarm.close();
 log(`machine: load average ${load()} after the churn`);
 
 // --- Remote round trip: the CLI's path, the SDK's, and replicas ----------
-const capability = (): Capability => ({
-  arch: "x86_64",
-  cpu_cores: 2,
-  memory_mb: 512,
-  runtime: { name: "phase-deno", version: RUNTIME_VERSION, wasi: "preview1" },
-  limits: { max_timeout_seconds: 60, max_module_bytes: 16 << 20 },
-  load: { queued: 0, queue_limit: 64 },
-});
 /** A node that runs jobs, in this process. */
 async function capableNode(bootstrap: string[]) {
   const key = await generateKey();
@@ -152,17 +138,9 @@ async function capableNode(bootstrap: string[]) {
     key,
     listen: ["/ip4/127.0.0.1/tcp/0"],
     bootstrap,
-    capability,
+    capability: benchCapability,
   });
-  const jobs = new JobService({ key, arch: "x86_64", sandboxSize: 1 });
-  await acceptJobs(node, {
-    key,
-    arch: "x86_64",
-    dataDir: null,
-    jobs,
-    capability,
-  });
-  return { node, jobs };
+  return { node, jobs: await acceptBenchJobs(node, key) };
 }
 // Three capable nodes: one for the round trips, all three for replicas.
 const targets = [await capableNode([])];

@@ -15,19 +15,10 @@
  *
  * Usage: deno run -A bench/swarm_worker.ts
  */
-import { acceptJobs, type Capability, PhaseNode } from "../discovery/mod.ts";
-import { JobService } from "../node/mod.ts";
-import { RUNTIME_VERSION } from "../runner/mod.ts";
+import { PhaseNode } from "../discovery/mod.ts";
+import type { JobService } from "../node/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
-
-const capability = (): Capability => ({
-  arch: "x86_64",
-  cpu_cores: 2,
-  memory_mb: 512,
-  runtime: { name: "phase-deno", version: RUNTIME_VERSION, wasi: "preview1" },
-  limits: { max_timeout_seconds: 60, max_module_bytes: 16 << 20 },
-  load: { queued: 0, queue_limit: 64 },
-});
+import { acceptBenchJobs, benchCapability } from "./capable_node.ts";
 
 interface Hosted {
   node: PhaseNode;
@@ -55,20 +46,11 @@ async function startOne(capable: boolean, bootstrap: string[]): Promise<void> {
     bootstrap: seeds,
     // Hundreds of nodes on a shared machine: joins may wait their turn.
     joinTimeoutMs: 15_000,
-    capability: capable ? capability : undefined,
+    capability: capable ? benchCapability : undefined,
   });
   let jobs: JobService | null = null;
-  if (capable) {
-    // Sandbox processes start on a node's first job.
-    jobs = new JobService({ key, arch: "x86_64", sandboxSize: 1 });
-    await acceptJobs(node, {
-      key,
-      arch: "x86_64",
-      dataDir: null,
-      jobs,
-      capability,
-    });
-  }
+  // Sandbox processes start on a node's first job.
+  if (capable) jobs = await acceptBenchJobs(node, key);
   hosted.set(node.peerId, { node, jobs });
   say({
     event: "node",
