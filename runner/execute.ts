@@ -1,7 +1,10 @@
 /**
- * Runs one WASI guest inside the current process. This is the code that
- * executes guests; it is loaded only by the sandbox worker (and by in-process
- * benchmarks). Wall-clock limits are enforced outside, by killing the worker.
+ * Runs one WASI guest inside the current process and thread. This is the
+ * code that executes guests; it is loaded only by the sandbox process (and
+ * by in-process benchmarks and tests). A metered guest gets its fuel in
+ * slices: each time one is spent it calls the host back (runner/metering.ts),
+ * which is where its wall clock is checked and where the caller's `watch`
+ * runs, so even a guest that never calls the host is stopped in time.
  * @module
  */
 import { cpuUsage } from "./cpu_usage.ts";
@@ -11,9 +14,10 @@ import {
   FUEL_EXPORT,
   GROW_FAILED_EXPORT,
   MEMORY_PAGES_EXPORT,
+  REFUEL_IMPORT,
   START_EXPORT,
 } from "./metering.ts";
-import { initialOutputBytes, type SharedOutput } from "./shared_output.ts";
+import { initialOutputBytes } from "./output_buffer.ts";
 import {
   capMemory,
   MIB,
@@ -21,12 +25,7 @@ import {
   TABLE_ENTRY_BYTES,
   WASM_PAGE,
 } from "./wasm_binary.ts";
-import {
-  createWasiEnv,
-  type Preopen,
-  type StreamName,
-  WASIProcExit,
-} from "./wasi_env.ts";
+import { createWasiEnv, type Preopen, WASIProcExit } from "./wasi_env.ts";
 import type { ExecutionStatus } from "../schemas/mod.ts";
 import { SeedTooLarge } from "./scratch_fs.ts";
 import type { SeedEntry } from "./scratch_seed.ts";
@@ -64,11 +63,20 @@ export interface ExecuteRequest {
   /** What the scratch directory starts with (charged to the budget). */
   scratchSeed?: SeedEntry[];
   /**
-   * Where to keep output, so another thread can read it while the guest
-   * runs (default: captures of this run's own).
+   * Wall-clock limit in milliseconds, counted from the call (compiling
+   * included); needs a metered module. Default: none.
    */
-  output?: Record<StreamName, SharedOutput>;
+  timeoutMs?: number;
+  /**
+   * Called while the guest runs, at most every {@link WATCH_INTERVAL_MS}
+   * (only for a metered module, from its fuel checks and its sleeps); a
+   * throw stops the guest as a trap.
+   */
+  watch?: () => void;
 }
+
+/** The least time between two calls of a request's `watch`. */
+export const WATCH_INTERVAL_MS = 100;
 
 /** What happened in one guest run. */
 export interface ExecuteOutcome {
@@ -104,6 +112,8 @@ const COMPILE_CACHE_SIZE = 32;
 /** A compiled module and what its budget is charged at the start. */
 interface Compiled {
   module: WebAssembly.Module;
+  /** The module carries runner/metering.ts's instrumentation. */
+  metered: boolean;
   initialBytes: number;
   tableBytes: number;
 }
@@ -138,14 +148,12 @@ function compile(request: ExecuteRequest): Compiled {
   if (!exports.some((e) => e.name === "memory" && e.kind === "memory")) {
     throw new ModuleError("the module exports no memory");
   }
-  if (
-    request.fuel !== undefined &&
-    !exports.some((e) => e.name === FUEL_EXPORT && e.kind === "global")
-  ) {
-    throw new ModuleError("a fuel budget needs a metered module");
-  }
+  const metered = exports.some((e) =>
+    e.name === FUEL_EXPORT && e.kind === "global"
+  );
   const entry = {
     module,
+    metered,
     initialBytes: capped.initialPages * WASM_PAGE,
     tableBytes: capped.tableEntries * TABLE_ENTRY_BYTES,
   };
@@ -159,6 +167,65 @@ function compile(request: ExecuteRequest): Compiled {
 /** Thrown out of a host call whose fuel charge overdraws the budget. */
 class FuelExhausted extends Error {}
 
+/** Thrown into the guest once its wall clock has passed. */
+class WallClockPassed extends Error {}
+
+/**
+ * Fuel a guest is first given at a time. Each slice grows (up to
+ * {@link MAX_FUEL_SLICE}) while the guest spends one in under
+ * {@link SLICE_FLOOR_MS} and shrinks when one lasts over
+ * {@link SLICE_CEILING_MS}, so the host looks at the clock every few
+ * milliseconds whatever the guest's instruction mix.
+ */
+const FIRST_FUEL_SLICE = 100_000n;
+const MIN_FUEL_SLICE = 1_000n;
+const MAX_FUEL_SLICE = 1n << 44n;
+const SLICE_FLOOR_MS = 1;
+const SLICE_CEILING_MS = 10;
+
+/**
+ * The job's fuel, handed to the guest's fuel global a slice at a time.
+ * What the guest has left is always `global + reserve`, and it stops at
+ * the same instruction as if it had been given everything at once: a check
+ * finds the global below zero, and the reserve cannot cover it.
+ */
+class FuelTank {
+  #reserve: bigint;
+  #slice = FIRST_FUEL_SLICE;
+  #lastRefuel = performance.now();
+
+  constructor(
+    readonly global: WebAssembly.Global,
+    readonly budget: bigint,
+  ) {
+    const first = budget < this.#slice ? budget : this.#slice;
+    this.#reserve = budget - first;
+    global.value = first;
+  }
+
+  /** Fuel left in total (below zero once overdrawn). */
+  get left(): bigint {
+    return (this.global.value as bigint) + this.#reserve;
+  }
+
+  /** Covers an overdrawn global from the reserve, or throws once spent. */
+  refuel(now: number): void {
+    const spentIn = now - this.#lastRefuel;
+    this.#lastRefuel = now;
+    if (spentIn < SLICE_FLOOR_MS && this.#slice < MAX_FUEL_SLICE) {
+      this.#slice *= 2n;
+    } else if (spentIn > SLICE_CEILING_MS && this.#slice > MIN_FUEL_SLICE) {
+      this.#slice /= 2n;
+    }
+    const value = this.global.value as bigint;
+    if (value >= 0n) return;
+    const wanted = -value + this.#slice;
+    const given = wanted < this.#reserve ? wanted : this.#reserve;
+    this.#reserve -= given;
+    this.global.value = value + given;
+    if (value + given < 0n) throw new FuelExhausted();
+  }
+}
 function trapMessage(error: unknown): string {
   if (error instanceof RangeError && /call stack/i.test(error.message)) {
     return "stack overflow";
@@ -177,7 +244,14 @@ const mib = (bytes: number) => `${Math.ceil(bytes / MIB * 10) / 10} MiB`;
  * thrown.
  */
 export function execute(request: ExecuteRequest): ExecuteOutcome {
-  const { module, initialBytes, tableBytes } = compile(request);
+  const callStarted = performance.now();
+  const { module, metered, initialBytes, tableBytes } = compile(request);
+  if (request.fuel !== undefined && !metered) {
+    throw new ModuleError("a fuel budget needs a metered module");
+  }
+  if (request.timeoutMs !== undefined && !metered) {
+    throw new ModuleError("a wall-clock limit needs a metered module");
+  }
   // Each output stream holds its first step from the start (so a guest
   // that spent its budget elsewhere can still say so): charged up front.
   const outputBytes = 2 * initialOutputBytes(request.outputLimit);
@@ -194,7 +268,22 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     );
   }
   const memory = new JobMemory(request.memoryBytes, fixed);
-  let fuel: WebAssembly.Global | undefined;
+  let tank: FuelTank | undefined;
+  const deadline = request.timeoutMs === undefined
+    ? Infinity
+    : callStarted + request.timeoutMs;
+  let lastWatch = callStarted;
+  // The guest's clock and its caller's watch, looked at from fuel checks
+  // and between the pieces of a sleep.
+  const lookAtClock = () => {
+    const now = performance.now();
+    if (now >= deadline) throw new WallClockPassed();
+    if (request.watch && now - lastWatch >= WATCH_INTERVAL_MS) {
+      lastWatch = now;
+      request.watch();
+    }
+    return now;
+  };
   let env: ReturnType<typeof createWasiEnv>;
   try {
     env = createEnv();
@@ -213,11 +302,13 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
       scratchSeed: request.scratchSeed,
       scratchBytes: request.memoryBytes,
       budget: memory,
-      output: request.output,
+      whileSleeping: () => {
+        if (tank) lookAtClock();
+      },
       charge: (units) => {
-        if (!fuel || units <= 0) return;
-        fuel.value -= BigInt(units);
-        if (fuel.value < 0n) throw new FuelExhausted();
+        if (!tank || units <= 0) return;
+        tank.global.value = (tank.global.value as bigint) - BigInt(units);
+        if (tank.global.value < 0n) tank.refuel(performance.now());
       },
     });
   }
@@ -227,10 +318,12 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
   let exitCode: number | null = null;
   let error: string | null = null;
   let instance: WebAssembly.Instance | undefined;
-  let budget = 0n;
   try {
     instance = new WebAssembly.Instance(module, {
       wasi_snapshot_preview1: env.imports,
+      [REFUEL_IMPORT.module]: {
+        [REFUEL_IMPORT.name]: () => tank?.refuel(lookAtClock()),
+      },
     });
     const exports = instance.exports;
     const linear = exports.memory as WebAssembly.Memory;
@@ -243,10 +336,12 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
         if (pages) pages.value = BigInt(limit);
       },
     );
-    fuel = exports[FUEL_EXPORT] as WebAssembly.Global | undefined;
+    const fuel = exports[FUEL_EXPORT] as WebAssembly.Global | undefined;
     if (fuel) {
-      budget = BigInt(request.fuel ?? Number.MAX_SAFE_INTEGER);
-      fuel.value = budget;
+      tank = new FuelTank(
+        fuel,
+        BigInt(request.fuel ?? Number.MAX_SAFE_INTEGER),
+      );
     }
     env.wasi.inst = instance as unknown as typeof env.wasi.inst;
     // The start function runs here, not at instantiation, so it pays from
@@ -258,6 +353,11 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     if (thrown instanceof WASIProcExit) {
       // preview1 exit codes are u32; the shim hands over an i32.
       exitCode = thrown.code >>> 0;
+    } else if (thrown instanceof WallClockPassed) {
+      status = "timeout";
+      error = `timeout: the guest ran longer than ${
+        request.timeoutMs! / 1000
+      } s`;
     } else {
       status = "trap";
       error = `trap: ${trapMessage(thrown)}`;
@@ -266,17 +366,18 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
   const wallTimeMs = performance.now() - started;
   const cpuAfter = cpuUsage();
   const exports = instance?.exports ?? {};
-  const fuelLeft = (exports[FUEL_EXPORT] as WebAssembly.Global | undefined)
-    ?.value as bigint | undefined;
+  const fuelLeft = tank?.left;
   const growRefused =
     (exports[GROW_FAILED_EXPORT] as WebAssembly.Global | undefined)?.value ===
       1;
   const failed = status === "trap" || exitCode !== 0;
-  if (fuelLeft !== undefined && fuelLeft < 0n) {
+  if (status === "timeout") {
+    // Stopped from outside its own accounting: neither fuel nor memory.
+  } else if (fuelLeft !== undefined && fuelLeft < 0n) {
     // Checks sit at entries and loop headers, so a guest can end between
     // two of them over its budget: that is a fuel stop too, never `exited`.
     status = "fuel_exhausted";
-    error = `fuel exhausted: the guest used its budget of ${budget} fuel`;
+    error = `fuel exhausted: the guest used its budget of ${tank!.budget} fuel`;
   } else if (growRefused && failed) {
     status = "memory_limit";
     error = `memory limit: the guest reached the job's ${
@@ -291,7 +392,9 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     cpuTimeMs: (cpuAfter.user + cpuAfter.system - cpuBefore.user -
       cpuBefore.system) / 1000,
     memoryPeakBytes: memory.peak,
-    fuelConsumed: fuelLeft === undefined ? null : Number(budget - fuelLeft),
+    fuelConsumed: fuelLeft === undefined
+      ? null
+      : Number(tank!.budget - fuelLeft),
     stdout: env.stdout.bytes(),
     stderr: env.stderr.bytes(),
     stdoutTruncated: env.stdout.truncated,

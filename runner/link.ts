@@ -1,6 +1,8 @@
 /**
  * Link check before run: every import a module asks for must be a WASI
- * preview1 function Phase provides, with the signature preview1 defines, and
+ * preview1 function Phase provides, with the signature preview1 defines (or
+ * the host function metering adds, which the metering refuses in a module
+ * that did not come from it), and
  * the module must be a WASI command. A module that fails is refused with one
  * line before any of its code runs (V8 would only fail at instantiation, or
  * not at all for a wrong signature that happens to link).
@@ -17,6 +19,7 @@ import {
   SECTION,
   unsupportedProposal,
 } from "./wasm_binary.ts";
+import { REFUEL_IMPORT } from "./metering.ts";
 
 /** The import module WASI preview1 functions come from. */
 export const WASI_MODULE = "wasi_snapshot_preview1";
@@ -83,6 +86,8 @@ export const WASI_PREVIEW1: Readonly<Record<string, FuncType>> = {
   sock_shutdown: sig("ii"),
 };
 
+const REFUEL_TYPE: FuncType = { params: [], results: [] };
+
 const TYPE_NAMES: Record<number, string> = {
   0x7f: "i32",
   0x7e: "i64",
@@ -129,6 +134,8 @@ export function checkLink(module: Uint8Array): void {
       const what = `${from}.${name}`;
       const wanted = from === WASI_MODULE
         ? Object.hasOwn(WASI_PREVIEW1, name) ? WASI_PREVIEW1[name] : undefined
+        : from === REFUEL_IMPORT.module && name === REFUEL_IMPORT.name
+        ? REFUEL_TYPE
         : undefined;
       if (!wanted) {
         throw new ModuleError(

@@ -3,8 +3,15 @@
  * (Deno has no engine fuel). Every function body is cut into straight-line
  * segments at `loop`, `if`, `else` and `end`; each segment starts by taking
  * its instruction count from a fuel global, and function entries and loop
- * headers also check it, so a guest whose fuel runs out stops itself with a
- * trap inside the same process. Bulk memory instructions (`memory.fill`,
+ * headers also check it: a guest whose fuel global is spent calls the host
+ * ({@link REFUEL_IMPORT}), which either tops the global up from the job's
+ * budget or stops the guest (budget spent, wall clock passed). The host
+ * hands fuel out in slices, so these calls are also where a guest that
+ * never calls the host is stopped at its wall clock, in its own thread.
+ * The import is added after the module's own imports, so every index of a
+ * function the module defines moves up by one (calls, `ref.func`, element
+ * segments, exports); the `name` section, which only names them, is
+ * dropped. Bulk memory instructions (`memory.fill`,
  * `memory.copy`, `memory.init`) also take one fuel per
  * {@link BULK_BYTES_PER_FUEL} bytes they touch, so fuel bounds their work
  * too. `memory.grow` asks a host-set page limit first (the job's one memory
@@ -49,15 +56,23 @@ export const GROW_FAILED_EXPORT = "__phase_grow_failed";
 export const MEMORY_PAGES_EXPORT = "__phase_memory_pages";
 /** Export name of the module's start function, run by the host. */
 export const START_EXPORT = "__phase_start";
-/** Every export name the instrumentation adds starts with this. */
+/** Every name the instrumentation adds (exports, imports) starts with this. */
 const RESERVED_PREFIX = "__phase_";
+/**
+ * The host function a metered guest calls (no parameters, no results) when
+ * a check finds its fuel global below zero.
+ */
+export const REFUEL_IMPORT = {
+  module: "__phase_host",
+  name: "refuel",
+} as const;
 /** Largest number of pages a 32-bit memory can have. */
 const MAX_PAGES = 65536;
 /**
  * Version of the instrumentation; part of every cache key so that a change
  * here never meets modules instrumented by an older build.
  */
-export const METERING_VERSION = 3;
+export const METERING_VERSION = 4;
 /** Bytes of a bulk memory instruction that cost one fuel. */
 export const BULK_BYTES_PER_FUEL = 64;
 /** 0xFC sub-opcodes of memory.init, memory.copy and memory.fill. */
@@ -87,6 +102,9 @@ const OP = {
   i64ShrU: 0x88,
   i64ExtendI32U: 0xad,
   miscPrefix: 0xfc,
+  call: 0x10,
+  returnCall: 0x12,
+  refFunc: 0xd2,
   memorySize: 0x3f,
   memoryGrow: 0x40,
   emptyBlock: 0x40,
@@ -117,6 +135,8 @@ const UNMETERED_OPCODES = new Map<number, string>([
 
 /** Globals the instrumentation adds. */
 interface MeterGlobals {
+  /** Function index of the refuel import. */
+  refuel: number;
   fuel: number;
   scratchI32: number;
   growFailed: number;
@@ -254,14 +274,17 @@ function immediates(r: Reader, op: number): void {
   );
 }
 
-/** The code that takes `cost` fuel, and with `check` traps once it is spent. */
+/**
+ * The code that takes `cost` fuel, and with `check` calls the host once the
+ * fuel global is spent.
+ */
 function chargeCode(g: MeterGlobals, cost: number, check: boolean): Uint8Array {
   const fuel = uleb(g.fuel);
   const code = [OP.globalGet, ...fuel, OP.i64Const, ...sleb(cost)];
   pushAll(code, [OP.i64Sub, OP.globalSet, ...fuel]);
   if (check) {
     pushAll(code, [OP.globalGet, ...fuel, OP.i64Const, 0, OP.i64LtS]);
-    pushAll(code, [OP.if, OP.emptyBlock, OP.unreachable, OP.end]);
+    pushAll(code, [OP.if, OP.emptyBlock, OP.call, ...uleb(g.refuel), OP.end]);
   }
   return Uint8Array.from(code);
 }
@@ -340,7 +363,12 @@ function bulkChargeCode(g: MeterGlobals): Uint8Array {
 function meterBody(
   body: Uint8Array,
   charges: ChargeCodes,
-  extra: { grow: Uint8Array; bulkCharge: Uint8Array },
+  extra: {
+    grow: Uint8Array;
+    bulkCharge: Uint8Array;
+    /** The number of imported functions (indices from it move up). */
+    importedFunctions: number;
+  },
   out: Uint8Array[],
 ): number {
   const r = new Reader(body);
@@ -413,6 +441,20 @@ function meterBody(
         segmentStart = r.offset;
         break;
       }
+      case OP.call:
+      case OP.returnCall:
+      case OP.refFunc: {
+        const start = r.offset - 1;
+        const index = r.u32();
+        if (index >= extra.importedFunctions) {
+          pending.push(
+            body.subarray(segmentStart, start),
+            Uint8Array.of(op, ...uleb(index + 1)),
+          );
+          segmentStart = r.offset;
+        }
+        break;
+      }
       case OP.miscPrefix: {
         const start = r.offset - 1;
         if (BULK_MEMORY.has(r.u32())) {
@@ -429,14 +471,130 @@ function meterBody(
   }
 }
 
-function countImportedGlobals(body: Uint8Array): number {
+/**
+ * Counts a module's imported functions and globals, refusing imports from a
+ * module whose name the instrumentation reserves.
+ */
+function countImports(body: Uint8Array): {
+  functions: number;
+  globals: number;
+} {
   const r = new Reader(body);
+  let functions = 0;
   let globals = 0;
-  const count = r.u32();
-  for (let i = 0; i < count; i++) {
-    if (readImport(r).kind === IMPORT_KIND.global) globals++;
+  for (let count = r.u32(); count > 0; count--) {
+    const start = r.offset;
+    const from = r.string();
+    r.offset = start;
+    if (from.startsWith(RESERVED_PREFIX)) {
+      throw new ModuleError(
+        `the module imports from ${from}, a name Phase's metering reserves`,
+      );
+    }
+    const kind = readImport(r).kind;
+    if (kind === IMPORT_KIND.function) functions++;
+    if (kind === IMPORT_KIND.global) globals++;
   }
-  return globals;
+  return { functions, globals };
+}
+
+/** Copies a constant expression, moving `ref.func` indices by `shift`. */
+function copyExpression(
+  r: Reader,
+  shift: (index: number) => number,
+  out: number[],
+): void {
+  for (;;) {
+    const start = r.offset;
+    const op = r.byte();
+    if (op === OP.end) return void out.push(op);
+    if (op === OP.refFunc) {
+      pushAll(out, [op, ...uleb(shift(r.u32()))]);
+      continue;
+    }
+    immediates(r, op);
+    pushAll(out, r.bytes.subarray(start, r.offset));
+  }
+}
+
+/** Copies a vector of function indices, moving each by `shift`. */
+function copyIndices(
+  r: Reader,
+  shift: (index: number) => number,
+  out: number[],
+): void {
+  const count = r.u32();
+  pushAll(out, uleb(count));
+  for (let i = 0; i < count; i++) pushAll(out, uleb(shift(r.u32())));
+}
+
+/** The element section with every function index moved by `shift`. */
+function shiftElements(
+  body: Uint8Array,
+  shift: (index: number) => number,
+): Uint8Array {
+  const r = new Reader(body);
+  const count = r.u32();
+  const out = uleb(count);
+  for (let i = 0; i < count; i++) {
+    const flags = r.u32();
+    pushAll(out, uleb(flags));
+    if (flags > 7) {
+      throw new ModuleError(
+        `not a valid WebAssembly module: element segment flags ${flags}`,
+      );
+    }
+    // Bit 0: passive or declarative; bit 1: with a table index (active)
+    // or declarative (passive); bit 2: expressions instead of indices.
+    const active = (flags & 1) === 0;
+    if (active && (flags & 2) !== 0) pushAll(out, uleb(r.u32()));
+    if (active) copyExpression(r, shift, out);
+    if (flags !== 0 && flags !== 4) out.push(r.byte()); // elemkind or reftype
+    if ((flags & 4) === 0) copyIndices(r, shift, out);
+    else {
+      const exprs = r.u32();
+      pushAll(out, uleb(exprs));
+      for (let e = 0; e < exprs; e++) copyExpression(r, shift, out);
+    }
+  }
+  return Uint8Array.from(out);
+}
+
+/** The global section with `ref.func` initialisers moved by `shift`. */
+function shiftGlobals(
+  body: Uint8Array,
+  shift: (index: number) => number,
+): Uint8Array {
+  const r = new Reader(body);
+  const count = r.u32();
+  const out = uleb(count);
+  for (let i = 0; i < count; i++) {
+    const start = r.offset;
+    readValueType(r);
+    r.byte(); // mutability
+    pushAll(out, body.subarray(start, r.offset));
+    copyExpression(r, shift, out);
+  }
+  return Uint8Array.from(out);
+}
+
+/** The export section with function exports moved by `shift`. */
+function shiftExports(
+  body: Uint8Array,
+  shift: (index: number) => number,
+): Uint8Array {
+  const r = new Reader(body);
+  const count = r.u32();
+  const out = uleb(count);
+  for (let i = 0; i < count; i++) {
+    const start = r.offset;
+    r.name();
+    const kind = r.byte();
+    pushAll(out, body.subarray(start, r.offset));
+    const index = r.u32();
+    pushAll(out, uleb(kind === EXPORT_KIND.function ? shift(index) : index));
+  }
+  return Uint8Array.from(out);
 }
 
 /** The body of a vector section with `extra` entries appended. */
@@ -462,15 +620,25 @@ function exportEntry(name: string, kind: number, index: number): number[] {
   return [...uleb(bytes.length), ...bytes, kind, ...uleb(index)];
 }
 
-/** Sections that must come after the global section (in binary order). */
-const AFTER_GLOBALS = new Set<number>([
+/**
+ * Where each non-custom section goes in a module (the binary format's
+ * order, which is not the order of the ids).
+ */
+const SECTION_ORDER = new Map<number, number>([
+  SECTION.type,
+  SECTION.import,
+  SECTION.function,
+  SECTION.table,
+  SECTION.memory,
+  SECTION.tag,
+  SECTION.global,
   SECTION.export,
   SECTION.start,
   SECTION.element,
   SECTION.dataCount,
   SECTION.code,
   SECTION.data,
-]);
+].map((id, place) => [id, place]));
 
 /** The module's own memory maximum in pages (the 32-bit limit if none). */
 function declaredMaxPages(
@@ -497,10 +665,10 @@ function declaredMaxPages(
 
 /**
  * Returns the module with fuel metering and budget-checked `memory.grow`
- * injected, exporting {@link FUEL_EXPORT}, {@link GROW_FAILED_EXPORT},
- * {@link MEMORY_PAGES_EXPORT} and, when the module has a start function,
- * {@link START_EXPORT} (its start section is removed). Throws
- * {@link ModuleError} for modules it cannot instrument.
+ * injected, importing {@link REFUEL_IMPORT}, exporting {@link FUEL_EXPORT},
+ * {@link GROW_FAILED_EXPORT}, {@link MEMORY_PAGES_EXPORT} and, when the
+ * module has a start function, {@link START_EXPORT} (its start section is
+ * removed). Throws {@link ModuleError} for modules it cannot instrument.
  */
 export function instrumentFuel(module: Uint8Array): MeteredModule {
   const sections = readSections(module);
@@ -509,15 +677,19 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
   const globals = find(SECTION.global);
   const exports = find(SECTION.export);
   const types = find(SECTION.type);
-  if (types) readFuncTypes(types.body);
+  const typeCount = types ? readFuncTypes(types.body).length : 0;
   if (find(SECTION.tag)) throw unsupportedProposal("exception handling");
   if (!exports) {
     throw new ModuleError("the module exports nothing (not a WASI command)");
   }
   const start = find(SECTION.start);
-  const first = (imports ? countImportedGlobals(imports.body) : 0) +
+  const imported = imports
+    ? countImports(imports.body)
+    : { functions: 0, globals: 0 };
+  const first = imported.globals +
     (globals ? new Reader(globals.body).u32() : 0);
   const g: MeterGlobals = {
+    refuel: imported.functions,
     fuel: first,
     scratchI32: first + 1,
     growFailed: first + 2,
@@ -527,34 +699,81 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
       find(SECTION.memory)?.body ?? null,
     ),
   };
+  const shift = (index: number) =>
+    index >= imported.functions ? index + 1 : index;
   const newGlobals = [
     [0x7e, 1, OP.i64Const, ...sleb(FUEL_AT_INSTANTIATION), OP.end],
     [0x7f, 1, OP.i32Const, 0, OP.end],
     [0x7f, 1, OP.i32Const, 0, OP.end],
     [0x7e, 1, OP.i64Const, ...sleb(MAX_PAGES), OP.end],
   ];
-  const extra = { grow: growCode(g), bulkCharge: bulkChargeCode(g) };
+  const encodeName = (text: string) => {
+    const bytes = new TextEncoder().encode(text);
+    return [...uleb(bytes.length), ...bytes];
+  };
+  const refuelImport = [
+    ...encodeName(REFUEL_IMPORT.module),
+    ...encodeName(REFUEL_IMPORT.name),
+    IMPORT_KIND.function,
+    ...uleb(typeCount),
+  ];
+  const extra = {
+    grow: growCode(g),
+    bulkCharge: bulkChargeCode(g),
+    importedFunctions: imported.functions,
+  };
   const charges = new ChargeCodes(g);
   const parts: Uint8Array[] = [];
-  let globalsWritten = false;
   let functions = 0;
   let chargePoints = 0;
-  const writeGlobals = () => {
-    pushAll(
-      parts,
-      encodeSection(
-        SECTION.global,
-        appendToVector(globals?.body ?? null, newGlobals),
-      ),
-    );
-    globalsWritten = true;
+  // The sections the instrumentation adds to, each written in its place
+  // whether or not the module has one.
+  const added = new Map<number, () => void>([
+    [SECTION.type, () =>
+      pushAll(
+        parts,
+        encodeSection(
+          SECTION.type,
+          appendToVector(types?.body ?? null, [[0x60, 0, 0]]),
+        ),
+      )],
+    [SECTION.import, () =>
+      pushAll(
+        parts,
+        encodeSection(
+          SECTION.import,
+          appendToVector(imports?.body ?? null, [refuelImport]),
+        ),
+      )],
+    [SECTION.global, () =>
+      pushAll(
+        parts,
+        encodeSection(
+          SECTION.global,
+          appendToVector(
+            globals ? shiftGlobals(globals.body, shift) : null,
+            newGlobals,
+          ),
+        ),
+      )],
+  ]);
+  const writeAddedBefore = (place: number) => {
+    for (const [id, write] of added) {
+      if (SECTION_ORDER.get(id)! < place) {
+        write();
+        added.delete(id);
+      }
+    }
   };
   for (const section of sections) {
-    if (!globalsWritten && AFTER_GLOBALS.has(section.id)) writeGlobals();
+    const place = SECTION_ORDER.get(section.id);
+    if (place !== undefined) writeAddedBefore(place);
+    if (added.has(section.id)) {
+      added.get(section.id)!();
+      added.delete(section.id);
+      continue;
+    }
     switch (section.id) {
-      case SECTION.global: // before every section in AFTER_GLOBALS
-        writeGlobals();
-        break;
       case SECTION.start: // exported below; the host calls it
         break;
       case SECTION.export: {
@@ -570,15 +789,24 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
           exportEntry(MEMORY_PAGES_EXPORT, EXPORT_KIND.global, g.memoryPages),
         ];
         if (start) {
-          const index = new Reader(start.body).u32();
+          const index = shift(new Reader(start.body).u32());
           added.push(exportEntry(START_EXPORT, EXPORT_KIND.function, index));
         }
         pushAll(
           parts,
-          encodeSection(SECTION.export, appendToVector(section.body, added)),
+          encodeSection(
+            SECTION.export,
+            appendToVector(shiftExports(section.body, shift), added),
+          ),
         );
         break;
       }
+      case SECTION.element:
+        pushAll(
+          parts,
+          encodeSection(SECTION.element, [shiftElements(section.body, shift)]),
+        );
+        break;
       case SECTION.code: {
         const r = new Reader(section.body);
         const count = r.u32();
@@ -602,9 +830,23 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
         pushAll(parts, encodeSection(SECTION.code, body));
         break;
       }
+      case SECTION.custom:
+        // The name section names functions by index, now moved.
+        if (customName(section.body) !== "name") parts.push(section.raw);
+        break;
       default:
         parts.push(section.raw);
     }
   }
+  writeAddedBefore(Infinity);
   return { bytes: assembleModule(parts), functions, chargePoints };
+}
+
+/** The name of a custom section. */
+function customName(body: Uint8Array): string {
+  try {
+    return new Reader(body).string();
+  } catch {
+    return "";
+  }
 }

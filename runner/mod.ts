@@ -23,6 +23,7 @@ export {
   instrumentFuel,
   type MeteredModule,
   METERING_VERSION,
+  REFUEL_IMPORT,
   START_EXPORT,
 } from "./metering.ts";
 export {
@@ -86,5 +87,4 @@ export { receiptLines, renderLines } from "./receipt_box.ts";
 // Types the runner's API uses, so its documentation is complete from here.
 export type { AppliedLimitsInput } from "./limits.ts";
 export type { CappedModule, FuncType } from "./wasm_binary.ts";
-export type { SharedOutput } from "./shared_output.ts";
 export type { WriteKeyOptions } from "./identity.ts";

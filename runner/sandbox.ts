@@ -2,12 +2,13 @@
  * Sandboxed execution: guests run in separate Deno processes that hold no
  * write, net, env, run, ffi or sys permission (read only for a job's
  * preopened directories and the sandbox's own code). A pool keeps warm
- * processes for back-to-back jobs; a guest that overruns its wall-clock
- * limit ends its process (the sandbox enforces the limit itself and answers
- * with the output kept so far; the pool kills it a second later if it has
- * not), which frees its CPU at once, and the pool starts a replacement.
- * A sandbox process ends by itself as soon as its parent is gone, whatever
- * its guest is doing (runner/sandbox_worker.ts).
+ * processes for back-to-back jobs. Only metered modules run there: the
+ * sandbox stops a guest at its wall-clock limit from the metering's fuel
+ * checks and answers with the output kept so far, ready for the next job;
+ * the pool kills a sandbox that has not answered a second after the limit
+ * (a guest still compiling, say) and starts a replacement. A sandbox
+ * process ends by itself as soon as its parent is gone, whatever its guest
+ * is doing (runner/sandbox_worker.ts).
  * @module
  */
 import type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
@@ -105,8 +106,8 @@ export function defaultSandboxCommand(
 ): { program: string; args: string[] } {
   // From source, the worker is this folder's sandbox_worker.ts and needs the
   // project's import map; bundled (boot/), it is sandbox_worker.js beside
-  // the bundle and self-contained. Its guest thread loads the same code
-  // again, so the process may read that code (and nothing else of ours).
+  // the bundle and self-contained. It loads the code that runs guests after
+  // it starts, so the process may read that code (and nothing else of ours).
   const fromSource = import.meta.url.endsWith(".ts");
   const worker = new URL(
     fromSource ? "./sandbox_worker.ts" : "./sandbox_worker.js",
@@ -131,7 +132,7 @@ export function defaultSandboxCommand(
 
 /**
  * Memory a sandbox process may hold beyond its job's memory budget: its own
- * footprint (two V8 isolates, about 60-64 MiB idle), compiled code for
+ * footprint (one V8 isolate, about 40 MiB idle), compiled code for
  * small modules, and garbage not yet collected. tests/containment_test.ts
  * measures each hostile module's peak against budget + this.
  */
@@ -144,9 +145,10 @@ export const SANDBOX_OVERHEAD_MIB = 96;
 const KILL_GRACE_MS = 1000;
 
 /**
- * How long a job may wait for its sandbox's guest thread to load before its
- * wall clock starts (seconds on an emulated machine, e.g. aarch64 under
- * TCG); only a sandbox that never starts the guest waits this long.
+ * How long a job may wait for its sandbox to load the code that runs guests
+ * before its wall clock starts (seconds on an emulated machine, e.g.
+ * aarch64 under TCG); only a sandbox that never starts the guest waits this
+ * long.
  */
 const GUEST_LOAD_MS = 120_000;
 
@@ -272,7 +274,7 @@ class SandboxProcess {
       if (header.id !== id) return;
       if (header.type === "started") {
         // The guest's wall clock starts now, not while the job waited for
-        // the sandbox's guest thread to load.
+        // the sandbox to load the code that runs guests.
         clearTimeout(timer);
         timer = setTimeout(expire, job.timeoutMs + KILL_GRACE_MS);
       } else if (header.type === "result") {
@@ -280,8 +282,6 @@ class SandboxProcess {
           ExecuteOutcome,
           "stdout" | "stderr"
         >;
-        // A sandbox that stopped its guest at the wall clock is ending.
-        if (outcome.status === "timeout") this.kill();
         done.resolve({ ...outcome, stdout: blobs[0], stderr: blobs[1] });
       } else if (header.type === "error") {
         const message = header.message as string;

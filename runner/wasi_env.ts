@@ -20,10 +20,10 @@ import type { SeedEntry } from "./scratch_seed.ts";
 import { FD_CALL_RIGHTS, PATH_CALL_RIGHTS } from "./wasi_rights.ts";
 import {
   appendOutput,
-  createSharedOutput,
+  createOutputBuffer,
+  type OutputBuffer,
   readOutput,
-  type SharedOutput,
-} from "./shared_output.ts";
+} from "./output_buffer.ts";
 import { MIB } from "./wasm_binary.ts";
 
 export { WASIProcExit };
@@ -102,16 +102,15 @@ class StdinFd extends StreamFd {
  * writes succeed so it runs on.
  */
 export class OutputCapture extends StreamFd {
-  /** Where kept bytes go (shareable with the sandbox's control thread). */
-  readonly shared: SharedOutput;
+  /** Where kept bytes go. */
+  readonly shared: OutputBuffer;
 
   constructor(
     limit: number,
     readonly budget: HostBudget = UNLIMITED_BUDGET,
-    shared?: SharedOutput,
   ) {
     super(wasi.RIGHTS_FD_WRITE);
-    this.shared = shared ?? createSharedOutput(limit);
+    this.shared = createOutputBuffer(limit);
   }
 
   override fd_write(data: Uint8Array) {
@@ -172,8 +171,11 @@ export interface WasiEnvOptions {
   scratchBytes?: number;
   /** The job's memory budget, which scratch files and kept output take from. */
   budget?: HostBudget;
-  /** Where to keep output (default fresh captures of `outputLimit`). */
-  output?: Record<StreamName, SharedOutput>;
+  /**
+   * Called between the pieces (at most {@link SLEEP_SLICE_MS} each) of a
+   * guest's sleep in `poll_oneoff`; a throw stops the guest there.
+   */
+  whileSleeping?: () => void;
   /**
    * Takes fuel for host work: calls that move bytes pay one fuel per
    * {@link HOST_BYTES_PER_FUEL} bytes of the buffers they are given (sizes
@@ -181,6 +183,9 @@ export interface WasiEnvOptions {
    */
   charge?: (fuel: number) => void;
 }
+
+/** The longest a guest's sleep runs before the host looks at its clock. */
+export const SLEEP_SLICE_MS = 50;
 
 /** Bytes of a host call's buffers that cost one fuel. */
 export const HOST_BYTES_PER_FUEL = 64;
@@ -256,16 +261,8 @@ function writeSizes(
 /** Builds the WASI environment for one guest run. */
 export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
   const budget = options.budget ?? UNLIMITED_BUDGET;
-  const stdout = new OutputCapture(
-    options.outputLimit,
-    budget,
-    options.output?.stdout,
-  );
-  const stderr = new OutputCapture(
-    options.outputLimit,
-    budget,
-    options.output?.stderr,
-  );
+  const stdout = new OutputCapture(options.outputLimit, budget);
+  const stderr = new OutputCapture(options.outputLimit, budget);
   const fds: Fd[] = [new StdinFd(options.stdin), stdout, stderr];
   for (const preopen of options.preopens ?? []) {
     fds.push(
@@ -497,7 +494,12 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
       return wasi.ERRNO_SUCCESS;
     },
     poll_oneoff(inPtr: number, outPtr: number, count: number, nPtr: number) {
-      return pollOneoff(memory(), table, inPtr, outPtr, count, nPtr);
+      return pollOneoff(
+        memory(),
+        table,
+        { inPtr, outPtr, count, nPtr },
+        options.whileSleeping,
+      );
     },
     proc_raise: () => wasi.ERRNO_NOSYS,
     sched_yield: () => wasi.ERRNO_SUCCESS,
@@ -660,10 +662,13 @@ const EVENT_SIZE = 32;
 function pollOneoff(
   memory: WebAssembly.Memory,
   table: (Fd | undefined)[],
-  inPtr: number,
-  outPtr: number,
-  count: number,
-  neventsPtr: number,
+  { inPtr, outPtr, count, nPtr: neventsPtr }: {
+    inPtr: number;
+    outPtr: number;
+    count: number;
+    nPtr: number;
+  },
+  whileSleeping?: () => void,
 ): number {
   if (count === 0) return wasi.ERRNO_INVAL;
   let view = new DataView(memory.buffer);
@@ -708,7 +713,9 @@ function pollOneoff(
       .map((c) => c.deadline - nowNs(c.clock)!)
       .reduce((min, left) => left < min ? left : min);
     if (wait <= 0n) break;
-    Atomics.wait(sleepCell, 0, 0, Math.max(Number(wait) / 1e6, 0.001));
+    const ms = Math.min(Math.max(Number(wait) / 1e6, 0.001), SLEEP_SLICE_MS);
+    Atomics.wait(sleepCell, 0, 0, ms);
+    whileSleeping?.();
   }
   for (const c of clocks) {
     if (nowNs(c.clock)! >= c.deadline) {

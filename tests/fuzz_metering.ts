@@ -4,7 +4,12 @@
 // the same values, return the same results and trap the same way as the
 // original. tests/fuzz_test.ts runs a few seeds; `deno task fuzz [COUNT]
 // [FIRST_SEED]` runs many.
-import { FUEL_EXPORT, instrumentFuel, START_EXPORT } from "../runner/mod.ts";
+import {
+  FUEL_EXPORT,
+  instrumentFuel,
+  REFUEL_IMPORT,
+  START_EXPORT,
+} from "../runner/mod.ts";
 
 /** Proposals the instrumenter meters, enabled in the generated modules. */
 const FEATURES = [
@@ -85,6 +90,10 @@ function observe(module: Uint8Array, metered: boolean): string[] {
       "log-i64": log("i64"),
       "log-f32": log("f32"),
       "log-f64": log("f64"),
+    },
+    // The budget below is never spent, so the metering never calls it.
+    [REFUEL_IMPORT.module]: {
+      [REFUEL_IMPORT.name]: () => events.push("refuel"),
     },
   };
   const record = (what: string, call: () => unknown) => {

@@ -1,7 +1,5 @@
 /**
- * Captured output kept in a growable SharedArrayBuffer: the guest thread
- * appends, and the sandbox's control thread can read what was kept at any
- * moment (a timed-out guest never returns). Growing happens in place, so
+ * Captured output kept in a resizable ArrayBuffer that grows in place, so
  * the cost is proportional to the bytes kept, not to the number of writes.
  * @module
  */
@@ -10,15 +8,14 @@ import type { HostBudget } from "./job_memory.ts";
 /** Bytes the capture grows by at a time (and takes from the budget). */
 export const OUTPUT_GROW_STEP = 64 * 1024;
 
-const KEPT = 0;
-const TRUNCATED = 1;
-
-/** One captured stream, shareable between threads. */
-export interface SharedOutput {
+/** One captured stream. */
+export interface OutputBuffer {
   /** Kept bytes; grows up to the stream's limit. */
-  buffer: SharedArrayBuffer;
-  /** [kept bytes, truncated flag], written with Atomics. */
-  state: Int32Array;
+  buffer: ArrayBuffer;
+  /** Bytes kept so far. */
+  kept: number;
+  /** A write went past the limit or the budget. */
+  truncated: boolean;
 }
 
 /**
@@ -31,12 +28,13 @@ export function initialOutputBytes(limit: number): number {
 }
 
 /** An empty capture that keeps at most `limit` bytes. */
-export function createSharedOutput(limit: number): SharedOutput {
+export function createOutputBuffer(limit: number): OutputBuffer {
   return {
-    buffer: new SharedArrayBuffer(initialOutputBytes(limit), {
+    buffer: new ArrayBuffer(initialOutputBytes(limit), {
       maxByteLength: limit,
     }),
-    state: new Int32Array(new SharedArrayBuffer(8)),
+    kept: 0,
+    truncated: false,
   };
 }
 
@@ -45,35 +43,33 @@ export function createSharedOutput(limit: number): SharedOutput {
  * the rest is dropped and the capture marked truncated.
  */
 export function appendOutput(
-  output: SharedOutput,
+  output: OutputBuffer,
   data: Uint8Array,
   budget: HostBudget,
 ): void {
-  const { buffer, state } = output;
-  const kept = state[KEPT];
+  const { buffer, kept } = output;
   let wanted = Math.min(data.length, buffer.maxByteLength - kept);
   if (kept + wanted > buffer.byteLength) {
     const size = Math.min(
       buffer.maxByteLength,
       Math.ceil((kept + wanted) / OUTPUT_GROW_STEP) * OUTPUT_GROW_STEP,
     );
-    if (budget.take(size - buffer.byteLength)) buffer.grow(size);
+    if (budget.take(size - buffer.byteLength)) buffer.resize(size);
     wanted = Math.min(wanted, buffer.byteLength - kept);
   }
   if (wanted > 0) {
     new Uint8Array(buffer, kept, wanted).set(data.subarray(0, wanted));
-    Atomics.store(state, KEPT, kept + wanted);
+    output.kept = kept + wanted;
   }
-  if (wanted < data.length) Atomics.store(state, TRUNCATED, 1);
+  if (wanted < data.length) output.truncated = true;
 }
 
 /** A copy of the kept bytes and whether anything was dropped. */
 export function readOutput(
-  output: SharedOutput,
+  output: OutputBuffer,
 ): { bytes: Uint8Array; truncated: boolean } {
-  const kept = Atomics.load(output.state, KEPT);
   return {
-    bytes: new Uint8Array(output.buffer, 0, kept).slice(),
-    truncated: Atomics.load(output.state, TRUNCATED) === 1,
+    bytes: new Uint8Array(output.buffer, 0, output.kept).slice(),
+    truncated: output.truncated,
   };
 }
