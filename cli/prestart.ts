@@ -26,7 +26,7 @@ export async function prestartSandboxFor(argv: string[]): Promise<void> {
   );
   if (skip) return;
   try {
-    (await import("../runner/sandbox.ts")).prestartSandbox();
+    (await import("../runner/sandbox_command.ts")).prestartSandbox();
   } catch {
     // The command's own start of the pool says what is wrong.
   }

@@ -14,6 +14,12 @@
 import type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 import { type Frame, frameParts, readFrames } from "./frames.ts";
 import { FORBIDDEN_PERMISSIONS } from "./sandbox_worker.ts";
+import {
+  defaultSandboxCommand,
+  SandboxError,
+  spawnSandbox,
+  takePrestartedSandbox,
+} from "./sandbox_command.ts";
 import { packSeed } from "./scratch_seed.ts";
 import type { Preopen } from "./wasi_env.ts";
 import { ModuleError } from "./wasm_binary.ts";
@@ -55,14 +61,12 @@ export class QueueFullError extends Error {
   }
 }
 
-/** Thrown when a sandbox process cannot be started or misbehaves. */
-export class SandboxError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "SandboxError";
-  }
-}
+export {
+  assertFlagSafePath,
+  defaultSandboxCommand,
+  prestartSandbox,
+  SandboxError,
+} from "./sandbox_command.ts";
 
 /** How to start sandbox processes. */
 export interface SandboxOptions {
@@ -79,55 +83,6 @@ export interface SandboxOptions {
     readDirs: string[],
     writeDirs?: string[],
   ) => { program: string; args: string[] };
-}
-
-/**
- * Characters Deno's permission flag grammar gives a meaning to (`,` splits
- * a list; NUL and line breaks have no place in a path either): a path that
- * holds one is refused, never passed into a flag.
- */
-const FLAG_SPECIAL = /[,\0\n\r]/;
-
-/** Refuses paths that could change the meaning of a permission flag. */
-export function assertFlagSafePath(path: string): void {
-  if (path === "" || FLAG_SPECIAL.test(path)) {
-    throw new SandboxError(
-      `the path ${
-        JSON.stringify(path)
-      } cannot be given to a sandbox: it is empty or holds a comma or line break`,
-    );
-  }
-}
-
-/** The default command: this Deno binary running sandbox_worker.ts. */
-export function defaultSandboxCommand(
-  readDirs: string[],
-  writeDirs: string[] = [],
-): { program: string; args: string[] } {
-  // From source, the worker is this folder's sandbox_worker.ts and needs the
-  // project's import map; bundled (boot/), it is sandbox_worker.js beside
-  // the bundle and self-contained. It loads the code that runs guests after
-  // it starts, so the process may read that code (and nothing else of ours).
-  const fromSource = import.meta.url.endsWith(".ts");
-  const worker = new URL(
-    fromSource ? "./sandbox_worker.ts" : "./sandbox_worker.js",
-    import.meta.url,
-  );
-  const code = fromSource
-    ? new URL(".", import.meta.url).pathname.replace(/\/$/, "")
-    : worker.pathname;
-  const readable = [code, ...readDirs];
-  for (const path of [...readable, ...writeDirs]) assertFlagSafePath(path);
-  const args = ["run", "--no-prompt", "--quiet"];
-  if (fromSource) {
-    args.push(`--config=${new URL("../deno.json", import.meta.url).pathname}`);
-  }
-  args.push(`--allow-read=${readable.join(",")}`);
-  // A writable preopen's directory, and only it (never write in general:
-  // the handshake refuses a process that holds it).
-  if (writeDirs.length > 0) args.push(`--allow-write=${writeDirs.join(",")}`);
-  args.push(worker.href);
-  return { program: denoProgram(), args };
 }
 
 /**
@@ -155,16 +110,6 @@ const GUEST_LOAD_MS = 120_000;
 /** Longest wall-clock limit a timer can hold (2^31 - 1 ms, less the grace). */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1 - KILL_GRACE_MS;
 
-/**
- * This Deno binary, as a path the run permission allows: the real path when
- * granted, else `deno` from PATH (what `--allow-run=deno` grants).
- */
-function denoProgram(): string {
-  const exec = Deno.execPath();
-  const state = Deno.permissions.querySync({ name: "run", command: exec });
-  return state.state === "granted" ? exec : "deno";
-}
-
 /** A host path with its links resolved, or as given when it cannot be. */
 function realPath(path: string): string {
   try {
@@ -190,20 +135,8 @@ class SandboxProcess {
   /** Operating-system process id. */
   readonly pid: number;
 
-  constructor(command: { program: string; args: string[] }) {
-    try {
-      this.#child = new Deno.Command(command.program, {
-        args: command.args,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-        env: { NO_COLOR: "1" },
-      }).spawn();
-    } catch (error) {
-      throw new SandboxError(
-        `cannot start a sandbox process: ${(error as Error).message}`,
-      );
-    }
+  constructor(child: Deno.ChildProcess) {
+    this.#child = child;
     this.pid = this.#child.pid;
     this.#writer = this.#child.stdin.getWriter();
     this.#drainStderr();
@@ -376,32 +309,6 @@ class SandboxProcess {
 }
 
 /**
- * A sandbox process started by {@link prestartSandbox}, waiting for the
- * next pool that uses the default command.
- */
-let prestarted: SandboxProcess | undefined;
-
-/**
- * Starts a sandbox process for jobs without preopened directories now, for
- * the next {@link SandboxPool} created with the default command to take as
- * its first process. A one-shot command calls this before it loads the rest
- * of its code, so the sandbox's start-up (a Deno process and its guest
- * thread) overlaps the command's own instead of following it. The process
- * is the same as any the pool starts, checked the same way when it is
- * ready; if nothing takes it, it ends when this process does (its standard
- * input closes). A process that cannot be started is left for the pool to
- * report.
- */
-export function prestartSandbox(): void {
-  if (prestarted && !prestarted.dead) return;
-  try {
-    prestarted = new SandboxProcess(defaultSandboxCommand([]));
-  } catch {
-    prestarted = undefined;
-  }
-}
-
-/**
  * A pool of warm sandbox processes with a bounded queue. Jobs with preopened
  * directories get a fresh process allowed to read only those directories.
  */
@@ -424,10 +331,10 @@ export class SandboxPool {
     this.#size = options.size ?? 2;
     this.#queueLimit = options.queueLimit ?? 64;
     this.#command = options.command ?? defaultSandboxCommand;
-    if (!options.command && prestarted && this.#size > 0) {
-      this.#adopt(prestarted);
-      prestarted = undefined;
-    }
+    const prestarted = !options.command && this.#size > 0
+      ? takePrestartedSandbox()
+      : undefined;
+    if (prestarted) this.#adopt(new SandboxProcess(prestarted));
   }
 
   /** Takes a process that is already starting; it is released once ready. */
@@ -511,11 +418,11 @@ export class SandboxPool {
   }
 
   #spawn(readDirs: string[], writeDirs: string[] = []): SandboxProcess {
-    const process = new SandboxProcess(
+    const process = new SandboxProcess(spawnSandbox(
       writeDirs.length > 0
         ? this.#command(readDirs, writeDirs)
         : this.#command(readDirs),
-    );
+    ));
     this.#all.add(process);
     process.exited.then(() => this.#all.delete(process));
     return process;
