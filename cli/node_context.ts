@@ -3,11 +3,9 @@
  * and a sandbox pool; with Private mode enforced.
  * @module
  */
-import {
-  loadIdentity,
-  MeteredModuleCache,
-  SandboxPool,
-} from "../runner/mod.ts";
+import { loadIdentity } from "../runner/identity.ts";
+import { MeteredModuleCache } from "../runner/metered_cache.ts";
+import { SandboxPool } from "../runner/sandbox.ts";
 import type { NodeKey } from "../schemas/mod.ts";
 import { CliError } from "./errors.ts";
 import { dataDir, dataPaths } from "./paths.ts";

@@ -4,7 +4,7 @@
  * refused before the job runs, so a slip of the operator's never destroys it.
  * @module
  */
-import { atomicWriteFile } from "../runner/mod.ts";
+import { atomicWriteFile } from "../runner/atomic_file.ts";
 import type { Receipt } from "../schemas/mod.ts";
 import { CliError } from "./errors.ts";
 

@@ -9,8 +9,12 @@
  * store opens.
  * @module
  */
-import { type Receipt, sha256Hex } from "../schemas/mod.ts";
-import { atomicWriteFile, removeStaleTemporaries } from "../runner/mod.ts";
+import type { Receipt } from "../schemas/mod.ts";
+import { sha256Hex } from "../schemas/encoding.ts";
+import {
+  atomicWriteFile,
+  removeStaleTemporaries,
+} from "../runner/atomic_file.ts";
 
 /** Bounds of a receipt store. */
 export interface ReceiptStoreOptions {

@@ -6,7 +6,7 @@
  * a minute are removed the next time Phase uses the folder.
  * @module
  */
-import { randomHex } from "../schemas/mod.ts";
+import { randomHex } from "../schemas/encoding.ts";
 
 /** Marks temporary files in their names (`<target>.tmp-<random>`). */
 export const TEMPORARY_MARK = ".tmp-";

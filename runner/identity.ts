@@ -4,13 +4,8 @@
  * @module
  */
 import { atomicWriteFile } from "./atomic_file.ts";
-import {
-  fromBase64,
-  generateKey,
-  keyFromSeed,
-  type NodeKey,
-  toBase64,
-} from "../schemas/mod.ts";
+import { fromBase64, toBase64 } from "../schemas/encoding.ts";
+import { generateKey, keyFromSeed, type NodeKey } from "../schemas/keys.ts";
 
 /** A key file that cannot be used; the message is one line. */
 export class IdentityError extends Error {

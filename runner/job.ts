@@ -3,19 +3,17 @@
  * manifest, runs it in the sandbox and signs what happened.
  * @module
  */
-import {
-  type AppliedLimits,
-  inputHash,
-  type JobManifest,
-  type NodeKey,
-  type PreopenRecord,
-  randomHex,
-  type Receipt,
-  seedDigest,
-  sha256Ref,
-  signReceipt,
-  toBase64,
+import type {
+  AppliedLimits,
+  JobManifest,
+  NodeKey,
+  PreopenRecord,
+  Receipt,
 } from "../schemas/mod.ts";
+// Each from its own file: a one-shot `phase run` loads only these.
+import { randomHex, sha256Ref, toBase64 } from "../schemas/encoding.ts";
+import { inputHash, signReceipt } from "../schemas/receipt.ts";
+import { seedDigest } from "../schemas/seed_digest.ts";
 import type { ExecuteOutcome } from "./execute.ts";
 import { checkLink } from "./link.ts";
 import { MeteredModuleCache } from "./metered_cache.ts";

@@ -10,7 +10,7 @@
  * rebuilt, so a receipt's `module_hash` always names the code that ran.
  * @module
  */
-import { concatBytes } from "../schemas/mod.ts";
+import { concatBytes } from "../schemas/encoding.ts";
 import { instrumentFuel, METERING_VERSION } from "./metering.ts";
 import { atomicWriteFile, removeStaleTemporaries } from "./atomic_file.ts";
 import {

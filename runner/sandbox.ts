@@ -13,9 +13,9 @@
  */
 import type { ExecuteOutcome, ExecuteRequest } from "./execute.ts";
 import { type Frame, frameParts, readFrames } from "./frames.ts";
-import { FORBIDDEN_PERMISSIONS } from "./sandbox_worker.ts";
 import {
   defaultSandboxCommand,
+  FORBIDDEN_PERMISSIONS,
   SandboxError,
   spawnSandbox,
   takePrestartedSandbox,

@@ -6,6 +6,16 @@
  * @module
  */
 
+/** Permissions that a sandbox process must not hold. */
+export const FORBIDDEN_PERMISSIONS = [
+  "write",
+  "net",
+  "env",
+  "run",
+  "ffi",
+  "sys",
+] as const;
+
 /** Thrown when a sandbox process cannot be started or misbehaves. */
 export class SandboxError extends Error {
   /** Creates the error. */

@@ -18,16 +18,7 @@ import type { ExecuteRequest } from "./execute.ts";
 import { type Frame, frameParts, readFrames } from "./frames.ts";
 import { type PackedSeed, unpackSeed } from "./scratch_seed.ts";
 import { ModuleError } from "./wasm_binary.ts";
-
-/** Permissions that a sandbox process must not hold. */
-export const FORBIDDEN_PERMISSIONS = [
-  "write",
-  "net",
-  "env",
-  "run",
-  "ffi",
-  "sys",
-] as const;
+import { FORBIDDEN_PERMISSIONS } from "./sandbox_command.ts";
 
 function send(header: Record<string, unknown>, blobs: Uint8Array[] = []) {
   for (const part of frameParts(header, blobs)) {

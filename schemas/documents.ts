@@ -37,24 +37,9 @@ import disagreementReportSchema from "./disagreement_report.schema.json" with {
 import releaseSignatureSchema from "./release_signature.schema.json" with {
   type: "json",
 };
+import type { DocumentKind } from "./document_kinds.ts";
 
-/** Names of the documents schemas/validate.ts knows. */
-export type DocumentKind =
-  | "receipt"
-  | "job manifest"
-  | "boot manifest"
-  | "job offer"
-  | "job request"
-  | "accepted message"
-  | "rejected message"
-  | "result message"
-  | "job body"
-  | "record"
-  | "capability record"
-  | "boot-provider record"
-  | "boot cache header"
-  | "disagreement report"
-  | "release signature";
+export { type DocumentKind, validatorName } from "./document_kinds.ts";
 
 /** Every schema Phase validates against, by the name used in error messages. */
 const SCHEMAS: Record<DocumentKind, object> = {
@@ -79,11 +64,6 @@ const SCHEMAS: Record<DocumentKind, object> = {
 export const DOCUMENT_KINDS: DocumentKind[] = Object.keys(
   SCHEMAS,
 ) as DocumentKind[];
-
-/** The name compiled_validators.js exports the validator of `kind` under. */
-export function validatorName(kind: DocumentKind): string {
-  return kind.replace(/[^a-z]+/g, "_");
-}
 
 /** The JSON Schema of a document kind (for documentation and tests). */
 export function schemaOf(kind: DocumentKind): object {

@@ -1,7 +1,7 @@
 import type { ErrorObject, ValidateFunction } from "ajv";
 import type { BootManifest, JobManifest, Receipt } from "./types.ts";
 import * as compiled from "./compiled_validators.js";
-import { type DocumentKind, validatorName } from "./documents.ts";
+import { type DocumentKind, validatorName } from "./document_kinds.ts";
 
 /** A document that does not match its schema; the message is one line. */
 export class SchemaError extends Error {
