@@ -128,6 +128,7 @@ class SandboxProcess {
   #listener: Listener | null = null;
   #onExit: (() => void) | null = null;
   #stderrTail = "";
+  #stderrDrained: Promise<void>;
   readonly ready: Promise<void>;
   readonly exited: Promise<void>;
   #nextId = 1;
@@ -139,7 +140,7 @@ class SandboxProcess {
     this.#child = child;
     this.pid = this.#child.pid;
     this.#writer = this.#child.stdin.getWriter();
-    this.#drainStderr();
+    this.#stderrDrained = this.#drainStderr();
     // A process's first timer takes milliseconds to set up: done now, while
     // the sandbox starts, not on the first job's path.
     clearTimeout(setTimeout(() => {}, 0));
@@ -166,14 +167,19 @@ class SandboxProcess {
 
   /** Last line the process wrote to its stderr, for error messages. */
   lastError(): string {
-    const lines = this.#stderrTail.trim().split("\n");
-    return lines[lines.length - 1] || "no message";
+    const lines = this.#stderrTail.trim().split("\n").map((l) => l.trim());
+    // Deno's own "error: …" line, not a backtrace printed after it.
+    const error = lines.findLast((line) => line.startsWith("error: "));
+    return error ?? (lines[lines.length - 1] || "no message");
   }
 
   async #handshake(frames: AsyncGenerator<Frame>): Promise<void> {
     const first = await frames.next();
     if (first.done || first.value.header.type !== "ready") {
-      await this.exited;
+      // Not `exited`, which waits for this handshake: the process's end
+      // and all it wrote to standard error.
+      await this.#child.status;
+      await this.#stderrDrained;
       throw new SandboxError(
         `sandbox process did not start: ${this.lastError()}`,
       );

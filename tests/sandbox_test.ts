@@ -90,7 +90,13 @@ Deno.test("a sandbox that cannot load the code that runs guests answers its jobs
   // the code that runs guests: the process starts and says it is ready,
   // but cannot load that code.
   const [dir, cleanup] = await tempDir();
-  const files = ["sandbox_worker", "frames", "scratch_seed", "wasm_binary"];
+  const files = [
+    "sandbox_worker",
+    "sandbox_command",
+    "frames",
+    "scratch_seed",
+    "wasm_binary",
+  ];
   for (const name of files) {
     await Deno.copyFile(`${ROOT}/runner/${name}.ts`, `${dir}/${name}.ts`);
   }
@@ -123,6 +129,27 @@ Deno.test("a sandbox that cannot load the code that runs guests answers its jobs
   } finally {
     await pool.close();
     await cleanup();
+  }
+});
+
+Deno.test("a sandbox process that ends before it is ready is reported with its last error line", async () => {
+  const pool = new SandboxPool({
+    size: 1,
+    command: (dirs) => {
+      const command = defaultSandboxCommand(dirs);
+      command.args[command.args.length - 1] = "file:///nonexistent/entry.ts";
+      return command;
+    },
+  });
+  try {
+    await assert.rejects(pool.run(await job("hello")), (error: Error) => {
+      assert.ok(error instanceof SandboxError, String(error));
+      assert.match(error.message, /^sandbox process did not start: .+/);
+      assert.match(error.message, /nonexistent/);
+      return true;
+    });
+  } finally {
+    await pool.close();
   }
 });
 
