@@ -150,6 +150,7 @@ const coldCommands: Record<string, [string, string[], string]> = {
   // With the permissions ./phase grants `run`.
   run: [deno, [
     ...denoRun,
+    "--unstable-lazy-dynamic-imports",
     "--allow-read",
     `--allow-write=${data}`,
     "--allow-env=PHASE_HOME,XDG_DATA_HOME,HOME",
