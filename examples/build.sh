@@ -44,7 +44,7 @@ for src in "$here"/src/*.rs; do
 done
 for src in "$here"/src/*.wat; do
   name=$(basename "$src" .wat)
-  wat2wasm -o "$here/wasm/$name.wasm" "$src"
+  wat2wasm --enable-threads -o "$here/wasm/$name.wasm" "$src"
 done
 ls -l "$here/wasm"
 deno run --allow-read="$here/.." --allow-write="$here/../provider" "$here/embed.ts"

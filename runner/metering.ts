@@ -14,7 +14,10 @@
  * dropped. Bulk memory instructions (`memory.fill`,
  * `memory.copy`, `memory.init`) also take one fuel per
  * {@link BULK_BYTES_PER_FUEL} bytes they touch, so fuel bounds their work
- * too. `memory.grow` asks a host-set page limit first (the job's one memory
+ * too; so do the table's (`table.fill`, `table.copy`, `table.init`), per
+ * element, and a function's entry costs one fuel per
+ * {@link LOCALS_PER_FUEL} locals it declares (each call zeroes them), so no
+ * instruction's work is far beyond its charge. `memory.grow` asks a host-set page limit first (the job's one memory
  * budget, shared with what the host holds for the guest), and a refusal is
  * recorded, so a memory-limit stop is known rather than guessed. A start
  * function no longer runs at instantiation: it is exported as
@@ -75,8 +78,13 @@ const MAX_PAGES = 65536;
 export const METERING_VERSION = 4;
 /** Bytes of a bulk memory instruction that cost one fuel. */
 export const BULK_BYTES_PER_FUEL = 64;
-/** 0xFC sub-opcodes of memory.init, memory.copy and memory.fill. */
-const BULK_MEMORY = new Set([8, 10, 11]);
+/**
+ * 0xFC sub-opcodes of memory.init, memory.copy and memory.fill, and of
+ * table.init, table.copy and table.fill: their count is on top of the stack.
+ */
+const BULK = new Set([8, 10, 11, 12, 14, 17]);
+/** Locals a function declares that cost one fuel at its entry. */
+export const LOCALS_PER_FUEL = 8;
 /**
  * The fuel counter's value at instantiation; the host sets the job's budget
  * before it calls any guest code.
@@ -208,6 +216,11 @@ function simdImmediates(r: Reader): void {
 /** Skips the immediates of a 0xFE-prefixed (atomic) instruction. */
 function atomicImmediates(r: Reader): void {
   const sub = r.u32();
+  // A wait on shared memory that no other thread can wake would block the
+  // host's thread, clock checks and all.
+  if (sub === 0x01 || sub === 0x02) {
+    throw unsupportedProposal("threads (memory.atomic.wait)");
+  }
   if (sub === 0x03) r.skip(1); // atomic.fence
   else memarg(r);
 }
@@ -373,14 +386,17 @@ function meterBody(
 ): number {
   const r = new Reader(body);
   const groups = r.u32();
+  let locals = 0;
   for (let i = 0; i < groups; i++) {
-    r.u32();
+    locals += r.u32();
     readValueType(r);
   }
   out.push(body.subarray(0, r.offset));
   let pending: Uint8Array[] = [];
   let segmentStart = r.offset;
-  let cost = 0;
+  // Zeroing the declared locals is work each call does before any
+  // instruction.
+  let cost = Math.floor(locals / LOCALS_PER_FUEL);
   let check = true; // function entry
   let depth = 0;
   let inserted = 0;
@@ -457,7 +473,7 @@ function meterBody(
       }
       case OP.miscPrefix: {
         const start = r.offset - 1;
-        if (BULK_MEMORY.has(r.u32())) {
+        if (BULK.has(r.u32())) {
           pending.push(body.subarray(segmentStart, start), extra.bulkCharge);
           segmentStart = start;
         }

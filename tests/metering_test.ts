@@ -79,6 +79,11 @@ const HAND_COUNTED = [
     fuel: 107,
     stdoutBytes: 6400,
   },
+  {
+    name: "costly_steps",
+    rule: "declared locals and bulk table instructions pay for their work",
+    fuel: 209,
+  },
 ];
 
 for (const { name, rule, fuel, stdoutBytes } of HAND_COUNTED) {
@@ -303,6 +308,29 @@ Deno.test("modules that cannot be metered are refused with one line", () => {
     () => instrumentFuel(new TextEncoder().encode("not wasm")),
     (error: Error) =>
       error instanceof ModuleError && /bad magic number/.test(error.message),
+  );
+  // A guest that imports the host function the metering adds, to call it
+  // itself.
+  const name = (
+    text: string,
+  ) => [text.length, ...new TextEncoder().encode(text)];
+  const imports = [1, ...name("__phase_host"), ...name("refuel"), 0, 0];
+  const exports = [1, ...name("x"), 0, 0];
+  const sneaky = Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+    ...[1, 4, 1, 0x60, 0, 0],
+    ...[2, imports.length, ...imports],
+    ...[7, exports.length, ...exports],
+  ]);
+  new WebAssembly.Module(sneaky); // valid WebAssembly
+  assert.throws(
+    () => instrumentFuel(sneaky),
+    /^ModuleError: the module imports from __phase_host, a name Phase's metering reserves$/,
+  );
+  // A wait on shared memory: nothing else could wake it.
+  assert.throws(
+    () => instrumentFuel(example("atomic_wait")),
+    /^ModuleError: the module uses threads \(memory.atomic.wait\), which Phase does not support/,
   );
   // A damaged function body.
   const broken = instrumentFuel(example("fuel_count")).bytes.slice();
