@@ -544,15 +544,27 @@ function copyIndices(
   for (let i = 0; i < count; i++) pushAll(out, uleb(shift(r.u32())));
 }
 
+/**
+ * A vector section's body with each entry rewritten by `entry`, which reads
+ * one entry from `r` and writes its new form to `out`.
+ */
+function rewriteVector(
+  body: Uint8Array,
+  entry: (r: Reader, out: number[]) => void,
+): Uint8Array {
+  const r = new Reader(body);
+  const count = r.u32();
+  const out = uleb(count);
+  for (let i = 0; i < count; i++) entry(r, out);
+  return Uint8Array.from(out);
+}
+
 /** The element section with every function index moved by `shift`. */
 function shiftElements(
   body: Uint8Array,
   shift: (index: number) => number,
 ): Uint8Array {
-  const r = new Reader(body);
-  const count = r.u32();
-  const out = uleb(count);
-  for (let i = 0; i < count; i++) {
+  return rewriteVector(body, (r, out) => {
     const flags = r.u32();
     pushAll(out, uleb(flags));
     if (flags > 7) {
@@ -572,8 +584,7 @@ function shiftElements(
       pushAll(out, uleb(exprs));
       for (let e = 0; e < exprs; e++) copyExpression(r, shift, out);
     }
-  }
-  return Uint8Array.from(out);
+  });
 }
 
 /** The global section with `ref.func` initialisers moved by `shift`. */
@@ -581,17 +592,13 @@ function shiftGlobals(
   body: Uint8Array,
   shift: (index: number) => number,
 ): Uint8Array {
-  const r = new Reader(body);
-  const count = r.u32();
-  const out = uleb(count);
-  for (let i = 0; i < count; i++) {
+  return rewriteVector(body, (r, out) => {
     const start = r.offset;
     readValueType(r);
     r.byte(); // mutability
     pushAll(out, body.subarray(start, r.offset));
     copyExpression(r, shift, out);
-  }
-  return Uint8Array.from(out);
+  });
 }
 
 /** The export section with function exports moved by `shift`. */
@@ -599,18 +606,14 @@ function shiftExports(
   body: Uint8Array,
   shift: (index: number) => number,
 ): Uint8Array {
-  const r = new Reader(body);
-  const count = r.u32();
-  const out = uleb(count);
-  for (let i = 0; i < count; i++) {
+  return rewriteVector(body, (r, out) => {
     const start = r.offset;
     r.name();
     const kind = r.byte();
     pushAll(out, body.subarray(start, r.offset));
     const index = r.u32();
     pushAll(out, uleb(kind === EXPORT_KIND.function ? shift(index) : index));
-  }
-  return Uint8Array.from(out);
+  });
 }
 
 /** The body of a vector section with `extra` entries appended. */
