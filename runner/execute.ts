@@ -129,7 +129,7 @@ function compile(request: ExecuteRequest): Compiled {
     compiled.set(key, hit);
     return hit;
   }
-  checkLink(request.module);
+  checkLink(request.module, { metered: true });
   const capped = capMemory(request.module, request.memoryBytes);
   let module: WebAssembly.Module;
   try {

@@ -19,7 +19,10 @@ import {
   SECTION,
   unsupportedProposal,
 } from "./wasm_binary.ts";
-import { REFUEL_IMPORT } from "./metering.ts";
+import {
+  REFUEL_IMPORT,
+  RESERVED_PREFIX as RESERVED_IMPORT_PREFIX,
+} from "./metering.ts";
 
 /** The import module WASI preview1 functions come from. */
 export const WASI_MODULE = "wasi_snapshot_preview1";
@@ -116,7 +119,16 @@ const KIND_NAMES = ["function", "table", "memory", "global", "tag"];
  * Checks a module's imports against WASI preview1; throws
  * {@link ModuleError} with one line for the first that Phase cannot link.
  */
-export function checkLink(module: Uint8Array): void {
+export function checkLink(
+  module: Uint8Array,
+  options: {
+    /**
+     * The module comes from the metering, so its one import from the
+     * reserved module (`__phase_host.refuel`, () -> ()) is expected.
+     */
+    metered?: boolean;
+  } = {},
+): void {
   let types: FuncType[] = [];
   for (const section of readSections(module)) {
     if (section.id === SECTION.type) types = readFuncTypes(section.body);
@@ -132,6 +144,11 @@ export function checkLink(module: Uint8Array): void {
       r.offset = start;
       const entry = readImport(r);
       const what = `${from}.${name}`;
+      if (from.startsWith(RESERVED_IMPORT_PREFIX) && !options.metered) {
+        throw new ModuleError(
+          `the module imports ${what}, a name Phase's metering reserves`,
+        );
+      }
       const wanted = from === WASI_MODULE
         ? Object.hasOwn(WASI_PREVIEW1, name) ? WASI_PREVIEW1[name] : undefined
         : from === REFUEL_IMPORT.module && name === REFUEL_IMPORT.name

@@ -60,7 +60,7 @@ export const MEMORY_PAGES_EXPORT = "__phase_memory_pages";
 /** Export name of the module's start function, run by the host. */
 export const START_EXPORT = "__phase_start";
 /** Every name the instrumentation adds (exports, imports) starts with this. */
-const RESERVED_PREFIX = "__phase_";
+export const RESERVED_PREFIX = "__phase_";
 /**
  * The host function a metered guest calls (no parameters, no results) when
  * a check finds its fuel global below zero.
@@ -691,6 +691,10 @@ function declaredMaxPages(
  */
 export function instrumentFuel(module: Uint8Array): MeteredModule {
   const sections = readSections(module);
+  // Indices the module uses but does not have would name what the
+  // instrumentation adds (its first global past the module's is the fuel
+  // counter): only a valid module is instrumented.
+  assertValid(module);
   const find = (id: number) => sections.find((s) => s.id === id) ?? null;
   const imports = find(SECTION.import);
   const globals = find(SECTION.global);
@@ -859,6 +863,20 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
   }
   writeAddedBefore(Infinity);
   return { bytes: assembleModule(parts), functions, chargePoints };
+}
+
+/** Throws {@link ModuleError} with V8's reason for a module that is not valid. */
+function assertValid(module: Uint8Array): void {
+  const bytes = module as Uint8Array<ArrayBuffer>;
+  if (WebAssembly.validate(bytes)) return;
+  try {
+    new WebAssembly.Module(bytes);
+  } catch (error) {
+    throw new ModuleError(
+      `not a valid WebAssembly module: ${(error as Error).message}`,
+    );
+  }
+  throw new ModuleError("not a valid WebAssembly module");
 }
 
 /** The name of a custom section. */
