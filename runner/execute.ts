@@ -68,6 +68,11 @@ export interface ExecuteRequest {
    */
   timeoutMs?: number;
   /**
+   * When the wall clock started (a `performance.now()` time), if before the
+   * call: a sandbox starts it when the job arrives, before compiling.
+   */
+  clockStartedAt?: number;
+  /**
    * Called while the guest runs, at most every {@link WATCH_INTERVAL_MS}
    * (only for a metered module, from its fuel checks and its sleeps); a
    * throw stops the guest as a trap.
@@ -120,25 +125,35 @@ interface Compiled {
 
 const compiled = new Map<string, Compiled>();
 
-/** Compiles a module with its memory capped, caching by (hash, cap). */
-function compile(request: ExecuteRequest): Compiled {
+/** The compile cache's entry for a request, freshened, if there is one. */
+function cached(request: ExecuteRequest): Compiled | undefined {
   const key = `${request.moduleKey}/${request.memoryBytes}`;
   const hit = compiled.get(key);
   if (hit) {
     compiled.delete(key);
     compiled.set(key, hit);
-    return hit;
   }
+  return hit;
+}
+
+/** The request's module checked and its memory capped, ready to compile. */
+function capped(request: ExecuteRequest) {
   checkLink(request.module, { metered: true });
-  const capped = capMemory(request.module, request.memoryBytes);
-  let module: WebAssembly.Module;
-  try {
-    module = new WebAssembly.Module(capped.bytes as Uint8Array<ArrayBuffer>);
-  } catch (error) {
-    throw new ModuleError(
-      `not a valid WebAssembly module: ${(error as Error).message}`,
-    );
-  }
+  return capMemory(request.module, request.memoryBytes);
+}
+
+function invalidModule(error: unknown): ModuleError {
+  return new ModuleError(
+    `not a valid WebAssembly module: ${(error as Error).message}`,
+  );
+}
+
+/** Checks a compiled module's exports and keeps it in the compile cache. */
+function keep(
+  request: ExecuteRequest,
+  { initialPages, tableEntries }: ReturnType<typeof capped>,
+  module: WebAssembly.Module,
+): Compiled {
   const exports = WebAssembly.Module.exports(module);
   if (!exports.some((e) => e.name === "_start" && e.kind === "function")) {
     throw new ModuleError(
@@ -154,14 +169,49 @@ function compile(request: ExecuteRequest): Compiled {
   const entry = {
     module,
     metered,
-    initialBytes: capped.initialPages * WASM_PAGE,
-    tableBytes: capped.tableEntries * TABLE_ENTRY_BYTES,
+    initialBytes: initialPages * WASM_PAGE,
+    tableBytes: tableEntries * TABLE_ENTRY_BYTES,
   };
-  compiled.set(key, entry);
+  compiled.set(`${request.moduleKey}/${request.memoryBytes}`, entry);
   if (compiled.size > COMPILE_CACHE_SIZE) {
     compiled.delete(compiled.keys().next().value!);
   }
   return entry;
+}
+
+/** Compiles (or reuses) a request's module, with its memory capped. */
+function compile(request: ExecuteRequest): Compiled {
+  const hit = cached(request);
+  if (hit) return hit;
+  const ready = capped(request);
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(ready.bytes as Uint8Array<ArrayBuffer>);
+  } catch (error) {
+    throw invalidModule(error);
+  }
+  return keep(request, ready, module);
+}
+
+/**
+ * Compiles a request's module ahead of {@link execute}, asynchronously: V8
+ * compiles on its own threads while this one stays free (a sandbox watches
+ * its parent and the job's wall clock meanwhile). With lazy compilation
+ * off (the sandbox's V8 flags), no function is left to compile when the
+ * guest first calls it.
+ */
+export async function compileAhead(request: ExecuteRequest): Promise<void> {
+  if (cached(request)) return;
+  const ready = capped(request);
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(
+      ready.bytes as Uint8Array<ArrayBuffer>,
+    );
+  } catch (error) {
+    throw invalidModule(error);
+  }
+  keep(request, ready, module);
 }
 
 /** Thrown out of a host call whose fuel charge overdraws the budget. */
@@ -274,7 +324,7 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
   let tank: FuelTank | undefined;
   const deadline = request.timeoutMs === undefined
     ? Infinity
-    : callStarted + request.timeoutMs;
+    : (request.clockStartedAt ?? callStarted) + request.timeoutMs;
   let lastWatch = callStarted;
   // The guest's clock and its caller's watch, looked at from fuel checks
   // and between the pieces of a sleep.

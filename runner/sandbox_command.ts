@@ -72,7 +72,14 @@ export function defaultSandboxCommand(
     : worker.pathname;
   const readable = [code, ...readDirs];
   for (const path of [...readable, ...writeDirs]) assertFlagSafePath(path);
-  const args = ["run", "--no-prompt", "--quiet"];
+  // Every function compiled before the guest starts (runner/execute.ts
+  // compileAhead), on V8's threads, not when first called.
+  const args = [
+    "run",
+    "--no-prompt",
+    "--quiet",
+    "--v8-flags=--no-wasm-lazy-compilation",
+  ];
   if (fromSource) {
     args.push(`--config=${new URL("../deno.json", import.meta.url).pathname}`);
   }

@@ -11,7 +11,10 @@
  * job's wall clock and calls this file's watch, which sends the parent a
  * heartbeat: a write that fails means the parent is gone, however it died
  * (SIGKILL included, since only it holds the pipe's other end), and the
- * process ends at once. Between jobs, standard input closing ends it.
+ * process ends at once. While this thread is free (between jobs, and while V8
+ * compiles a job's module on its own threads), standard input closing ends
+ * it. Lazy compilation is off (the command's V8 flags), so no function is
+ * compiled later, inside the guest's run, where nothing could watch.
  * @module
  */
 import type { ExecuteRequest } from "./execute.ts";
@@ -38,45 +41,83 @@ function permissionStates(): Record<string, string> {
   );
 }
 
+type Runner = typeof import("./execute.ts");
+
+/** Sends a job's failure: a module error, or the sandbox's own. */
+function sendError(id: unknown, error: unknown): void {
+  send({
+    type: "error",
+    id,
+    message: error instanceof ModuleError
+      ? error.message
+      : `sandbox error: ${(error as Error)?.message ?? error}`,
+    module_error: error instanceof ModuleError,
+  });
+}
+
 /** Runs one job frame and sends its outcome. */
-function runJob(
-  execute: typeof import("./execute.ts").execute,
-  { header, blobs }: Frame,
-): void {
+async function runJob(runner: Runner, { header, blobs }: Frame): Promise<void> {
   const id = header.id;
+  const timeoutMs = header.timeout_ms as number;
   // The parent starts its own (backstop) clock for this job from here.
   send({ type: "started", id });
+  const started = performance.now();
   const [module, stdin, seedBlob] = blobs;
   const seedList = header.scratch_seed as PackedSeed["list"] | undefined;
+  const request: ExecuteRequest = {
+    module,
+    stdin,
+    moduleKey: header.module_key as string,
+    fuel: header.fuel as number | undefined,
+    programName: header.program_name as string,
+    args: header.args as string[],
+    env: header.env as Record<string, string>,
+    memoryBytes: header.memory_bytes as number,
+    outputLimit: header.output_limit as number,
+    preopens: header.preopens as ExecuteRequest["preopens"],
+    scratch: header.scratch as string | undefined,
+    scratchSeed: seedList
+      ? unpackSeed({ list: seedList, blob: seedBlob ?? new Uint8Array() })
+      : undefined,
+    watch: heartbeat,
+  };
+  // Compiling runs on V8's threads, so this one keeps the wall clock (and
+  // notices a parent that is gone: see serve). A compile that outlasts the
+  // limit cannot be stopped, so the process answers and ends.
+  const overdue = setTimeout(() => {
+    send({
+      type: "result",
+      id,
+      outcome: {
+        status: "timeout",
+        exitCode: null,
+        error: `timeout: the guest ran longer than ${timeoutMs / 1000} s`,
+        wallTimeMs: performance.now() - started,
+        cpuTimeMs: 0,
+        memoryPeakBytes: 0,
+        fuelConsumed: null,
+        stdoutTruncated: false,
+        stderrTruncated: false,
+      },
+    }, [new Uint8Array(), new Uint8Array()]);
+    Deno.exit(0);
+  }, timeoutMs);
   try {
-    const { stdout, stderr, ...outcome } = execute({
-      module,
-      stdin,
-      moduleKey: header.module_key as string,
-      fuel: header.fuel as number | undefined,
-      programName: header.program_name as string,
-      args: header.args as string[],
-      env: header.env as Record<string, string>,
-      memoryBytes: header.memory_bytes as number,
-      outputLimit: header.output_limit as number,
-      preopens: header.preopens as ExecuteRequest["preopens"],
-      scratch: header.scratch as string | undefined,
-      scratchSeed: seedList
-        ? unpackSeed({ list: seedList, blob: seedBlob ?? new Uint8Array() })
-        : undefined,
-      timeoutMs: header.timeout_ms as number,
-      watch: heartbeat,
+    await runner.compileAhead(request);
+  } catch (error) {
+    return sendError(id, error);
+  } finally {
+    clearTimeout(overdue);
+  }
+  try {
+    const { stdout, stderr, ...outcome } = runner.execute({
+      ...request,
+      timeoutMs,
+      clockStartedAt: started,
     });
     send({ type: "result", id, outcome }, [stdout, stderr]);
   } catch (error) {
-    send({
-      type: "error",
-      id,
-      message: error instanceof ModuleError
-        ? error.message
-        : `sandbox error: ${(error as Error)?.message ?? error}`,
-      module_error: error instanceof ModuleError,
-    });
+    sendError(id, error);
   }
 }
 
@@ -93,23 +134,38 @@ async function serve(): Promise<void> {
   // The code that runs guests loads while the parent checks the
   // permissions reported here (and sends the first job).
   const loading = import("./execute.ts").then(
-    ({ execute }) => execute,
+    (runner): Runner => runner,
     (error: Error) =>
       `sandbox cannot load the code that runs guests: ${
         String(error?.message ?? error).split("\n")[0]
       }`,
   );
   send({ type: "ready", permissions: permissionStates() });
-  const execute = await loading;
-  for await (const frame of readFrames(Deno.stdin.readable)) {
-    if (frame.header.type !== "job") continue;
+  // Frames are read on their own, so standard input closing (the parent is
+  // gone or done with us) ends the process at once whenever this thread is
+  // free, a job's compile included.
+  const jobs: Frame[] = [];
+  let arrived = () => {};
+  (async () => {
+    for await (const frame of readFrames(Deno.stdin.readable)) {
+      if (frame.header.type !== "job") continue;
+      jobs.push(frame);
+      arrived();
+    }
+    Deno.exit(0);
+  })();
+  const runner = await loading;
+  for (;;) {
+    if (jobs.length === 0) {
+      await new Promise<void>((resolve) => arrived = resolve);
+      continue;
+    }
+    const frame = jobs.shift()!;
     // A sandbox that could not load answers every job with why.
-    if (typeof execute === "string") {
-      send({ type: "error", id: frame.header.id, message: execute });
-    } else runJob(execute, frame);
+    if (typeof runner === "string") {
+      send({ type: "error", id: frame.header.id, message: runner });
+    } else await runJob(runner, frame);
   }
-  // Standard input closed: the parent is gone or done with us.
-  Deno.exit(0);
 }
 
 if (import.meta.main) await serve();

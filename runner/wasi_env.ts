@@ -187,6 +187,33 @@ export interface WasiEnvOptions {
 /** The longest a guest's sleep runs before the host looks at its clock. */
 export const SLEEP_SLICE_MS = 50;
 
+/**
+ * Most buffers one read or write call takes (Linux's IOV_MAX); more is
+ * EINVAL, so a list of empty buffers cannot make the host build millions of
+ * objects for one call.
+ */
+export const MAX_IOVECS = 1024;
+
+/**
+ * Longest path, in bytes, a path call takes (Linux's PATH_MAX); longer is
+ * ENAMETOOLONG, so one call's walk stays short.
+ */
+export const MAX_PATH_BYTES = 4096;
+
+/** Which arguments of each path call are path lengths. */
+const PATH_LENGTH_ARGS: Record<string, number[]> = {
+  path_create_directory: [2],
+  path_filestat_get: [3],
+  path_filestat_set_times: [3],
+  path_link: [3, 6],
+  path_open: [3],
+  path_readlink: [2],
+  path_remove_directory: [2],
+  path_rename: [2, 5],
+  path_symlink: [1, 4],
+  path_unlink_file: [2],
+};
+
 /** Bytes of a host call's buffers that cost one fuel. */
 export const HOST_BYTES_PER_FUEL = 64;
 
@@ -510,10 +537,39 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
   };
   const merged = { ...shim.wasiImport, ...overrides } as WasiEnv["imports"];
   const masked = withRightsMasks(merged, table, memory);
-  const imports = options.charge
-    ? withHostCharges(masked, memory, options.charge)
-    : masked;
+  // Sizes first: a refused call costs neither fuel nor a walk of its list.
+  const imports = withSizeLimits(
+    options.charge ? withHostCharges(masked, memory, options.charge) : masked,
+  );
   return { wasi: shim, imports, stdout, stderr };
+}
+
+/**
+ * Refuses, before any work, iovec lists longer than {@link MAX_IOVECS} and
+ * paths longer than {@link MAX_PATH_BYTES}.
+ */
+function withSizeLimits(imports: WasiEnv["imports"]): WasiEnv["imports"] {
+  const out: WasiEnv["imports"] = { ...imports };
+  const limit = (name: string, refusal: (args: number[]) => number | null) => {
+    const call = imports[name] as (...args: number[]) => number;
+    out[name] =
+      ((...args: number[]) => refusal(args) ?? call(...args)) as WasiEnv[
+        "imports"
+      ][string];
+  };
+  for (const name of ["fd_read", "fd_write", "fd_pread", "fd_pwrite"]) {
+    limit(name, ([, , count]) => count > MAX_IOVECS ? wasi.ERRNO_INVAL : null);
+  }
+  for (const [name, lengths] of Object.entries(PATH_LENGTH_ARGS)) {
+    limit(
+      name,
+      (args) =>
+        lengths.some((at) => args[at] > MAX_PATH_BYTES)
+          ? wasi.ERRNO_NAMETOOLONG
+          : null,
+    );
+  }
+  return out;
 }
 
 /**
