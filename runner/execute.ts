@@ -112,11 +112,19 @@ export interface ExecuteOutcome {
   stderrTruncated: boolean;
 }
 
+/**
+ * Compiled modules a process keeps for the jobs after theirs: at most 32,
+ * of at most 8 MiB of module bytes together besides the newest, whose code
+ * (about ten times its bytes) the sandbox holds outside any job's budget.
+ */
 const COMPILE_CACHE_SIZE = 32;
+const COMPILE_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** A compiled module and what its budget is charged at the start. */
 interface Compiled {
   module: WebAssembly.Module;
+  /** Bytes of the module compiled. */
+  bytes: number;
   /** The module carries runner/metering.ts's instrumentation. */
   metered: boolean;
   initialBytes: number;
@@ -168,13 +176,23 @@ function keep(
   );
   const entry = {
     module,
+    bytes: request.module.length,
     metered,
     initialBytes: initialPages * WASM_PAGE,
     tableBytes: tableEntries * TABLE_ENTRY_BYTES,
   };
   compiled.set(`${request.moduleKey}/${request.memoryBytes}`, entry);
-  if (compiled.size > COMPILE_CACHE_SIZE) {
-    compiled.delete(compiled.keys().next().value!);
+  let kept = 0;
+  for (const other of compiled.values()) kept += other.bytes;
+  // Oldest first, never the newest (the job about to run).
+  for (const [key, other] of compiled) {
+    if (
+      other === entry ||
+      (compiled.size <= COMPILE_CACHE_SIZE &&
+        kept - entry.bytes <= COMPILE_CACHE_BYTES)
+    ) break;
+    compiled.delete(key);
+    kept -= other.bytes;
   }
   return entry;
 }

@@ -83,6 +83,14 @@ export const BULK_BYTES_PER_FUEL = 64;
  * table.init, table.copy and table.fill: their count is on top of the stack.
  */
 const BULK = new Set([8, 10, 11, 12, 14, 17]);
+/**
+ * How many times its own size (plus {@link GROWTH_ALLOWANCE} bytes) a module
+ * may become once metered. Real code grows by 5-80% (the examples); a module
+ * made of little but empty loops would grow 15 times, and its compiled code
+ * with it, which the sandbox holds outside the job's budget.
+ */
+const MAX_GROWTH_FACTOR = 4;
+const GROWTH_ALLOWANCE = 1024 * 1024;
 /** Locals a function declares that cost one fuel at its entry. */
 export const LOCALS_PER_FUEL = 8;
 /**
@@ -381,9 +389,20 @@ function meterBody(
     bulkCharge: Uint8Array;
     /** The number of imported functions (indices from it move up). */
     importedFunctions: number;
+    /** Bytes the instrumentation has added so far, and how many it may. */
+    growth: { added: number; limit: number };
   },
   out: Uint8Array[],
 ): number {
+  const grow = (code: Uint8Array) => {
+    extra.growth.added += code.length;
+    if (extra.growth.added > extra.growth.limit) {
+      throw new ModuleError(
+        `the module has too many branches and loops to meter: metering would make it more than ${MAX_GROWTH_FACTOR} times its size`,
+      );
+    }
+    return code;
+  };
   const r = new Reader(body);
   const groups = r.u32();
   let locals = 0;
@@ -402,7 +421,7 @@ function meterBody(
   let inserted = 0;
   const endSegment = (nextCheck: boolean) => {
     if (cost > 0) {
-      out.push(charges.get(cost, check));
+      out.push(grow(charges.get(cost, check)));
       inserted++;
     }
     pushAll(out, pending);
@@ -453,7 +472,7 @@ function meterBody(
             "the module uses multi-memory, which Phase does not support",
           );
         }
-        pending.push(body.subarray(segmentStart, start), extra.grow);
+        pending.push(body.subarray(segmentStart, start), grow(extra.grow));
         segmentStart = r.offset;
         break;
       }
@@ -474,7 +493,10 @@ function meterBody(
       case OP.miscPrefix: {
         const start = r.offset - 1;
         if (BULK.has(r.u32())) {
-          pending.push(body.subarray(segmentStart, start), extra.bulkCharge);
+          pending.push(
+            body.subarray(segmentStart, start),
+            grow(extra.bulkCharge),
+          );
           segmentStart = start;
         }
         r.offset = start + 1;
@@ -744,6 +766,10 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
     grow: growCode(g),
     bulkCharge: bulkChargeCode(g),
     importedFunctions: imported.functions,
+    growth: {
+      added: 0,
+      limit: (MAX_GROWTH_FACTOR - 1) * module.length + GROWTH_ALLOWANCE,
+    },
   };
   const charges = new ChargeCodes(g);
   const parts: Uint8Array[] = [];

@@ -73,12 +73,13 @@ export function defaultSandboxCommand(
   const readable = [code, ...readDirs];
   for (const path of [...readable, ...writeDirs]) assertFlagSafePath(path);
   // Every function compiled before the guest starts (runner/execute.ts
-  // compileAhead), on V8's threads, not when first called.
+  // compileAhead), on V8's threads, not when first called; and a collection
+  // the sandbox can ask for after a big job (runner/sandbox_worker.ts).
   const args = [
     "run",
     "--no-prompt",
     "--quiet",
-    "--v8-flags=--no-wasm-lazy-compilation",
+    "--v8-flags=--no-wasm-lazy-compilation,--expose-gc",
   ];
   if (fromSource) {
     args.push(`--config=${new URL("../deno.json", import.meta.url).pathname}`);
