@@ -27,6 +27,7 @@ import {
 import { generateKey, verifyReceipt } from "../schemas/mod.ts";
 import {
   alive,
+  children,
   cli,
   type CliResult,
   example,
@@ -34,6 +35,7 @@ import {
   ROOT,
   tempDir,
   text,
+  until,
 } from "./helpers.ts";
 
 /** `phase run --ephemeral --private ARGS…` with no write permission. */
@@ -41,35 +43,6 @@ function privateRun(args: string[]): Promise<CliResult> {
   return cli(["run", "--ephemeral", "--private", ...args], {
     flags: ["--allow-read", "--allow-run", "--allow-env"],
   });
-}
-
-/** Child process ids of `pid` (all its threads' children). */
-function children(pid: number): number[] {
-  const found: number[] = [];
-  try {
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      const list = Deno.readTextFileSync(
-        `/proc/${pid}/task/${task.name}/children`,
-      );
-      found.push(...list.trim().split(/\s+/).filter(Boolean).map(Number));
-    }
-  } catch {
-    // gone
-  }
-  return found;
-}
-
-async function until(
-  condition: () => boolean,
-  ms: number,
-  step = 20,
-): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    if (condition()) return true;
-    await new Promise((r) => setTimeout(r, step));
-  }
-  return condition();
 }
 
 interface Probe {

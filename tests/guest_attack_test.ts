@@ -13,6 +13,7 @@ import {
 } from "../runner/wasm_binary.ts";
 import {
   alive,
+  children,
   freshHomeEnv,
   ROOT,
   runLauncher,
@@ -20,6 +21,7 @@ import {
   stopAnnounced,
   tempDir,
   text,
+  until,
 } from "./helpers.ts";
 
 const I32 = 0x7f;
@@ -119,35 +121,6 @@ function fuelWriter(value: bigint, spin: boolean): Uint8Array {
         : [...set, 0x41, 0x00, 0x10, 0x00], // proc_exit(0)
     }],
   });
-}
-
-/** Child process ids of `pid` (all its threads' children). */
-function children(pid: number): number[] {
-  const found: number[] = [];
-  try {
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      const list = Deno.readTextFileSync(
-        `/proc/${pid}/task/${task.name}/children`,
-      );
-      found.push(...list.trim().split(/\s+/).filter(Boolean).map(Number));
-    }
-  } catch {
-    // gone
-  }
-  return found;
-}
-
-async function until(
-  condition: () => boolean,
-  ms: number,
-  step = 50,
-): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    if (condition()) return true;
-    await new Promise((r) => setTimeout(r, step));
-  }
-  return condition();
 }
 
 async function withModule<T>(

@@ -18,6 +18,36 @@ export function examplePath(name: string): string {
 }
 
 /** True while process `pid` runs (not gone, not a zombie). */
+/** Child process ids of `pid` (all its threads' children). */
+export function children(pid: number): number[] {
+  const found: number[] = [];
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const list = Deno.readTextFileSync(
+        `/proc/${pid}/task/${task.name}/children`,
+      );
+      found.push(...list.trim().split(/\s+/).filter(Boolean).map(Number));
+    }
+  } catch {
+    // gone
+  }
+  return found;
+}
+
+/** Waits until `condition` holds (polled every `step` ms), at most `ms`. */
+export async function until(
+  condition: () => boolean,
+  ms: number,
+  step = 20,
+): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    if (condition()) return true;
+    await new Promise((r) => setTimeout(r, step));
+  }
+  return condition();
+}
+
 export function alive(pid: number): boolean {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
