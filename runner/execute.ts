@@ -297,6 +297,9 @@ class FuelTank {
     if (value + given < 0n) throw new FuelExhausted();
   }
 }
+/** The error of a run that ended because the stack ran out. */
+const STACK_OVERFLOW = "trap: stack overflow";
+
 function trapMessage(error: unknown): string {
   if (error instanceof RangeError && /call stack/i.test(error.message)) {
     return "stack overflow";
@@ -474,7 +477,11 @@ export function execute(request: ExecuteRequest): ExecuteOutcome {
     cpuTimeMs: (cpuAfter.user + cpuAfter.system - cpuBefore.user -
       cpuBefore.system) / 1000,
     memoryPeakBytes: memory.peak,
-    fuelConsumed: fuelLeft === undefined
+    // Where the stack runs out depends on how V8 compiled the code (its
+    // frames shrink when a function is optimised), not on the guest alone:
+    // the fuel spent by then is no fact about the guest, so none is given.
+    fuelConsumed: fuelLeft === undefined ||
+        (status === "trap" && error === STACK_OVERFLOW)
       ? null
       : Number(tank!.budget - fuelLeft),
     stdout: env.stdout.bytes(),

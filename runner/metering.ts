@@ -14,8 +14,8 @@
  * dropped. Bulk memory instructions (`memory.fill`,
  * `memory.copy`, `memory.init`) also take one fuel per
  * {@link BULK_BYTES_PER_FUEL} bytes they touch, so fuel bounds their work
- * too; so do the table's (`table.fill`, `table.copy`, `table.init`), per
- * element, and a function's entry costs one fuel per
+ * too, and the table's (`table.fill`, `table.copy`, `table.init`) one per
+ * element; each checks the fuel before it works. A function's entry costs one fuel per
  * {@link LOCALS_PER_FUEL} locals it declares (each call zeroes them), so no
  * instruction's work is far beyond its charge. `memory.grow` asks a host-set page limit first (the job's one memory
  * budget, shared with what the host holds for the guest), and a refusal is
@@ -79,10 +79,12 @@ export const METERING_VERSION = 4;
 /** Bytes of a bulk memory instruction that cost one fuel. */
 export const BULK_BYTES_PER_FUEL = 64;
 /**
- * 0xFC sub-opcodes of memory.init, memory.copy and memory.fill, and of
- * table.init, table.copy and table.fill: their count is on top of the stack.
+ * 0xFC sub-opcodes of memory.init, memory.copy and memory.fill (which pay
+ * per {@link BULK_BYTES_PER_FUEL} bytes), and of table.init, table.copy and
+ * table.fill (which pay per element): their count is on top of the stack.
  */
-const BULK = new Set([8, 10, 11, 12, 14, 17]);
+const BULK_MEMORY = new Set([8, 10, 11]);
+const BULK_TABLE = new Set([12, 14, 17]);
 /**
  * How many times its own size (plus {@link GROWTH_ALLOWANCE} bytes) a module
  * may become once metered. Real code grows by 5-80% (the examples); a module
@@ -355,10 +357,12 @@ function growCode(g: MeterGlobals): Uint8Array {
 }
 
 /**
- * Before a bulk memory instruction (its byte count on top of the stack):
- * takes count / BULK_BYTES_PER_FUEL fuel and leaves the stack as it was.
+ * Before a bulk instruction (its count on top of the stack): takes count /
+ * 2^`shift` fuel, calls the host when that overdraws the fuel global (so a
+ * run of bulk instructions is checked one by one, before each does its
+ * work), and leaves the stack as it was.
  */
-function bulkChargeCode(g: MeterGlobals): Uint8Array {
+function bulkChargeCode(g: MeterGlobals, shift: number): Uint8Array {
   const count = uleb(g.scratchI32);
   const fuel = uleb(g.fuel);
   return Uint8Array.of(
@@ -370,11 +374,21 @@ function bulkChargeCode(g: MeterGlobals): Uint8Array {
     ...count,
     OP.i64ExtendI32U,
     OP.i64Const,
-    ...sleb(Math.log2(BULK_BYTES_PER_FUEL)),
+    ...sleb(shift),
     OP.i64ShrU,
     OP.i64Sub,
     OP.globalSet,
     ...fuel,
+    OP.globalGet,
+    ...fuel,
+    OP.i64Const,
+    0,
+    OP.i64LtS,
+    OP.if,
+    OP.emptyBlock,
+    OP.call,
+    ...uleb(g.refuel),
+    OP.end,
     OP.globalGet,
     ...count,
   );
@@ -387,6 +401,7 @@ function meterBody(
   extra: {
     grow: Uint8Array;
     bulkCharge: Uint8Array;
+    tableCharge: Uint8Array;
     /** The number of imported functions (indices from it move up). */
     importedFunctions: number;
     /** Bytes the instrumentation has added so far, and how many it may. */
@@ -492,11 +507,14 @@ function meterBody(
       }
       case OP.miscPrefix: {
         const start = r.offset - 1;
-        if (BULK.has(r.u32())) {
-          pending.push(
-            body.subarray(segmentStart, start),
-            grow(extra.bulkCharge),
-          );
+        const sub = r.u32();
+        const charge = BULK_MEMORY.has(sub)
+          ? extra.bulkCharge
+          : BULK_TABLE.has(sub)
+          ? extra.tableCharge
+          : null;
+        if (charge) {
+          pending.push(body.subarray(segmentStart, start), grow(charge));
           segmentStart = start;
         }
         r.offset = start + 1;
@@ -764,7 +782,8 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
   ];
   const extra = {
     grow: growCode(g),
-    bulkCharge: bulkChargeCode(g),
+    bulkCharge: bulkChargeCode(g, Math.log2(BULK_BYTES_PER_FUEL)),
+    tableCharge: bulkChargeCode(g, 0),
     importedFunctions: imported.functions,
     growth: {
       added: 0,

@@ -195,6 +195,12 @@ export const SLEEP_SLICE_MS = 50;
 export const MAX_IOVECS = 1024;
 
 /**
+ * Most subscriptions one poll_oneoff takes (every descriptor a guest may
+ * hold, and as many clocks); more is EINVAL.
+ */
+export const MAX_SUBSCRIPTIONS = 2048;
+
+/**
  * Longest path, in bytes, a path call takes (Linux's PATH_MAX); longer is
  * ENAMETOOLONG, so one call's walk stays short.
  */
@@ -545,8 +551,9 @@ export function createWasiEnv(options: WasiEnvOptions): WasiEnv {
 }
 
 /**
- * Refuses, before any work, iovec lists longer than {@link MAX_IOVECS} and
- * paths longer than {@link MAX_PATH_BYTES}.
+ * Refuses, before any work, iovec lists longer than {@link MAX_IOVECS},
+ * more than {@link MAX_SUBSCRIPTIONS} poll subscriptions and paths longer
+ * than {@link MAX_PATH_BYTES}.
  */
 function withSizeLimits(imports: WasiEnv["imports"]): WasiEnv["imports"] {
   const out: WasiEnv["imports"] = { ...imports };
@@ -560,6 +567,10 @@ function withSizeLimits(imports: WasiEnv["imports"]): WasiEnv["imports"] {
   for (const name of ["fd_read", "fd_write", "fd_pread", "fd_pwrite"]) {
     limit(name, ([, , count]) => count > MAX_IOVECS ? wasi.ERRNO_INVAL : null);
   }
+  limit(
+    "poll_oneoff",
+    ([, , count]) => count > MAX_SUBSCRIPTIONS ? wasi.ERRNO_INVAL : null,
+  );
   for (const [name, lengths] of Object.entries(PATH_LENGTH_ARGS)) {
     limit(
       name,

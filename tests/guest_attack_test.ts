@@ -14,6 +14,7 @@ import {
 import {
   alive,
   children,
+  example,
   freshHomeEnv,
   ROOT,
   runLauncher,
@@ -140,7 +141,8 @@ async function withModule<T>(
 
 /**
  * `./phase run MODULE ARGS…` as a user runs it; once its sandbox has run
- * the guest for `runMs`, the CLI is killed with SIGKILL. Returns how long
+ * the guest for `runMs` (and, when given, used `cpuTicksFirst` clock ticks
+ * of CPU), the CLI is killed with SIGKILL. Returns how long
  * the sandbox outlived it (ms), at most `waitMs`; survivors are killed.
  */
 async function outlives(
@@ -148,6 +150,7 @@ async function outlives(
   args: string[],
   runMs: number,
   waitMs = 2000,
+  cpuTicksFirst = 0,
 ): Promise<number> {
   return await withModule(bytes, async (path, home) => {
     const child = new Deno.Command(`${ROOT}/phase`, {
@@ -166,6 +169,12 @@ async function outlives(
     }, 20_000);
     assert.ok(started, "the CLI started no sandbox");
     await new Promise((r) => setTimeout(r, runMs));
+    if (cpuTicksFirst > 0) {
+      await until(
+        () => [...sandboxes].some((pid) => cpuTicks(pid) >= cpuTicksFirst),
+        60_000,
+      );
+    }
     for (const pid of children(child.pid)) sandboxes.add(pid);
     try {
       child.kill("SIGKILL");
@@ -588,4 +597,214 @@ Deno.test("guest attack: another client's 15 MB module does not turn a job that 
     await stopAnnounced(node);
     await cleanup();
   }
+});
+
+/** CPU time (user + system, clock ticks) that `pid` has used. */
+function cpuTicks(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Process ids of the sandboxes below `pid`, with their parents. */
+function sandboxesBelow(pid: number): { pid: number; parent: number }[] {
+  const found: { pid: number; parent: number }[] = [];
+  for (const child of children(pid)) {
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${child}/cmdline`);
+      if (cmdline.includes("sandbox_worker")) {
+        found.push({ pid: child, parent: pid });
+        continue;
+      }
+    } catch {
+      continue;
+    }
+    found.push(...sandboxesBelow(child));
+  }
+  return found;
+}
+
+Deno.test("guest attack: a node's sandbox compiling a slow function does not outlive the node killed with SIGKILL", async () => {
+  const [home, cleanup] = await tempDir();
+  const node = await serveTask(home);
+  const sandboxes = new Set<number>();
+  try {
+    const job = fetch(`${node.info.url}/jobs?timeout_seconds=60`, {
+      method: "POST",
+      headers: { "content-type": "application/wasm" },
+      body: slowToCompile(1_000_000) as Uint8Array<ArrayBuffer>,
+    }).then((r) => r.body?.cancel(), () => {});
+    // Wait until a sandbox has spent a second of CPU on the job (compiling).
+    let found: { pid: number; parent: number }[] = [];
+    const busy = await until(() => {
+      found = sandboxesBelow(node.child.pid);
+      return found.some(({ pid }) => cpuTicks(pid) >= 100);
+    }, 30_000);
+    assert.ok(busy, "no sandbox of the node started on the job");
+    for (const { pid } of found) sandboxes.add(pid);
+    Deno.kill(found[0].parent, "SIGKILL");
+    const killed = performance.now();
+    await until(() => ![...sandboxes].some(alive), 2000);
+    const lived = performance.now() - killed;
+    await job;
+    assert.ok(
+      lived < 2000,
+      `a sandbox still ran ${lived.toFixed(0)} ms after its node was killed`,
+    );
+  } finally {
+    for (const pid of [...sandboxes].filter(alive)) Deno.kill(pid, "SIGKILL");
+    await stopAnnounced(node);
+    await cleanup();
+  }
+});
+
+Deno.test("guest attack: a guest that overflows its stack through host calls reports the same fuel on every run: none", async () => {
+  // $r calls args_sizes_get (no clock, no randomness), then itself, until
+  // the stack runs out: a trap whose depth must not depend on the host.
+  const bytes = command({
+    types: [[0x60, 2, I32, I32, 1, I32]],
+    imports: [["wasi_snapshot_preview1", "args_sizes_get", 2]],
+    bodies: [
+      {
+        code: [
+          ...[0x41, ...sleb(64), 0x41, ...sleb(72), 0x10, 0x01, 0x1a],
+          ...[0x10, 0x02],
+        ],
+      },
+      { code: [0x10, 0x02] },
+    ],
+  });
+  await withModule(bytes, async (path, home) => {
+    const seen = new Map<number, number>();
+    for (let run = 0; run < 12; run++) {
+      const out = await runLauncher(home, ["run", path, "--json", "--quiet"]);
+      assert.equal(out.code, 134, out.stderr);
+      const { execution } = JSON.parse(out.stdout);
+      assert.equal(execution.status, "trap");
+      assert.equal(execution.error, "trap: stack overflow");
+      assert.equal(execution.fuel_consumed, null);
+      seen.set(
+        execution.fuel_consumed,
+        (seen.get(execution.fuel_consumed) ?? 0) + 1,
+      );
+    }
+    assert.equal(
+      seen.size,
+      1,
+      `fuel_consumed over 12 runs: ${
+        [...seen].map(([fuel, n]) => `${fuel} (${n}×)`).join(", ")
+      }`,
+    );
+  });
+});
+
+Deno.test("guest attack: examples/wasm/deep_recursion reports the same fuel on a node's first and later jobs: none", async () => {
+  const [home, cleanup] = await tempDir();
+  const node = await serveTask(home);
+  try {
+    const seen: number[] = [];
+    for (let run = 0; run < 4; run++) {
+      const answer = await fetch(`${node.info.url}/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/wasm" },
+        body: example("deep_recursion") as Uint8Array<ArrayBuffer>,
+      });
+      const receipt = await answer.json();
+      assert.equal(receipt.execution.status, "trap");
+      assert.equal(receipt.execution.fuel_consumed, null);
+      seen.push(receipt.execution.fuel_consumed);
+    }
+    assert.equal(
+      new Set(seen).size,
+      1,
+      `fuel_consumed of jobs 1-4: ${seen.join(", ")}`,
+    );
+  } finally {
+    await stopAnnounced(node);
+    await cleanup();
+  }
+});
+
+Deno.test("guest attack: a straight run of memory.fill instructions does not outlive its CLI killed with SIGKILL", async () => {
+  // 400 × memory.fill(0, 1, 256 MiB) in one segment: each pays 4M fuel,
+  // but nothing looks at the fuel (or the clock) between them.
+  const fill = [
+    ...[0x41, 0x00, 0x41, 0x01, 0x41, ...sleb(256 * 1024 * 1024)],
+    ...[0xfc, 0x0b, 0x00],
+  ];
+  const code: number[] = [];
+  for (let i = 0; i < 400; i++) code.push(...fill);
+  code.push(0x41, 0x00, 0x10, 0x00);
+  const bytes = command({ pages: 4096, bodies: [{ code }] });
+  const lived = await outlives(bytes, ["--memory", "300"], 1500);
+  assert.ok(
+    lived < 2000,
+    `the sandbox still ran ${lived.toFixed(0)} ms after the CLI was killed`,
+  );
+});
+
+Deno.test("guest attack: a loop of table.fill does not outlive its CLI killed with SIGKILL", async () => {
+  // table.fill pays one fuel per 64 elements, but a funcref element costs
+  // about 10 ns: after a fast warm-up (slices at their 10M maximum) one
+  // slice of table.fill lasts seconds without a look at the clock. The
+  // guest alternates the two, so most of its time is in such a slice.
+  const bytes = assembleModule([
+    ...section(SECTION.type, [2, 0x60, 1, I32, 0, 0x60, 0, 0]),
+    ...section(SECTION.import, [
+      1,
+      ...name("wasi_snapshot_preview1"),
+      ...name("proc_exit"),
+      0,
+      0,
+    ]),
+    ...section(SECTION.function, [1, 1]),
+    ...section(SECTION.table, [1, 0x70, 0, ...uleb(1_000_000)]),
+    ...section(SECTION.memory, [1, 0, 1]),
+    ...section(SECTION.export, [
+      2,
+      ...name("memory"),
+      2,
+      0,
+      ...name("_start"),
+      0,
+      1,
+    ]),
+    ...section(SECTION.code, [
+      1,
+      ...((body: number[]) => [...uleb(body.length), ...body])([
+        ...[1, 2, I32],
+        // loop (forever):
+        0x03,
+        0x40,
+        // a fast warm-up, so slices grow back to their maximum:
+        // i = 0; loop: i += 1; br_if i < 300M
+        ...[0x41, 0x00, 0x21, 0x00],
+        ...[0x03, 0x40, 0x20, 0x00, 0x41, 0x01, 0x6a, 0x22, 0x00],
+        ...[0x41, ...sleb(300_000_000), 0x49, 0x0d, 0x00, 0x0b],
+        // then about one 10M slice of table.fill 0 (0, ref.null, 1M):
+        // k = 0; loop: fill; k += 1; br_if k < 640
+        ...[0x41, 0x00, 0x21, 0x01],
+        ...[0x03, 0x40, 0x41, 0x00, 0xd0, 0x70, 0x41, ...sleb(1_000_000)],
+        ...[0xfc, 0x11, 0x00, 0x20, 0x01, 0x41, 0x01, 0x6a, 0x22, 0x01],
+        ...[0x41, ...sleb(640), 0x49, 0x0d, 0x00, 0x0b],
+        // br 0 (the outer loop); end; end of the function
+        ...[0x0c, 0x00, 0x0b, 0x0b],
+      ]),
+    ]),
+  ]);
+  // The kill may land near a slice's end: try three points in the loop.
+  const lived: number[] = [];
+  for (const ticks of [400, 550, 700]) {
+    lived.push(await outlives(bytes, ["--memory", "100"], 1000, 2000, ticks));
+  }
+  assert.ok(
+    lived.every((ms) => ms < 2000),
+    `the sandbox still ran ${
+      lived.map((ms) => ms.toFixed(0)).join(", ")
+    } ms after the CLI was killed (three tries)`,
+  );
 });

@@ -82,7 +82,7 @@ const HAND_COUNTED = [
   {
     name: "costly_steps",
     rule: "declared locals and bulk table instructions pay for their work",
-    fuel: 209,
+    fuel: 6509,
   },
 ];
 

@@ -1,10 +1,10 @@
 ;; costly_steps: instructions whose work grows with a declaration or an
 ;; operand, each charged for it (tests/metering_test.ts pins the rules):
 ;; $wide declares 800 locals, which every call zeroes, so its entry costs
-;; 800 / 8 = 100 fuel more; table.fill of 6400 elements costs 6400 / 64 =
-;; 100 fuel more. $wide's body [end] costs 1 + 100; _start's one segment
-;; [call i32.const ref.null i32.const table.fill i32.const call end] costs
-;; 8 + 100. Total 209.
+;; 800 / 8 = 100 fuel more; table.fill of 6400 elements costs 6400 fuel
+;; more (one per element). $wide's body [end] costs 1 + 100; _start's one
+;; segment [call i32.const ref.null i32.const table.fill i32.const call end]
+;; costs 8 + 6400. Total 6509.
 (module
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
