@@ -796,15 +796,15 @@ Deno.test("guest attack: a loop of table.fill does not outlive its CLI killed wi
       ]),
     ]),
   ]);
-  // The kill may land near a slice's end: try three points in the loop.
+  // The kill may land near a slice's end: try two points in the loop.
   const lived: number[] = [];
-  for (const ticks of [400, 550, 700]) {
+  for (const ticks of [120, 180]) {
     lived.push(await outlives(bytes, ["--memory", "100"], 1000, 2000, ticks));
   }
   assert.ok(
     lived.every((ms) => ms < 2000),
     `the sandbox still ran ${
       lived.map((ms) => ms.toFixed(0)).join(", ")
-    } ms after the CLI was killed (three tries)`,
+    } ms after the CLI was killed (two tries)`,
   );
 });
