@@ -22,6 +22,7 @@ import {
 } from "../provider/mod.ts";
 import { RUNTIME_VERSION } from "../runner/mod.ts";
 import { ElfError, elfInterpreter } from "./elf.ts";
+import { bakeDenoCache, IMAGE_DENO_DIR } from "./deno_cache.ts";
 import { BuildError, runTool as run } from "./tool.ts";
 import { type BootTarget, bootTarget, hostTarget } from "./target.ts";
 import {
@@ -197,7 +198,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/phase /run/deno /run/home /tmp
+mkdir -p /run/phase /run/home /tmp ${IMAGE_DENO_DIR}
 for m in ${NIC_MODULES.join(" ")}; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
@@ -232,7 +233,9 @@ else
   udhcpc -i "$nic" -n -q -t 8 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || fail "network: no DHCP lease on $nic"
   echo "phase-boot: [$(cut -d' ' -f1 /proc/uptime)] network $nic $(ip -4 -o addr show dev $nic | awk '{print $4}')"
 fi
-export HOME=/run/home DENO_DIR=/run/deno NO_COLOR=1
+# DENO_DIR: Deno's module and code caches, filled at build time (a tree
+# in memory, so Deno may add to it).
+export HOME=/run/home DENO_DIR=${IMAGE_DENO_DIR} NO_COLOR=1
 if [ -n "$(opt cache)" ]; then
   # Deno opens a block device under /dev only with every permission; nodes
   # of the same devices here, under /run, need only the write permission the
@@ -408,6 +411,7 @@ export async function buildInitramfs(
         await copyInto(stage, library);
       }
       await checkRunnable(stage, log);
+      await bakeDenoCache({ stage, permissions: BOOT_PERMISSIONS, log });
     }
     for (const module of NIC_MODULES) {
       const found = new TextDecoder().decode(
