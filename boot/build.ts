@@ -55,7 +55,7 @@ export const BOOT_PERMISSIONS = [
   "--no-prompt",
   "--allow-net",
   "--allow-read",
-  "--allow-write=/run",
+  "--allow-write=/run,/handover",
   "--allow-env",
   "--allow-sys",
   "--allow-run=/bin/deno",
@@ -187,6 +187,9 @@ async function copyInto(
   await Deno.copyFile(await Deno.realPath(source), destination);
 }
 
+/** The list of the image's own paths, which /init checks the root against. */
+export const IMAGE_FILE_LIST = "/etc/phase-files";
+
 /** The /init script. */
 export function initScript(): string {
   return `#!/bin/sh
@@ -199,6 +202,17 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/phase /run/home /tmp ${IMAGE_DENO_DIR}
+# Stage 1 may put a hand-over archive in front of this image (the verified
+# manifest and files, checked again by the boot program before use; see
+# boot/handover.ts). This image's files overwrite anything of the same name
+# in it; anything else it brought outside /handover is refused here.
+extra=$(find / -xdev | grep -v '^/handover' | grep -vxF -f ${IMAGE_FILE_LIST} | head -5)
+if [ -n "$extra" ]; then
+  echo "phase-boot: files this image does not hold: $extra"
+  echo "phase-boot: refusing them: the initrd was altered"
+  case " $(cat /proc/cmdline) " in *" phase.poweroff=1 "*) poweroff -f;; esac
+  exec sh
+fi
 for m in ${NIC_MODULES.join(" ")}; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
@@ -253,9 +267,11 @@ PHASE_BOOT_UPTIME=$(cut -d' ' -f1 /proc/uptime) /bin/deno run ${
 plan=/run/phase/kexec
 if [ -f $plan/cmdline ]; then
   # The boot program verified these files and has exited; nothing else runs.
+  kexec -c -i -l "$(cat $plan/kernel)" --initrd="$(cat $plan/initrd)" --command-line="$(cat $plan/cmdline)" 2>/dev/null ||
   kexec -s -l "$(cat $plan/kernel)" --initrd="$(cat $plan/initrd)" --command-line="$(cat $plan/cmdline)" 2>/dev/null ||
     kexec -c -l "$(cat $plan/kernel)" --initrd="$(cat $plan/initrd)" --command-line="$(cat $plan/cmdline)" ||
     fail "kexec could not load the verified kernel"
+  echo "phase-boot: [$(cut -d' ' -f1 /proc/uptime)] kexec loaded"
   kexec -e
   fail "kexec -e failed"
 fi
@@ -436,6 +452,15 @@ export async function buildInitramfs(
     await Deno.writeTextFile(`${stage}/init`, initScript(), { mode: 0o755 });
     await Deno.chmod(`${stage}/init`, 0o755);
     await Deno.writeTextFile(`${stage}/etc/udhcpc.script`, UDHCPC_SCRIPT);
+    // Every path of the image, for /init to tell a hand-over's extra files.
+    const paths = new TextDecoder().decode(
+      await run("find", [".", "-mindepth", "1"], { cwd: stage }),
+    ).split("\n").filter(Boolean).map((p) => p.slice(1));
+    await Deno.writeTextFile(
+      `${stage}${IMAGE_FILE_LIST}`,
+      // "/root": the kernel makes it in every initramfs root.
+      ["/", "/root", IMAGE_FILE_LIST, ...paths].sort().join("\n") + "\n",
+    );
     await Deno.chmod(`${stage}/etc/udhcpc.script`, 0o755);
     log("packing (sorted, fixed mtimes and owners, zstd)");
     await run("find", [stage, "-exec", "touch", "-h", "-d", "@0", "{}", "+"]);

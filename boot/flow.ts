@@ -33,6 +33,11 @@ import { startNode } from "../node/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 import { type BootOptions, carriedOptions } from "./cmdline.ts";
 import { BootCache } from "./cache.ts";
+import {
+  readHandoverManifest,
+  takeHandedOver,
+  writeHandoverInitrd,
+} from "./handover.ts";
 
 /** A boot step that failed; the message is the one line shown on the console. */
 export class BootError extends Error {
@@ -57,6 +62,11 @@ export interface BootEnvironment {
   log: BootLog;
   /** Loads and executes a verified kernel (or plans it, see planKexec). */
   kexec: (kernel: string, initramfs: string, cmdline: string) => Promise<void>;
+  /**
+   * Stage 2: where stage 1's hand-over was unpacked (HANDOVER_DIR), checked
+   * again before use; none: everything comes from the network.
+   */
+  handoverDir?: string;
 }
 
 async function fetchManifest(url: string): Promise<unknown> {
@@ -128,6 +138,7 @@ async function verifiedManifest(
   options: BootOptions,
   log: BootLog,
   cache: BootCache | null,
+  handoverDir?: string,
 ): Promise<
   {
     provider: string;
@@ -147,19 +158,41 @@ async function verifiedManifest(
   } catch (error) {
     throw new BootError(`phase.pubkey: ${(error as Error).message}`);
   }
+  const policy = {
+    trustedKeys,
+    // The floor is the highest of the command line's and the cache's.
+    minVersion: Math.max(options.minVersion, cache?.floor ?? 0) || undefined,
+    channel: options.channel,
+    arch: options.arch,
+  };
+  // Stage 1's hand-over, verified like the network's manifest (stage 1
+  // always carries the provider it used, which fetches fall back to).
+  if (handoverDir && options.provider) {
+    const handed = await readHandoverManifest(handoverDir, policy);
+    if (handed && "manifest" in handed) {
+      log(
+        `manifest ${handed.manifest.manifest_version} verified: signed by ${handed.signer} (handed over by stage 1)`,
+      );
+      return {
+        provider: options.provider,
+        manifestUrl:
+          `${options.provider}/${options.channel}/${options.arch}/manifest.json`,
+        manifest: handed.manifest,
+        others: [],
+      };
+    }
+    if (handed) log(`hand-over refused: ${handed.refused}`);
+  }
   const providers = await findProviders(options, log);
   const reasons: string[] = [];
   for (const provider of providers) {
     const manifestUrl =
       `${provider}/${options.channel}/${options.arch}/manifest.json`;
     log(`fetching ${manifestUrl}`);
-    const verdict = await verifyManifest(await fetchManifest(manifestUrl), {
-      trustedKeys,
-      // The floor is the highest of the command line's and the cache's.
-      minVersion: Math.max(options.minVersion, cache?.floor ?? 0) || undefined,
-      channel: options.channel,
-      arch: options.arch,
-    });
+    const verdict = await verifyManifest(
+      await fetchManifest(manifestUrl),
+      policy,
+    );
     if (verdict.valid) {
       log(
         `manifest ${verdict.manifest.manifest_version} verified: signed by ${verdict.signer}`,
@@ -193,6 +226,8 @@ interface FetchOptions {
   names?: string[];
   /** A boot cache to take files from before the network, and to fill. */
   cache: BootCache | null;
+  /** Stage 1's hand-over, taken (after its checks) before cache and network. */
+  handoverDir?: string;
 }
 
 /**
@@ -202,7 +237,8 @@ interface FetchOptions {
  * floor.
  */
 async function fetchArtifacts(
-  { manifest, manifestUrl, others, dir, log, names, cache }: FetchOptions,
+  { manifest, manifestUrl, others, dir, log, names, cache, handoverDir }:
+    FetchOptions,
 ): Promise<Record<string, string>> {
   await Deno.mkdir(dir, { recursive: true });
   const paths: Record<string, string> = {};
@@ -215,6 +251,17 @@ async function fetchArtifacts(
       ),
     ];
     const output = `${dir}/${artifact.filename}`;
+    if (handoverDir) {
+      const took = await takeHandedOver(handoverDir, artifact, output);
+      if (took === "taken") {
+        log(`${artifact.filename}: handed over by stage 1, sha256 verified`);
+        paths[name] = output;
+        continue;
+      }
+      if (took !== "absent") {
+        log(`${artifact.filename}: hand-over refused: ${took.refused}`);
+      }
+    }
     if (
       await cache?.copyOut(name, artifact.sha256, artifact.size, output)
         .catch(() => false)
@@ -310,7 +357,7 @@ export async function stageOne(
       ...found,
       dir: `${env.runDir}/boot`,
       log: env.log,
-      names: ["kernel", "initramfs"],
+      names: ["kernel", "initramfs", ...jobArtifacts(found.manifest)],
       cache,
     });
   } finally {
@@ -320,10 +367,58 @@ export async function stageOne(
   const cmdline = `${manifest.cmdline} ${
     carriedOptions(options, provider, manifest.manifest_version)
   }`.trim();
+  const initrd = await handOver(manifest, paths, env);
   env.log(
     `kexec into ${manifest.version} (manifest ${manifest.manifest_version})`,
   );
-  await env.kexec(paths.kernel, paths.initramfs, cmdline);
+  await env.kexec(paths.kernel, initrd, cmdline);
+}
+
+/** The manifest's artifacts the hello job needs. */
+function jobArtifacts(manifest: BootManifest): string[] {
+  return Object.keys(manifest.artifacts).filter((n) =>
+    n.endsWith(".wasm") || n.endsWith(".job.json")
+  );
+}
+
+/**
+ * Writes the initrd that carries the verified manifest and files across
+ * kexec (see handover.ts) and drops the copies it now holds; returns its
+ * path, or the plain initramfs when it cannot be written.
+ */
+async function handOver(
+  manifest: BootManifest,
+  paths: Record<string, string>,
+  env: BootEnvironment,
+): Promise<string> {
+  const output = `${env.runDir}/boot/handover-initrd.img`;
+  try {
+    const size = await writeHandoverInitrd({
+      manifest,
+      // The job's files; not the kernel and initramfs: a second copy of
+      // them in the initrd does not fit in 512 MiB beside kexec's own
+      // copies, and costs more time than fetching them after the receipt.
+      files: Object.fromEntries(
+        jobArtifacts(manifest).filter((name) => paths[name]).map((
+          name,
+        ) => [manifest.artifacts[name].filename, paths[name]]),
+      ),
+      initramfs: paths.initramfs,
+      output,
+    });
+    // Memory is tight for kexec: only the kernel file is still needed.
+    for (const [name, path] of Object.entries(paths)) {
+      if (name !== "kernel") await Deno.remove(path);
+    }
+    env.log(
+      `handing over the manifest and the job's files (${size} bytes with the initramfs)`,
+    );
+    return output;
+  } catch (error) {
+    await Deno.remove(output).catch(() => {});
+    env.log(`no hand-over: ${(error as Error).message.split("\n")[0]}`);
+    return paths.initramfs;
+  }
 }
 
 /**
@@ -361,20 +456,24 @@ async function serveBooted(
   env: BootEnvironment,
   cache: BootCache | null,
 ): Promise<{ close: () => Promise<void> }> {
-  const found = await verifiedManifest(options, env.log, cache);
+  const found = await verifiedManifest(
+    options,
+    env.log,
+    cache,
+    env.handoverDir,
+  );
   const { provider, manifest } = found;
   const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
   // The job's files first, so its receipt shows without waiting for the
   // kernel and initramfs, which are only needed for serving.
-  const jobNames = Object.keys(manifest.artifacts).filter((n) =>
-    n.endsWith(".wasm") || n.endsWith(".job.json")
-  );
+  const jobNames = jobArtifacts(manifest);
   const paths = await fetchArtifacts({
     ...found,
     dir,
     log: env.log,
     names: jobNames,
     cache,
+    handoverDir: env.handoverDir,
   });
   // Serve the very manifest we verified, byte for byte, so the next machine
   // can verify it with the same pinned key.
@@ -450,6 +549,7 @@ async function serveBooted(
         !jobNames.includes(n)
       ),
       cache,
+      handoverDir: env.handoverDir,
     });
   } catch (error) {
     await node.close();

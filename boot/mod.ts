@@ -50,6 +50,20 @@ export {
   stageTwo,
 } from "./flow.ts";
 export {
+  HANDOVER_DIR,
+  type HandoverManifest,
+  type HandoverOptions,
+  MAX_HANDOVER_MANIFEST,
+  readHandoverManifest,
+  takeHandedOver,
+  writeHandoverInitrd,
+} from "./handover.ts";
+export {
+  bakeDenoCache,
+  type BakeOptions,
+  IMAGE_DENO_DIR,
+} from "./deno_cache.ts";
+export {
   buildDiskImage,
   type DiskImage,
   type DiskImageOptions,
