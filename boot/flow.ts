@@ -450,31 +450,61 @@ export async function stageTwo(
   }
 }
 
-/** Stage 2 with its cache (closed once every artifact is in tmpfs). */
-async function serveBooted(
+/** What stage 2 has before its job runs (see {@link stageTwoInputs}). */
+export interface StageTwoInputs {
+  /** The provider it booted from (base URL). */
+  provider: string;
+  /** The manifest's URL there. */
+  manifestUrl: string;
+  /** The verified manifest. */
+  manifest: BootManifest;
+  /** Other providers' base URLs. */
+  others: string[];
+  /** Where the artifacts go (the folder it serves). */
+  dir: string;
+  /** The job's verified files by artifact name. */
+  paths: Record<string, string>;
+}
+
+/**
+ * Stage 2's manifest and the job's files, from stage 1's hand-over when it
+ * verifies (else from the network), each checked before use. The job's
+ * files come first, so its receipt shows without waiting for the kernel and
+ * initramfs, which are only needed for serving.
+ */
+export async function stageTwoInputs(
   options: BootOptions,
   env: BootEnvironment,
-  cache: BootCache | null,
-): Promise<{ close: () => Promise<void> }> {
+  cache: BootCache | null = null,
+): Promise<StageTwoInputs> {
   const found = await verifiedManifest(
     options,
     env.log,
     cache,
     env.handoverDir,
   );
-  const { provider, manifest } = found;
+  const { manifest } = found;
   const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
-  // The job's files first, so its receipt shows without waiting for the
-  // kernel and initramfs, which are only needed for serving.
-  const jobNames = jobArtifacts(manifest);
   const paths = await fetchArtifacts({
     ...found,
     dir,
     log: env.log,
-    names: jobNames,
+    names: jobArtifacts(manifest),
     cache,
     handoverDir: env.handoverDir,
   });
+  return { ...found, dir, paths };
+}
+
+/** Stage 2 with its cache (closed once every artifact is in tmpfs). */
+async function serveBooted(
+  options: BootOptions,
+  env: BootEnvironment,
+  cache: BootCache | null,
+): Promise<{ close: () => Promise<void> }> {
+  const found = await stageTwoInputs(options, env, cache);
+  const { provider, manifest, dir, paths } = found;
+  const jobNames = jobArtifacts(manifest);
   // Serve the very manifest we verified, byte for byte, so the next machine
   // can verify it with the same pinned key.
   await Deno.writeTextFile(

@@ -48,6 +48,8 @@ export {
   RUN_DIR,
   stageOne,
   stageTwo,
+  type StageTwoInputs,
+  stageTwoInputs,
 } from "./flow.ts";
 export {
   HANDOVER_DIR,
