@@ -472,10 +472,18 @@ export interface StageTwoInputs {
  * files come first, so its receipt shows without waiting for the kernel and
  * initramfs, which are only needed for serving.
  */
-export async function stageTwoInputs(
+export function stageTwoInputs(
   options: BootOptions,
   env: BootEnvironment,
-  cache: BootCache | null = null,
+): Promise<StageTwoInputs> {
+  return inputsWithCache(options, env, null);
+}
+
+/** {@link stageTwoInputs} with the boot cache stage 2 opened. */
+async function inputsWithCache(
+  options: BootOptions,
+  env: BootEnvironment,
+  cache: BootCache | null,
 ): Promise<StageTwoInputs> {
   const found = await verifiedManifest(
     options,
@@ -502,7 +510,7 @@ async function serveBooted(
   env: BootEnvironment,
   cache: BootCache | null,
 ): Promise<{ close: () => Promise<void> }> {
-  const found = await stageTwoInputs(options, env, cache);
+  const found = await inputsWithCache(options, env, cache);
   const { provider, manifest, dir, paths } = found;
   const jobNames = jobArtifacts(manifest);
   // Serve the very manifest we verified, byte for byte, so the next machine
