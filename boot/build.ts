@@ -187,6 +187,9 @@ async function copyInto(
   await Deno.copyFile(await Deno.realPath(source), destination);
 }
 
+/** The bundled Phase entrypoint in the image (its chunks beside it). */
+export const BOOT_PROGRAM = "/phase/main.js";
+
 /** The list of the image's own paths, which /init checks the root against. */
 export const IMAGE_FILE_LIST = "/etc/phase-files";
 
@@ -263,7 +266,7 @@ if [ -n "$(opt cache)" ]; then
 fi
 PHASE_BOOT_UPTIME=$(cut -d' ' -f1 /proc/uptime) /bin/deno run ${
     BOOT_PERMISSIONS.join(" ")
-  } /phase/phase.js boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
+  } ${BOOT_PROGRAM} boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
 plan=/run/phase/kexec
 if [ -f $plan/cmdline ]; then
   # The boot program verified these files and has exited; nothing else runs.
@@ -355,13 +358,17 @@ export async function buildInitramfs(
     // The bundle is the same JavaScript for every architecture; this
     // machine's deno writes it.
     const deno = options.deno ?? Deno.execPath();
+    // Split at the lazy imports: a command loads only its own chunks (the
+    // boot program's stage 1 never parses libp2p, the DHT or the CLI's
+    // other commands), which is seconds per Deno start under emulation.
     await run(Deno.execPath(), [
       "bundle",
       "--quiet",
       "--platform",
       "deno",
-      "-o",
-      `${stage}/phase/phase.js`,
+      "--code-splitting",
+      "--outdir",
+      `${stage}/phase`,
       `${options.root}/main.ts`,
     ], { cwd: options.root });
     await run(Deno.execPath(), [
@@ -427,7 +434,12 @@ export async function buildInitramfs(
         await copyInto(stage, library);
       }
       await checkRunnable(stage, log);
-      await bakeDenoCache({ stage, permissions: BOOT_PERMISSIONS, log });
+      await bakeDenoCache({
+        stage,
+        permissions: BOOT_PERMISSIONS,
+        program: BOOT_PROGRAM,
+        log,
+      });
     }
     for (const module of NIC_MODULES) {
       const found = new TextDecoder().decode(

@@ -32,10 +32,12 @@ const CACHE_FILES = [
 
 /** What {@link bakeDenoCache} needs. */
 export interface BakeOptions {
-  /** The staged initramfs tree (holds /bin/deno and /phase/phase.js). */
+  /** The staged initramfs tree (holds /bin/deno and the bundle). */
   stage: string;
   /** Deno permission flags of the boot program. */
   permissions: string[];
+  /** The bundle's entry inside the tree. */
+  program: string;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -55,45 +57,59 @@ export async function bakeDenoCache(options: BakeOptions): Promise<boolean> {
     const runs: string[] = [];
     for (const name of ["a", "b"]) {
       const denoDir = `${work}/deno-${name}`;
-      // A mount namespace of its own with /proc (Deno needs it), gone when
-      // the run ends.
-      const out = await new Deno.Command("unshare", {
-        args: [
-          "--mount",
-          "--pid",
-          "--fork",
-          `--mount-proc=${stage}/proc`,
-          "chroot",
-          stage,
-          "/bin/deno",
-          "run",
-          ...options.permissions.map((flag) =>
-            flag.startsWith("--allow-write") ? `--allow-write=${work}` : flag
-          ),
-          "/phase/phase.js",
+      const home = `${work}/home-${name}`;
+      // What the image runs: a hello job (the CLI, the runner and the
+      // sandbox process), and the boot program up to its first network
+      // step (no pinned key: it stops there, having loaded its modules).
+      const commands: [string[], number][] = [
+        [[
           "execute-job",
           "--ephemeral",
           "--data-dir",
-          `${work}/home-${name}`,
+          home,
           "--wasm",
           `${work}/job/hello.wasm`,
-        ],
-        clearEnv: true,
-        env: {
-          PATH: "/bin:/sbin",
-          HOME: `${work}/home-${name}`,
-          DENO_DIR: denoDir,
-          NO_COLOR: "1",
-        },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      if (out.code !== 0) {
-        throw new BuildError(
-          `the bundle does not run inside the initramfs: ${
-            new TextDecoder().decode(out.stderr).trim().slice(-1500)
-          }`,
-        );
+        ], 0],
+        [["boot", "run", "--cmdline", "phase.stage=2"], 1],
+      ];
+      for (const [args, expected] of commands) {
+        // A mount namespace of its own with /proc (Deno needs it), gone
+        // when the run ends.
+        const out = await new Deno.Command("unshare", {
+          args: [
+            "--mount",
+            "--pid",
+            "--fork",
+            `--mount-proc=${stage}/proc`,
+            "chroot",
+            stage,
+            "/bin/deno",
+            "run",
+            ...options.permissions.map((flag) =>
+              flag.startsWith("--allow-write") ? `--allow-write=${work}` : flag
+            ),
+            options.program,
+            ...args,
+          ],
+          clearEnv: true,
+          env: {
+            PATH: "/bin:/sbin",
+            HOME: home,
+            DENO_DIR: denoDir,
+            NO_COLOR: "1",
+          },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        if (out.code !== expected) {
+          throw new BuildError(
+            `the bundle does not run inside the initramfs (${
+              args[0]
+            }, exit ${out.code}): ${
+              new TextDecoder().decode(out.stderr).trim().slice(-1500)
+            }${new TextDecoder().decode(out.stdout).trim().slice(-500)}`,
+          );
+        }
       }
       runs.push(`${stage}${denoDir}`);
     }

@@ -23,11 +23,6 @@ import {
   verifyReceipt,
 } from "../schemas/mod.ts";
 import { download, httpTransport } from "../provider/mod.ts";
-import {
-  findBootProviders,
-  p2pTransport,
-  PhaseNode,
-} from "../discovery/mod.ts";
 import { loadIdentity, receiptLines, renderLines } from "../runner/mod.ts";
 import { startNode } from "../node/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
@@ -98,6 +93,11 @@ async function findProviders(
       "no provider: give phase.provider=URL, phase.bootstrap=MULTIADDR, or phase.mode=local",
     );
   }
+  // libp2p is loaded only now (and for serving, after the receipt): with a
+  // provider URL, the boot never evaluates it before its job is done.
+  const { findBootProviders, PhaseNode } = await import(
+    "../discovery/mod.ts"
+  );
   log(
     `looking for ${options.channel}/${options.arch} providers (${
       options.mode === "local" ? "mDNS" : "DHT"
@@ -597,6 +597,7 @@ async function serveBooted(
   // Then the same node serves: artifacts and jobs over HTTP, and on libp2p
   // (always, so machines booting next can find it by the DHT, where it can
   // be their phase.bootstrap, or by mDNS in local mode) with its capability.
+  const { p2pTransport } = await import("../discovery/mod.ts");
   const transports = [
     httpTransport({
       artifactsDir: `${env.runDir}/artifacts`,
