@@ -76,6 +76,7 @@ interface BootResult {
   marks: Record<string, number>;
   load: number;
   netboot_seconds?: number;
+  netboot_marks?: Record<string, number>;
   netboot_load?: number;
   chain_seconds?: number;
   chain_load?: number;
@@ -117,25 +118,34 @@ async function withRelease<T>(
   }
 }
 
+/** Host seconds from now at which each milestone first showed on the console. */
+function milestones(extra: [string, RegExp][] = []) {
+  const marks: Record<string, number> = {};
+  let seen = "";
+  const started = performance.now();
+  return {
+    marks,
+    onOutput: (chunk: string) => {
+      seen += chunk;
+      const at = (performance.now() - started) / 1000;
+      for (const [name, pattern] of [...extra, ...MILESTONES]) {
+        if (!(name in marks) && pattern.test(seen)) marks[name] = at;
+      }
+    },
+  };
+}
+
 /** QEMU start -> verified receipt after kexec, with milestones. */
 async function direct(images: BootImages, dir: string) {
   return await withRelease(images, dir, undefined, async (lab, peerId) => {
-    const marks: Record<string, number> = {};
-    let seen = "";
-    const started = performance.now();
+    const { marks, onOutput } = milestones();
     const run = await lab.boot({
       images,
       cmdline:
         `phase.provider=http://10.77.0.1:8080 phase.pubkey=${peerId} phase.ip=10.77.0.10/24`,
       until: /Receipt:\s+✓ Verified/,
       timeoutMs: 900_000,
-      onOutput: (chunk) => {
-        seen += chunk;
-        const at = (performance.now() - started) / 1000;
-        for (const [name, pattern] of MILESTONES) {
-          if (!(name in marks) && pattern.test(seen)) marks[name] = at;
-        }
-      },
+      onOutput,
     });
     if (!run.matched) {
       throw new Error(`no verified receipt: ${run.output.slice(-1000)}`);
@@ -145,24 +155,32 @@ async function direct(images: BootImages, dir: string) {
 }
 
 /** iPXE ROM -> DHCP -> boot.ipxe -> verified receipt. */
-async function netboot(images: BootImages, dir: string): Promise<number> {
+async function netboot(
+  images: BootImages,
+  dir: string,
+): Promise<{ seconds: number; marks: Record<string, number> }> {
   return await withRelease(
     images,
     dir,
     ["--no-dht", "--pubkey", "PUBKEY"],
     async (lab) => {
       await lab.dhcp(`${dir}/dhcp`, "http://10.77.0.1:8080/boot.ipxe");
+      const { marks, onOutput } = milestones([
+        ["iPXE", /iPXE/],
+        ["boot.ipxe", /boot\.ipxe/],
+      ]);
       const run = await lab.boot({
         images,
         cmdline: "",
         firmware: true,
         until: VERIFIED_AND_SERVING,
         timeoutMs: 600_000,
+        onOutput,
       });
       if (!run.matched) {
         throw new Error(`netboot: ${run.output.slice(-1000)}`);
       }
-      return run.seconds;
+      return { seconds: run.seconds, marks };
     },
   );
 }
@@ -240,7 +258,9 @@ async function measure(arch: string): Promise<BootResult> {
     result.marks = boot.marks;
     if (images.target.arch === "x86_64" && !values["no-chains"]) {
       result.netboot_load = await load();
-      result.netboot_seconds = await netboot(images, dir);
+      const net = await netboot(images, dir);
+      result.netboot_seconds = net.seconds;
+      result.netboot_marks = net.marks;
       result.chain_load = await load();
       result.chain_seconds = await chain(images, dir);
     }
@@ -292,6 +312,13 @@ else {
         `${r.arch}: iPXE netboot -> verified receipt: ${
           against(r.netboot_seconds, TARGETS.netbootSeconds, "s")
         } [load ${r.netboot_load?.toFixed(2)}]`,
+      );
+      console.log(
+        `${r.arch}: netboot milestones (s): ${
+          Object.entries(r.netboot_marks ?? {}).map(([k, v]) =>
+            `${k} ${v.toFixed(1)}`
+          ).join(", ")
+        }`,
       );
     }
     if (r.chain_seconds !== undefined) {
