@@ -61,6 +61,7 @@ const MILESTONES: [string, RegExp][] = [
   ["stage 2 /init", /\/init: modules loaded[\s\S]*\/init: modules loaded/],
   ["deno started (stage 2)", /stage 2/],
   ["stage 2 manifest verified", /stage 2[\s\S]*manifest \d+ verified/],
+  ["node started", /node started/],
   ["job done", /job done; receipt/],
 ];
 

@@ -23,6 +23,12 @@ import { BuildError } from "./tool.ts";
 /** Where the baked DENO_DIR sits inside the initramfs. */
 export const IMAGE_DENO_DIR = "/phase/deno";
 
+/**
+ * The sandbox process's script: its two threads race to write its code
+ * cache entry, so the entry differs from build to build; it is left out.
+ */
+const UNSTABLE_SPECIFIERS = ["file:///phase/sandbox_worker.js"];
+
 /** The cache files of DENO_DIR that are worth shipping. */
 const CACHE_FILES = [
   "dep_analysis_cache_v2",
@@ -195,7 +201,10 @@ function agreedCache(
       out.exec(sql);
       const [first, ...others] = perSource.map((t) => t.get(name) ?? new Map());
       for (const key of [...first.keys()].sort()) {
-        if (!others.every((rows) => rows.has(key))) {
+        if (
+          !others.every((rows) => rows.has(key)) ||
+          UNSTABLE_SPECIFIERS.includes(first.get(key)!.specifier as string)
+        ) {
           dropped++;
           continue;
         }

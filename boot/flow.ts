@@ -538,6 +538,7 @@ async function serveBooted(
     },
     transports: [],
   });
+  env.log("node started; running the hello job");
   const jobManifestPath = Object.values(paths).find((p) =>
     p.endsWith(".job.json")
   );
