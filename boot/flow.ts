@@ -29,6 +29,7 @@ import { generateKey } from "../schemas/mod.ts";
 import { type BootOptions, carriedOptions } from "./cmdline.ts";
 import { BootCache } from "./cache.ts";
 import {
+  handoverUsable,
   readHandoverManifest,
   takeHandedOver,
   writeHandoverInitrd,
@@ -464,6 +465,8 @@ export interface StageTwoInputs {
   dir: string;
   /** The job's verified files by artifact name. */
   paths: Record<string, string>;
+  /** The hand-over folder, when it was one to read. */
+  handoverDir?: string;
 }
 
 /**
@@ -485,12 +488,14 @@ async function inputsWithCache(
   env: BootEnvironment,
   cache: BootCache | null,
 ): Promise<StageTwoInputs> {
-  const found = await verifiedManifest(
-    options,
-    env.log,
-    cache,
-    env.handoverDir,
-  );
+  let handoverDir: string | undefined;
+  if (env.handoverDir) {
+    if (await handoverUsable(env.handoverDir)) handoverDir = env.handoverDir;
+    else if (await Deno.lstat(env.handoverDir).then(() => true, () => false)) {
+      env.log(`hand-over refused: ${env.handoverDir} is not a directory`);
+    }
+  }
+  const found = await verifiedManifest(options, env.log, cache, handoverDir);
   const { manifest } = found;
   const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
   const paths = await fetchArtifacts({
@@ -499,9 +504,9 @@ async function inputsWithCache(
     log: env.log,
     names: jobArtifacts(manifest),
     cache,
-    handoverDir: env.handoverDir,
+    handoverDir,
   });
-  return { ...found, dir, paths };
+  return { ...found, dir, paths, handoverDir };
 }
 
 /** Stage 2 with its cache (closed once every artifact is in tmpfs). */
@@ -511,7 +516,7 @@ async function serveBooted(
   cache: BootCache | null,
 ): Promise<{ close: () => Promise<void> }> {
   const found = await inputsWithCache(options, env, cache);
-  const { provider, manifest, dir, paths } = found;
+  const { provider, manifest, dir, paths, handoverDir } = found;
   const jobNames = jobArtifacts(manifest);
   // Serve the very manifest we verified, byte for byte, so the next machine
   // can verify it with the same pinned key.
@@ -588,7 +593,7 @@ async function serveBooted(
         !jobNames.includes(n)
       ),
       cache,
-      handoverDir: env.handoverDir,
+      handoverDir,
     });
   } catch (error) {
     await node.close();

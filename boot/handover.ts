@@ -137,6 +137,19 @@ export async function writeHandoverInitrd(
   return written;
 }
 
+/**
+ * True when `dir` is a directory itself, not a link to one: a hand-over
+ * that made /handover point elsewhere (to /run, say) is not read at all,
+ * so nothing there is taken or removed.
+ */
+export async function handoverUsable(dir: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(dir)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 /** Outcome of reading the handed-over manifest. */
 export type HandoverManifest =
   | { manifest: BootManifest; signer: string }

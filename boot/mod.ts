@@ -55,6 +55,7 @@ export {
   HANDOVER_DIR,
   type HandoverManifest,
   type HandoverOptions,
+  handoverUsable,
   MAX_HANDOVER_MANIFEST,
   readHandoverManifest,
   takeHandedOver,

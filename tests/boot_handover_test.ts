@@ -316,3 +316,24 @@ Deno.test("handover: takeHandedOver leaves nothing at the output when the hash d
     await s.close();
   }
 });
+
+Deno.test("handover: a hand-over folder that is a link is not read, and nothing it points to is taken or removed", async () => {
+  const s = await setup();
+  try {
+    // Files that would verify, behind a link in place of the folder.
+    const real = await handOver(s);
+    const link = `${s.dir}/handover-link`;
+    await Deno.symlink(real, link);
+    const { lines } = await inputs(s, link);
+    assert.ok(
+      lines.some((l) => /hand-over refused: .* is not a directory/.test(l)),
+      lines.join("\n"),
+    );
+    assert.ok(s.requests.includes("/stable/x86_64/manifest.json"));
+    assert.ok(s.requests.includes("/stable/x86_64/hello.wasm"));
+    // Untouched where the link pointed.
+    assert.ok((await Deno.lstat(`${real}/hello.wasm`)).isFile);
+  } finally {
+    await s.close();
+  }
+});
