@@ -198,6 +198,21 @@ export function initScript(): string {
   return `#!/bin/sh
 # Phase Boot /init: mount, modules, network, then the Phase boot program.
 export PATH=/bin:/sbin
+# Stage 1 may put a hand-over archive in front of this image (the verified
+# manifest and files, checked again by the boot program before use; see
+# boot/handover.ts). This image's files overwrite anything of the same name
+# in it; anything else it brought outside /handover is refused, first thing,
+# before this script makes files of its own (busybox by its full path: an
+# image for another architecture has no applet links yet).
+bb=/bin/busybox
+extra=$($bb find / -xdev | $bb grep -v '^/handover' | $bb grep -vxF -f ${IMAGE_FILE_LIST} | $bb head -5)
+if [ -n "$extra" ]; then
+  echo "phase-boot: files this image does not hold: $extra"
+  echo "phase-boot: refusing them: the initrd was altered"
+  $bb mount -t proc proc /proc
+  case " $($bb cat /proc/cmdline) " in *" phase.poweroff=1 "*) $bb poweroff -f;; esac
+  exec $bb sh
+fi
 # An image built for another architecture could not list busybox's applets.
 [ -e /bin/mount ] || /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -205,17 +220,6 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/phase /run/home /tmp ${IMAGE_DENO_DIR}
-# Stage 1 may put a hand-over archive in front of this image (the verified
-# manifest and files, checked again by the boot program before use; see
-# boot/handover.ts). This image's files overwrite anything of the same name
-# in it; anything else it brought outside /handover is refused here.
-extra=$(find / -xdev | grep -v '^/handover' | grep -vxF -f ${IMAGE_FILE_LIST} | head -5)
-if [ -n "$extra" ]; then
-  echo "phase-boot: files this image does not hold: $extra"
-  echo "phase-boot: refusing them: the initrd was altered"
-  case " $(cat /proc/cmdline) " in *" phase.poweroff=1 "*) poweroff -f;; esac
-  exec sh
-fi
 for m in ${NIC_MODULES.join(" ")}; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
@@ -470,8 +474,11 @@ export async function buildInitramfs(
     ).split("\n").filter(Boolean).map((p) => p.slice(1));
     await Deno.writeTextFile(
       `${stage}${IMAGE_FILE_LIST}`,
-      // "/root": the kernel makes it in every initramfs root.
-      ["/", "/root", IMAGE_FILE_LIST, ...paths].sort().join("\n") + "\n",
+      // "/root" and "/dev/console": the kernel makes them in every
+      // initramfs root.
+      ["/", "/root", "/dev/console", IMAGE_FILE_LIST, ...paths].sort().join(
+        "\n",
+      ) + "\n",
     );
     await Deno.chmod(`${stage}/etc/udhcpc.script`, 0o755);
     log("packing (sorted, fixed mtimes and owners, zstd)");
