@@ -65,8 +65,9 @@ export async function bakeDenoCache(options: BakeOptions): Promise<boolean> {
       const denoDir = `${work}/deno-${name}`;
       const home = `${work}/home-${name}`;
       // What the image runs: a hello job (the CLI, the runner and the
-      // sandbox process), and the boot program up to its first network
-      // step (no pinned key: it stops there, having loaded its modules).
+      // sandbox process), the boot program up to its first network step
+      // (no pinned key: it stops there, having loaded its modules), and
+      // libp2p.
       const commands: [string[], number][] = [
         [[
           "execute-job",
@@ -77,6 +78,9 @@ export async function bakeDenoCache(options: BakeOptions): Promise<boolean> {
           `${work}/job/hello.wasm`,
         ], 0],
         [["boot", "run", "--cmdline", "phase.stage=2"], 1],
+        // libp2p's chunks (provider discovery in local and internet mode,
+        // and announcing after the receipt): loaded, then a usage error.
+        [["discover", "--timeout", "1", "--json"], 2],
       ];
       for (const [args, expected] of commands) {
         // A mount namespace of its own with /proc (Deno needs it), gone
