@@ -22,6 +22,7 @@ import {
 } from "../provider/mod.ts";
 import { RUNTIME_VERSION } from "../runner/mod.ts";
 import { ElfError, elfInterpreter } from "./elf.ts";
+import { bakeDenoCache, IMAGE_DENO_DIR } from "./deno_cache.ts";
 import { BuildError, runTool as run } from "./tool.ts";
 import { type BootTarget, bootTarget, hostTarget } from "./target.ts";
 import {
@@ -54,7 +55,7 @@ export const BOOT_PERMISSIONS = [
   "--no-prompt",
   "--allow-net",
   "--allow-read",
-  "--allow-write=/run",
+  "--allow-write=/run,/handover",
   "--allow-env",
   "--allow-sys",
   "--allow-run=/bin/deno",
@@ -186,18 +187,39 @@ async function copyInto(
   await Deno.copyFile(await Deno.realPath(source), destination);
 }
 
+/** The bundled Phase entrypoint in the image (its chunks beside it). */
+export const BOOT_PROGRAM = "/phase/main.js";
+
+/** The list of the image's own paths, which /init checks the root against. */
+export const IMAGE_FILE_LIST = "/etc/phase-files";
+
 /** The /init script. */
 export function initScript(): string {
   return `#!/bin/sh
 # Phase Boot /init: mount, modules, network, then the Phase boot program.
 export PATH=/bin:/sbin
+# Stage 1 may put a hand-over archive in front of this image (the verified
+# manifest and files, checked again by the boot program before use; see
+# boot/handover.ts). This image's files overwrite anything of the same name
+# in it; anything else it brought outside /handover is refused, first thing,
+# before this script makes files of its own (busybox by its full path: an
+# image for another architecture has no applet links yet).
+bb=/bin/busybox
+extra=$($bb find / -xdev | $bb grep -v '^/handover' | $bb grep -vxF -f ${IMAGE_FILE_LIST} | $bb head -5)
+if [ -n "$extra" ]; then
+  echo "phase-boot: files this image does not hold: $extra"
+  echo "phase-boot: refusing them: the initrd was altered"
+  $bb mount -t proc proc /proc
+  case " $($bb cat /proc/cmdline) " in *" phase.poweroff=1 "*) $bb poweroff -f;; esac
+  exec $bb sh
+fi
 # An image built for another architecture could not list busybox's applets.
 [ -e /bin/mount ] || /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/phase /run/deno /run/home /tmp
+mkdir -p /run/phase /run/home /tmp ${IMAGE_DENO_DIR}
 for m in ${NIC_MODULES.join(" ")}; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
@@ -232,7 +254,9 @@ else
   udhcpc -i "$nic" -n -q -t 8 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1 || fail "network: no DHCP lease on $nic"
   echo "phase-boot: [$(cut -d' ' -f1 /proc/uptime)] network $nic $(ip -4 -o addr show dev $nic | awk '{print $4}')"
 fi
-export HOME=/run/home DENO_DIR=/run/deno NO_COLOR=1
+# DENO_DIR: Deno's module and code caches, filled at build time (a tree
+# in memory, so Deno may add to it).
+export HOME=/run/home DENO_DIR=${IMAGE_DENO_DIR} NO_COLOR=1
 if [ -n "$(opt cache)" ]; then
   # Deno opens a block device under /dev only with every permission; nodes
   # of the same devices here, under /run, need only the write permission the
@@ -246,13 +270,15 @@ if [ -n "$(opt cache)" ]; then
 fi
 PHASE_BOOT_UPTIME=$(cut -d' ' -f1 /proc/uptime) /bin/deno run ${
     BOOT_PERMISSIONS.join(" ")
-  } /phase/phase.js boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
+  } ${BOOT_PROGRAM} boot run --cmdline "$cmdline" || fail "boot program failed (exit $?)"
 plan=/run/phase/kexec
 if [ -f $plan/cmdline ]; then
   # The boot program verified these files and has exited; nothing else runs.
+  kexec -c -i -l "$(cat $plan/kernel)" --initrd="$(cat $plan/initrd)" --command-line="$(cat $plan/cmdline)" 2>/dev/null ||
   kexec -s -l "$(cat $plan/kernel)" --initrd="$(cat $plan/initrd)" --command-line="$(cat $plan/cmdline)" 2>/dev/null ||
     kexec -c -l "$(cat $plan/kernel)" --initrd="$(cat $plan/initrd)" --command-line="$(cat $plan/cmdline)" ||
     fail "kexec could not load the verified kernel"
+  echo "phase-boot: [$(cut -d' ' -f1 /proc/uptime)] kexec loaded"
   kexec -e
   fail "kexec -e failed"
 fi
@@ -336,13 +362,17 @@ export async function buildInitramfs(
     // The bundle is the same JavaScript for every architecture; this
     // machine's deno writes it.
     const deno = options.deno ?? Deno.execPath();
+    // Split at the lazy imports: a command loads only its own chunks (the
+    // boot program's stage 1 never parses libp2p, the DHT or the CLI's
+    // other commands), which is seconds per Deno start under emulation.
     await run(Deno.execPath(), [
       "bundle",
       "--quiet",
       "--platform",
       "deno",
-      "-o",
-      `${stage}/phase/phase.js`,
+      "--code-splitting",
+      "--outdir",
+      `${stage}/phase`,
       `${options.root}/main.ts`,
     ], { cwd: options.root });
     await run(Deno.execPath(), [
@@ -408,6 +438,12 @@ export async function buildInitramfs(
         await copyInto(stage, library);
       }
       await checkRunnable(stage, log);
+      await bakeDenoCache({
+        stage,
+        permissions: BOOT_PERMISSIONS,
+        program: BOOT_PROGRAM,
+        log,
+      });
     }
     for (const module of NIC_MODULES) {
       const found = new TextDecoder().decode(
@@ -432,6 +468,18 @@ export async function buildInitramfs(
     await Deno.writeTextFile(`${stage}/init`, initScript(), { mode: 0o755 });
     await Deno.chmod(`${stage}/init`, 0o755);
     await Deno.writeTextFile(`${stage}/etc/udhcpc.script`, UDHCPC_SCRIPT);
+    // Every path of the image, for /init to tell a hand-over's extra files.
+    const paths = new TextDecoder().decode(
+      await run("find", [".", "-mindepth", "1"], { cwd: stage }),
+    ).split("\n").filter(Boolean).map((p) => p.slice(1));
+    await Deno.writeTextFile(
+      `${stage}${IMAGE_FILE_LIST}`,
+      // "/root" and "/dev/console": the kernel makes them in every
+      // initramfs root.
+      ["/", "/root", "/dev/console", IMAGE_FILE_LIST, ...paths].sort().join(
+        "\n",
+      ) + "\n",
+    );
     await Deno.chmod(`${stage}/etc/udhcpc.script`, 0o755);
     log("packing (sorted, fixed mtimes and owners, zstd)");
     await run("find", [stage, "-exec", "touch", "-h", "-d", "@0", "{}", "+"]);

@@ -23,16 +23,17 @@ import {
   verifyReceipt,
 } from "../schemas/mod.ts";
 import { download, httpTransport } from "../provider/mod.ts";
-import {
-  findBootProviders,
-  p2pTransport,
-  PhaseNode,
-} from "../discovery/mod.ts";
 import { loadIdentity, receiptLines, renderLines } from "../runner/mod.ts";
 import { startNode } from "../node/mod.ts";
 import { generateKey } from "../schemas/mod.ts";
 import { type BootOptions, carriedOptions } from "./cmdline.ts";
 import { BootCache } from "./cache.ts";
+import {
+  handoverUsable,
+  readHandoverManifest,
+  takeHandedOver,
+  writeHandoverInitrd,
+} from "./handover.ts";
 
 /** A boot step that failed; the message is the one line shown on the console. */
 export class BootError extends Error {
@@ -57,6 +58,11 @@ export interface BootEnvironment {
   log: BootLog;
   /** Loads and executes a verified kernel (or plans it, see planKexec). */
   kexec: (kernel: string, initramfs: string, cmdline: string) => Promise<void>;
+  /**
+   * Stage 2: where stage 1's hand-over was unpacked (HANDOVER_DIR), checked
+   * again before use; none: everything comes from the network.
+   */
+  handoverDir?: string;
 }
 
 async function fetchManifest(url: string): Promise<unknown> {
@@ -88,6 +94,11 @@ async function findProviders(
       "no provider: give phase.provider=URL, phase.bootstrap=MULTIADDR, or phase.mode=local",
     );
   }
+  // libp2p is loaded only now (and for serving, after the receipt): with a
+  // provider URL, the boot never evaluates it before its job is done.
+  const { findBootProviders, PhaseNode } = await import(
+    "../discovery/mod.ts"
+  );
   log(
     `looking for ${options.channel}/${options.arch} providers (${
       options.mode === "local" ? "mDNS" : "DHT"
@@ -128,6 +139,7 @@ async function verifiedManifest(
   options: BootOptions,
   log: BootLog,
   cache: BootCache | null,
+  handoverDir?: string,
 ): Promise<
   {
     provider: string;
@@ -147,19 +159,41 @@ async function verifiedManifest(
   } catch (error) {
     throw new BootError(`phase.pubkey: ${(error as Error).message}`);
   }
+  const policy = {
+    trustedKeys,
+    // The floor is the highest of the command line's and the cache's.
+    minVersion: Math.max(options.minVersion, cache?.floor ?? 0) || undefined,
+    channel: options.channel,
+    arch: options.arch,
+  };
+  // Stage 1's hand-over, verified like the network's manifest (stage 1
+  // always carries the provider it used, which fetches fall back to).
+  if (handoverDir && options.provider) {
+    const handed = await readHandoverManifest(handoverDir, policy);
+    if (handed && "manifest" in handed) {
+      log(
+        `manifest ${handed.manifest.manifest_version} verified: signed by ${handed.signer} (handed over by stage 1)`,
+      );
+      return {
+        provider: options.provider,
+        manifestUrl:
+          `${options.provider}/${options.channel}/${options.arch}/manifest.json`,
+        manifest: handed.manifest,
+        others: [],
+      };
+    }
+    if (handed) log(`hand-over refused: ${handed.refused}`);
+  }
   const providers = await findProviders(options, log);
   const reasons: string[] = [];
   for (const provider of providers) {
     const manifestUrl =
       `${provider}/${options.channel}/${options.arch}/manifest.json`;
     log(`fetching ${manifestUrl}`);
-    const verdict = await verifyManifest(await fetchManifest(manifestUrl), {
-      trustedKeys,
-      // The floor is the highest of the command line's and the cache's.
-      minVersion: Math.max(options.minVersion, cache?.floor ?? 0) || undefined,
-      channel: options.channel,
-      arch: options.arch,
-    });
+    const verdict = await verifyManifest(
+      await fetchManifest(manifestUrl),
+      policy,
+    );
     if (verdict.valid) {
       log(
         `manifest ${verdict.manifest.manifest_version} verified: signed by ${verdict.signer}`,
@@ -193,6 +227,8 @@ interface FetchOptions {
   names?: string[];
   /** A boot cache to take files from before the network, and to fill. */
   cache: BootCache | null;
+  /** Stage 1's hand-over, taken (after its checks) before cache and network. */
+  handoverDir?: string;
 }
 
 /**
@@ -202,7 +238,8 @@ interface FetchOptions {
  * floor.
  */
 async function fetchArtifacts(
-  { manifest, manifestUrl, others, dir, log, names, cache }: FetchOptions,
+  { manifest, manifestUrl, others, dir, log, names, cache, handoverDir }:
+    FetchOptions,
 ): Promise<Record<string, string>> {
   await Deno.mkdir(dir, { recursive: true });
   const paths: Record<string, string> = {};
@@ -215,6 +252,17 @@ async function fetchArtifacts(
       ),
     ];
     const output = `${dir}/${artifact.filename}`;
+    if (handoverDir) {
+      const took = await takeHandedOver(handoverDir, artifact, output);
+      if (took === "taken") {
+        log(`${artifact.filename}: handed over by stage 1, sha256 verified`);
+        paths[name] = output;
+        continue;
+      }
+      if (took !== "absent") {
+        log(`${artifact.filename}: hand-over refused: ${took.refused}`);
+      }
+    }
     if (
       await cache?.copyOut(name, artifact.sha256, artifact.size, output)
         .catch(() => false)
@@ -310,7 +358,7 @@ export async function stageOne(
       ...found,
       dir: `${env.runDir}/boot`,
       log: env.log,
-      names: ["kernel", "initramfs"],
+      names: ["kernel", "initramfs", ...jobArtifacts(found.manifest)],
       cache,
     });
   } finally {
@@ -320,10 +368,58 @@ export async function stageOne(
   const cmdline = `${manifest.cmdline} ${
     carriedOptions(options, provider, manifest.manifest_version)
   }`.trim();
+  const initrd = await handOver(manifest, paths, env);
   env.log(
     `kexec into ${manifest.version} (manifest ${manifest.manifest_version})`,
   );
-  await env.kexec(paths.kernel, paths.initramfs, cmdline);
+  await env.kexec(paths.kernel, initrd, cmdline);
+}
+
+/** The manifest's artifacts the hello job needs. */
+function jobArtifacts(manifest: BootManifest): string[] {
+  return Object.keys(manifest.artifacts).filter((n) =>
+    n.endsWith(".wasm") || n.endsWith(".job.json")
+  );
+}
+
+/**
+ * Writes the initrd that carries the verified manifest and files across
+ * kexec (see handover.ts) and drops the copies it now holds; returns its
+ * path, or the plain initramfs when it cannot be written.
+ */
+async function handOver(
+  manifest: BootManifest,
+  paths: Record<string, string>,
+  env: BootEnvironment,
+): Promise<string> {
+  const output = `${env.runDir}/boot/handover-initrd.img`;
+  try {
+    const size = await writeHandoverInitrd({
+      manifest,
+      // The job's files; not the kernel and initramfs: a second copy of
+      // them in the initrd does not fit in 512 MiB beside kexec's own
+      // copies, and costs more time than fetching them after the receipt.
+      files: Object.fromEntries(
+        jobArtifacts(manifest).filter((name) => paths[name]).map((
+          name,
+        ) => [manifest.artifacts[name].filename, paths[name]]),
+      ),
+      initramfs: paths.initramfs,
+      output,
+    });
+    // Memory is tight for kexec: only the kernel file is still needed.
+    for (const [name, path] of Object.entries(paths)) {
+      if (name !== "kernel") await Deno.remove(path);
+    }
+    env.log(
+      `handing over the manifest and the job's files (${size} bytes with the initramfs)`,
+    );
+    return output;
+  } catch (error) {
+    await Deno.remove(output).catch(() => {});
+    env.log(`no hand-over: ${(error as Error).message.split("\n")[0]}`);
+    return paths.initramfs;
+  }
 }
 
 /**
@@ -355,27 +451,73 @@ export async function stageTwo(
   }
 }
 
+/** What stage 2 has before its job runs (see {@link stageTwoInputs}). */
+export interface StageTwoInputs {
+  /** The provider it booted from (base URL). */
+  provider: string;
+  /** The manifest's URL there. */
+  manifestUrl: string;
+  /** The verified manifest. */
+  manifest: BootManifest;
+  /** Other providers' base URLs. */
+  others: string[];
+  /** Where the artifacts go (the folder it serves). */
+  dir: string;
+  /** The job's verified files by artifact name. */
+  paths: Record<string, string>;
+  /** The hand-over folder, when it was one to read. */
+  handoverDir?: string;
+}
+
+/**
+ * Stage 2's manifest and the job's files, from stage 1's hand-over when it
+ * verifies (else from the network), each checked before use. The job's
+ * files come first, so its receipt shows without waiting for the kernel and
+ * initramfs, which are only needed for serving.
+ */
+export function stageTwoInputs(
+  options: BootOptions,
+  env: BootEnvironment,
+): Promise<StageTwoInputs> {
+  return inputsWithCache(options, env, null);
+}
+
+/** {@link stageTwoInputs} with the boot cache stage 2 opened. */
+async function inputsWithCache(
+  options: BootOptions,
+  env: BootEnvironment,
+  cache: BootCache | null,
+): Promise<StageTwoInputs> {
+  let handoverDir: string | undefined;
+  if (env.handoverDir) {
+    if (await handoverUsable(env.handoverDir)) handoverDir = env.handoverDir;
+    else if (await Deno.lstat(env.handoverDir).then(() => true, () => false)) {
+      env.log(`hand-over refused: ${env.handoverDir} is not a directory`);
+    }
+  }
+  const found = await verifiedManifest(options, env.log, cache, handoverDir);
+  const { manifest } = found;
+  const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
+  const paths = await fetchArtifacts({
+    ...found,
+    dir,
+    log: env.log,
+    names: jobArtifacts(manifest),
+    cache,
+    handoverDir,
+  });
+  return { ...found, dir, paths, handoverDir };
+}
+
 /** Stage 2 with its cache (closed once every artifact is in tmpfs). */
 async function serveBooted(
   options: BootOptions,
   env: BootEnvironment,
   cache: BootCache | null,
 ): Promise<{ close: () => Promise<void> }> {
-  const found = await verifiedManifest(options, env.log, cache);
-  const { provider, manifest } = found;
-  const dir = `${env.runDir}/artifacts/${manifest.channel}/${manifest.arch}`;
-  // The job's files first, so its receipt shows without waiting for the
-  // kernel and initramfs, which are only needed for serving.
-  const jobNames = Object.keys(manifest.artifacts).filter((n) =>
-    n.endsWith(".wasm") || n.endsWith(".job.json")
-  );
-  const paths = await fetchArtifacts({
-    ...found,
-    dir,
-    log: env.log,
-    names: jobNames,
-    cache,
-  });
+  const found = await inputsWithCache(options, env, cache);
+  const { provider, manifest, dir, paths, handoverDir } = found;
+  const jobNames = jobArtifacts(manifest);
   // Serve the very manifest we verified, byte for byte, so the next machine
   // can verify it with the same pinned key.
   await Deno.writeTextFile(
@@ -401,6 +543,7 @@ async function serveBooted(
     },
     transports: [],
   });
+  env.log("node started; running the hello job");
   const jobManifestPath = Object.values(paths).find((p) =>
     p.endsWith(".job.json")
   );
@@ -450,6 +593,7 @@ async function serveBooted(
         !jobNames.includes(n)
       ),
       cache,
+      handoverDir,
     });
   } catch (error) {
     await node.close();
@@ -459,6 +603,7 @@ async function serveBooted(
   // Then the same node serves: artifacts and jobs over HTTP, and on libp2p
   // (always, so machines booting next can find it by the DHT, where it can
   // be their phase.bootstrap, or by mDNS in local mode) with its capability.
+  const { p2pTransport } = await import("../discovery/mod.ts");
   const transports = [
     httpTransport({
       artifactsDir: `${env.runDir}/artifacts`,

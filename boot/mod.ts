@@ -48,7 +48,24 @@ export {
   RUN_DIR,
   stageOne,
   stageTwo,
+  type StageTwoInputs,
+  stageTwoInputs,
 } from "./flow.ts";
+export {
+  HANDOVER_DIR,
+  type HandoverManifest,
+  type HandoverOptions,
+  handoverUsable,
+  MAX_HANDOVER_MANIFEST,
+  readHandoverManifest,
+  takeHandedOver,
+  writeHandoverInitrd,
+} from "./handover.ts";
+export {
+  bakeDenoCache,
+  type BakeOptions,
+  IMAGE_DENO_DIR,
+} from "./deno_cache.ts";
 export {
   buildDiskImage,
   type DiskImage,

@@ -12,6 +12,7 @@ import {
   debianKernel,
   debianUserland,
   defaultCmdline,
+  HANDOVER_DIR,
   hostTarget,
   imageCmdline,
   kernelFiles,
@@ -121,7 +122,12 @@ export async function bootRunCommand(argv: string[]): Promise<number> {
   } catch (error) {
     throw new CliError(`bad kernel command line: ${(error as Error).message}`);
   }
-  const env = { runDir: RUN_DIR, log, kexec: planKexec(RUN_DIR) };
+  const env = {
+    runDir: RUN_DIR,
+    log,
+    kexec: planKexec(RUN_DIR),
+    handoverDir: HANDOVER_DIR,
+  };
   try {
     if (options.stage === 1) {
       log(`stage 1, ${options.mode} mode, ${options.channel}/${options.arch}`);

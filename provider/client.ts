@@ -3,6 +3,7 @@
  * resumable downloads.
  * @module
  */
+import { createHash, type Hash } from "node:crypto";
 import { sha256File } from "./artifacts.ts";
 
 /** Progress of a download. */
@@ -56,6 +57,17 @@ export interface DownloadResult {
   resumes: number;
   /** True when the destination already held the right bytes. */
   alreadyPresent: boolean;
+}
+
+/** Feeds a file's bytes to `hash`. */
+async function hashInto(hash: Hash, path: string): Promise<void> {
+  using file = await Deno.open(path, { read: true });
+  const buffer = new Uint8Array(1024 * 1024);
+  for (;;) {
+    const n = await file.read(buffer);
+    if (n === null) return;
+    hash.update(buffer.subarray(0, n));
+  }
 }
 
 async function fileSize(path: string): Promise<number | null> {
@@ -138,6 +150,11 @@ export async function download(
         const lengthHeader = response.headers.get("content-length");
         const total = options.size ??
           (lengthHeader ? Number(lengthHeader) + (append ? offset : 0) : null);
+        // Hashed as it is written (the part already there first), instead
+        // of read back afterwards: a second pass over a large file costs
+        // about a second under emulation.
+        const hash = createHash("sha256");
+        if (append) await hashInto(hash, part);
         if (response.status !== 416) {
           using file = await Deno.open(part, {
             write: true,
@@ -153,6 +170,7 @@ export async function download(
             while (written < chunk.length) {
               written += await file.write(chunk.subarray(written));
             }
+            hash.update(chunk);
             received += chunk.length;
             if (options.size !== undefined && received > options.size) {
               throw new Error(`more bytes than the expected ${options.size}`);
@@ -160,7 +178,7 @@ export async function download(
             options.onProgress?.({ received, total, url });
           }
         }
-        const actual = await sha256File(part);
+        const actual = hash.digest("hex");
         if (actual !== sha256) {
           await Deno.remove(part);
           lastError = `${url}: sha256 mismatch (got ${actual}, want ${sha256})`;

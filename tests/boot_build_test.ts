@@ -16,6 +16,7 @@ import {
 } from "../boot/mod.ts";
 import { buildImages, ensureBootTools } from "./boot_harness.ts";
 import { ROOT, runOk, tempDir } from "./helpers.ts";
+import { sha256File } from "../provider/mod.ts";
 
 Deno.test("elf: static and dynamic executables are told apart; anything else is an ElfError", async () => {
   await ensureBootTools();
@@ -156,6 +157,55 @@ Deno.test({
         assert.ok(
           listing.split("\n").some((entry) => entry.endsWith(`/${name}`)),
           `the image lacks ${library}`,
+        );
+      }
+    } finally {
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "boot build: the image carries Deno's caches for the bundle and is the same bytes when built again",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await ensureBootTools();
+    const [dir, cleanup] = await tempDir();
+    try {
+      const { modules } = await buildImages(`${dir}/first`);
+      const lines: string[] = [];
+      const again = await buildInitramfs({
+        modules,
+        output: `${dir}/second`,
+        root: ROOT,
+        log: (line) => lines.push(line),
+      });
+      const baked = lines.find((l) => l.startsWith("baked Deno's"));
+      assert.ok(baked, lines.join("\n"));
+      assert.match(baked, /: [1-9]\d* entries/);
+      assert.equal(
+        await sha256File(`${dir}/first/initramfs.img`),
+        again.sha256,
+        "two builds of the same tree differ",
+      );
+      const listing = await runOk("sh", [
+        "-c",
+        `zstd -dc ${again.path} | cpio -t --quiet`,
+      ]);
+      for (
+        const path of [
+          "phase/main.js",
+          "phase/sandbox_worker.js",
+          "phase/deno/v8_code_cache_v2",
+          "phase/deno/dep_analysis_cache_v2",
+          "etc/phase-files",
+        ]
+      ) {
+        assert.ok(
+          listing.split("\n").includes(path),
+          `the image lacks ${path}`,
         );
       }
     } finally {

@@ -97,6 +97,13 @@ Deno.test({
           assert.match(run.output, /kexec into/);
           assert.match(run.output, /stage 2 \(booted by Phase\)/);
           assert.match(run.output, /Output:\s+!dlroW ,olleH/);
+          // Stage 2 took the manifest and the job's files from stage 1's
+          // hand-over (checked again), not from the network.
+          assert.match(
+            run.output,
+            /manifest 1000 verified: signed by \S+ \(handed over by stage 1\)/,
+          );
+          assert.match(run.output, /hello\.wasm: handed over by stage 1/);
           console.log(
             `verified receipt after kexec: ${
               run.seconds.toFixed(1)
@@ -138,6 +145,44 @@ Deno.test({
           assert.doesNotMatch(run.output, /stage 2/);
         });
       }
+
+      await t.step(
+        "refused: an archive in front of the image that plants a file it does not hold",
+        async () => {
+          // What a tampered hand-over could do: the kernel unpacks it before
+          // the verified image, which overwrites only the paths it holds.
+          const planted = `${dir}/planted`;
+          await Deno.mkdir(`${planted}/etc`, { recursive: true });
+          await Deno.writeTextFile(
+            `${planted}/etc/ld.so.preload`,
+            "/lib/evil.so\n",
+          );
+          const archive = await new Deno.Command("sh", {
+            args: ["-c", "find etc | cpio -o -H newc --quiet"],
+            cwd: planted,
+            stdout: "piped",
+          }).output();
+          assert.equal(archive.code, 0);
+          const initrd = `${dir}/planted.img`;
+          await Deno.writeFile(initrd, archive.stdout);
+          await Deno.writeFile(initrd, await Deno.readFile(images.initramfs), {
+            append: true,
+          });
+          const run = await lab.boot({
+            images: { ...images, initramfs: initrd },
+            cmdline:
+              `phase.provider=http://10.77.0.1:8080 phase.pubkey=${release.peerId} phase.ip=10.77.0.${address++}/24 phase.poweroff=1`,
+            until: /refusing them/,
+            timeoutMs: 120_000,
+          });
+          assert.ok(run.matched, run.output.slice(-2000));
+          assert.match(
+            run.output,
+            /files this image does not hold: \/etc\/ld\.so\.preload/,
+          );
+          assert.doesNotMatch(run.output, /stage 1, /);
+        },
+      );
 
       await t.step(
         "local mode: the provider is found by mDNS, no URL given",
