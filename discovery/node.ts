@@ -42,6 +42,11 @@ import {
   PROBE_TIMEOUT_MS,
   readCapability,
 } from "./capability_protocol.ts";
+import {
+  answerReferrals,
+  askReferrals,
+  MAX_REFERRALS,
+} from "./referral_protocol.ts";
 
 export type { Capability };
 
@@ -103,8 +108,32 @@ export const PROVIDER_TTL_MS = 5 * 60_000;
 /** How often a node re-announces its provider entries and drops stale ones. */
 export const REPROVIDE_INTERVAL_MS = 60_000;
 
-/** Most nodes one lookup asks directly (a flood of announcers costs no more). */
+/**
+ * Most nodes one lookup's DHT walk may name for re-validation (a flood of
+ * announcers costs no more). Each peer asked for referrals may name up to
+ * MAX_REFERRALS more, from its own share.
+ */
 export const MAX_PROBES_PER_LOOKUP = 128;
+
+/**
+ * How often a node checks each open connection with a ping (libp2p's
+ * default is 10 s). A peer that vanished without closing is noticed by then.
+ */
+export const CONNECTION_PING_INTERVAL_MS = 60_000;
+
+/** Most connected peers one lookup asks for capable peers. */
+export const MAX_REFERRERS = 8;
+
+/** Most capability reads one lookup runs at once. */
+export const PROBES_IN_FLIGHT = 64;
+
+/** The first line of an error's message, at most 200 characters. */
+function firstLineOf(error: unknown): string {
+  return String((error as Error)?.message ?? error).split("\n")[0].slice(
+    0,
+    200,
+  );
+}
 
 /** Limits of what a node stores for the DHT (records and provider entries). */
 export const DHT_STORE_LIMITS = { maxKeys: 20_000, maxBytes: 32 * 1024 * 1024 };
@@ -257,6 +286,9 @@ export class PhaseNode {
         }),
       ],
       peerDiscovery: options.mdns ? [mdns({ interval: 1000 })] : [],
+      // libp2p pings every open connection every 10 s by default: with a
+      // hundred connections per node that is most of an idle swarm's CPU.
+      connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
       connectionManager: {
         // Many nodes behind one address (a LAN gateway, tests on loopback)
         // must not trip the per-address inbound rate limit.
@@ -316,6 +348,7 @@ export class PhaseNode {
     if (options.capability) {
       await answerCapability(node, () => node.#signCapability());
     }
+    if (!options.clientMode) await answerReferrals(node);
     try {
       await node.join(options.bootstrap ?? [], options.joinTimeoutMs);
     } catch (error) {
@@ -324,7 +357,11 @@ export class PhaseNode {
     }
     if (options.capability) {
       await node.publishCapability();
-      node.#republishWhenConnected();
+      // A node that joined through peers has published where it should;
+      // one that knew none yet (mDNS finds peers later) publishes again.
+      if (options.mdns || !(await node.waitForPeers(0))) {
+        node.#republishWhenConnected();
+      }
       const ttl = options.recordTtlMs ?? CAPABILITY_TTL_MS;
       // kad-dht re-announces the provider entry itself (reprovide above).
       node.#timer = setInterval(() => {
@@ -530,14 +567,22 @@ export class PhaseNode {
 
   /**
    * Finds nodes whose capability satisfies `accept`, best (least queued)
-   * first. The DHT names the nodes that announced the capability; each is
-   * then asked for its current capability record directly (re-validation,
-   * capability_protocol.ts), in parallel as the DHT walk finds them, so only
-   * nodes that answered during this lookup are listed. A node that is gone,
-   * does not answer within {@link PROBE_TIMEOUT_MS} or answers an invalid
-   * record is skipped and `onWarning` hears one line for it. The lookup ends
-   * when `limit` nodes have answered, when the walk and its reads end, or
-   * at `timeoutMs`.
+   * first. Candidates come from two sources, cheapest first:
+   *
+   * 1. The peers this node is connected to (a fresh client's bootstrap
+   *    peers) are asked which peers run jobs (`/phase/capable-peers/1.0.0`,
+   *    referral_protocol.ts): one stream on an open connection each.
+   * 2. Only if that did not give `limit` nodes, the DHT walk names the nodes
+   *    that announced the capability (each hop may open a new connection).
+   *
+   * Every candidate, whoever named it, is then asked for its current
+   * capability record directly (re-validation, capability_protocol.ts), as
+   * soon as it is named, so only nodes that answered during this lookup are
+   * listed; `onFound` hears each one as it answers. A node that is gone, does
+   * not answer within {@link PROBE_TIMEOUT_MS} or answers an invalid record
+   * is skipped and `onWarning` hears one line for it. The lookup ends when
+   * `limit` nodes have answered, when the walk and its reads end, at
+   * `timeoutMs`, or when `signal` aborts.
    */
   async findCapable(
     filter: {
@@ -547,10 +592,14 @@ export class PhaseNode {
       limit?: number;
       /** Hears one line per skipped node. */
       onWarning?: (line: string) => void;
+      /** Hears each node as it is found (before the lookup ends). */
+      onFound?: (node: FoundNode) => void;
       /** Peers not to list (for instance, ones already tried). */
       exclude?: Set<string>;
       /** How long each node has to answer (default {@link PROBE_TIMEOUT_MS}). */
       probeTimeoutMs?: number;
+      /** Ends the lookup early (it returns what was found). */
+      signal?: AbortSignal;
     } = {},
     timeoutMs = 5000,
   ): Promise<FoundNode[]> {
@@ -561,9 +610,11 @@ export class PhaseNode {
       () => lookup.abort(new DOMException("lookup timed out", "TimeoutError")),
       timeoutMs,
     );
+    const onAbort = () => lookup.abort();
+    filter.signal?.addEventListener("abort", onAbort);
+    if (filter.signal?.aborted) lookup.abort();
     const asked = new Set<string>([this.peerId, ...filter.exclude ?? []]);
     const found: FoundNode[] = [];
-    const reads: Promise<void>[] = [];
     const probeMs = filter.probeTimeoutMs ?? PROBE_TIMEOUT_MS;
     const ask = async (peerId: string, addresses: string[]) => {
       const signal = AbortSignal.any([
@@ -576,7 +627,9 @@ export class PhaseNode {
         if (filter.accept && !filter.accept(capability)) return;
         if (filter.arch && capability.arch !== filter.arch) return;
         if (found.length >= limit) return;
-        found.push({ peerId, capability, addresses });
+        const node = { peerId, capability, addresses };
+        found.push(node);
+        filter.onFound?.(node);
         if (found.length >= limit) lookup.abort();
       } catch (error) {
         if (lookup.signal.aborted) return;
@@ -586,14 +639,89 @@ export class PhaseNode {
               ? error.message
               : signal.aborted
               ? `no answer within ${probeMs} ms`
-              : `unreachable (${
-                String((error as Error)?.message ?? error).split("\n")[0]
-                  .slice(0, 200)
-              })`
+              : `unreachable (${firstLineOf(error)})`
           }`,
         );
       }
     };
+    // Reads run at most PROBES_IN_FLIGHT at a time, and no more than the
+    // limit needs (with a margin for nodes that fail): a client that wants 8
+    // nodes does not open 60 connections.
+    const inFlightCap = Math.min(PROBES_IN_FLIGHT, limit + 4);
+    const queue: { peerId: string; addresses: string[] }[] = [];
+    const reads: Promise<void>[] = [];
+    let inFlight = 0;
+    const pump = () => {
+      while (
+        inFlight < inFlightCap && queue.length > 0 && !lookup.signal.aborted
+      ) {
+        const { peerId, addresses } = queue.shift()!;
+        inFlight++;
+        reads.push(
+          ask(peerId, addresses).finally(() => {
+            inFlight--;
+            pump();
+          }),
+        );
+      }
+    };
+    // Each source may name a bounded number of peers, so that no source
+    // (a hostile referrer) can use up another's share.
+    const consider = (
+      source: { named: number; most: number },
+      peerId: string,
+      addresses: string[],
+    ) => {
+      if (asked.has(peerId) || source.named >= source.most) return;
+      source.named++;
+      asked.add(peerId);
+      queue.push({ peerId, addresses });
+      pump();
+    };
+    /** Waits until every read started so far (and those they led to) ended. */
+    const settle = async () => {
+      for (let settled = 0; settled < reads.length || queue.length > 0;) {
+        if (lookup.signal.aborted) return;
+        const batch = reads.slice(settled);
+        await Promise.allSettled(batch);
+        settled += batch.length;
+        if (batch.length === 0) break;
+      }
+    };
+    const referrals = async () => {
+      const referrers = [
+        ...new Set(
+          this.libp2p.getConnections().map((c) => c.remotePeer.toString()),
+        ),
+      ].slice(0, MAX_REFERRERS);
+      await Promise.allSettled(referrers.map(async (referrer) => {
+        const signal = AbortSignal.any([
+          lookup.signal,
+          AbortSignal.timeout(probeMs),
+        ]);
+        try {
+          const source = { named: 0, most: MAX_REFERRALS };
+          for (const p of await askReferrals(this, referrer, signal)) {
+            consider(source, p.peer_id, p.addresses);
+          }
+        } catch (error) {
+          // Peers from before the protocol simply do not speak it.
+          if (
+            lookup.signal.aborted ||
+            (error as Error)?.name === "UnsupportedProtocolError"
+          ) return;
+          filter.onWarning?.(
+            `ignored ${referrer}'s capable peers: ${
+              signal.aborted
+                ? `no answer within ${probeMs} ms`
+                : firstLineOf(error)
+            }`,
+          );
+        }
+      }));
+      await settle();
+    };
+    const walked = { named: 0, most: MAX_PROBES_PER_LOOKUP };
     const walk = async (arch: string) => {
       const topic = await cidFor(capabilityTopic(arch, WASM_RUNTIME));
       for await (
@@ -603,24 +731,25 @@ export class PhaseNode {
       ) {
         if (event.name !== "PROVIDER") continue;
         for (const p of event.providers) {
-          const peerId = p.id.toString();
-          if (asked.has(peerId)) continue;
-          if (asked.size >= MAX_PROBES_PER_LOOKUP + 1) return;
-          asked.add(peerId);
-          reads.push(ask(peerId, p.multiaddrs.map((a) => a.toString())));
+          consider(
+            walked,
+            p.id.toString(),
+            p.multiaddrs.map((a) => a.toString()),
+          );
+          if (walked.named >= walked.most) return;
         }
       }
     };
     try {
-      await Promise.allSettled(arches.map(walk));
-      // Reads started late in the walk are bounded by PROBE_TIMEOUT_MS.
-      for (let settled = 0; settled < reads.length;) {
-        const batch = reads.slice(settled);
-        await Promise.allSettled(batch);
-        settled += batch.length;
+      await referrals();
+      if (!lookup.signal.aborted && found.length < limit) {
+        await Promise.allSettled(arches.map(walk));
+        // Reads started late in the walk are bounded by the probe timeout.
+        await settle();
       }
     } finally {
       clearTimeout(timer);
+      filter.signal?.removeEventListener("abort", onAbort);
     }
     return found.sort((a, b) =>
       a.capability.load.queued - b.capability.load.queued
