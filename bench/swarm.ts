@@ -179,15 +179,10 @@ export class Swarm {
     return swarm;
   }
 
-  /** A random live node's address. */
-  randomAddress(): string {
-    const nodes = [...this.alive.values()];
-    return nodes[Math.floor(Math.random() * nodes.length)].address;
-  }
-
-  /** Three random live nodes' addresses: a client's bootstrap list. */
-  bootstrapList(): string[] {
-    return [this.randomAddress(), this.randomAddress(), this.randomAddress()];
+  /** `count` distinct random live nodes' addresses: a bootstrap list. */
+  bootstrapList(count = 3): string[] {
+    return [...this.alive.values()].sort(() => Math.random() - 0.5)
+      .slice(0, count).map((n) => n.address);
   }
 
   /** Live capable nodes. */
@@ -203,7 +198,7 @@ export class Swarm {
     await process.ask({
       op: "start",
       capable: this.#flags(count),
-      bootstrap: [this.randomAddress()],
+      bootstrap: this.bootstrapList(),
     }, "started");
   }
 
@@ -244,7 +239,7 @@ export class Swarm {
     await fresh.ask({
       op: "start",
       capable: this.#flags(count),
-      bootstrap: [this.randomAddress(), this.randomAddress()],
+      bootstrap: this.bootstrapList(),
     }, "started");
     return count;
   }
@@ -273,9 +268,11 @@ export class Swarm {
   }
 
   /**
-   * A lookup by a fresh client: the capable nodes it lists, how long finding
-   * the first and all took, and the listed nodes that had already left when
-   * the lookup started (which must be none).
+   * A lookup by a fresh client, timed from the client's start (its join
+   * included): when it listed its first capable node, when it had listed
+   * every capable node alive when it started (Infinity if it never did
+   * before its timeout), what it listed, and the listed nodes that had
+   * already left when the lookup started (which must be none).
    */
   async lookup(): Promise<{
     firstMs: number;
@@ -284,6 +281,7 @@ export class Swarm {
     stale: { peerId: string; goneMs: number }[];
   }> {
     const started = performance.now();
+    const wanted = new Set(this.capable().map((n) => n.peerId));
     let client: PhaseNode | undefined;
     // On a loaded machine a join can time out: the time counts from the first
     // attempt.
@@ -301,21 +299,32 @@ export class Swarm {
       }
     }
     try {
-      const first = await client.findCapable({ arch: "x86_64", limit: 1 });
-      const firstMs = performance.now() - started;
-      if (first.length === 0) {
-        return { firstMs: Infinity, allMs: Infinity, listed: [], stale: [] };
-      }
-      const all = await client.findCapable({ arch: "x86_64", limit: 1000 });
-      const allMs = performance.now() - started;
-      const listed = [...first, ...all].map((n) => n.peerId);
-      const stale = listed.flatMap((peerId) => {
+      let firstMs = Infinity, allMs = Infinity;
+      const listed = new Set<string>();
+      // Ends once every wanted node is listed: the rest of the lookup (the
+      // walk for nodes the referrals did not name) would find nothing new.
+      const complete = new AbortController();
+      await client.findCapable({
+        arch: "x86_64",
+        limit: 1000,
+        signal: complete.signal,
+        onFound: ({ peerId }) => {
+          const at = performance.now() - started;
+          listed.add(peerId);
+          firstMs = Math.min(firstMs, at);
+          if ([...wanted].every((id) => listed.has(id))) {
+            allMs = at;
+            complete.abort();
+          }
+        },
+      });
+      const stale = [...listed].flatMap((peerId) => {
         const gone = this.departed.get(peerId);
         return gone && gone.at < started
           ? [{ peerId, goneMs: started - gone.at }]
           : [];
       });
-      return { firstMs, allMs, listed: [...new Set(listed)], stale };
+      return { firstMs, allMs, listed: [...listed], stale };
     } finally {
       await client.stop();
     }

@@ -115,6 +115,12 @@ export const REPROVIDE_INTERVAL_MS = 60_000;
  */
 export const MAX_PROBES_PER_LOOKUP = 128;
 
+/** The first pause before a join dials its bootstrap peers again. */
+const JOIN_RETRY_FIRST_MS = 250;
+
+/** Queries in flight per path of a DHT walk, and paths per walk. */
+export const DHT_ALPHA = 3;
+
 /**
  * How often a node checks each open connection with a ping (libp2p's
  * default is 10 s). A peer that vanished without closing is noticed by then.
@@ -312,6 +318,11 @@ export class PhaseNode {
           validators: { phase: validatorKeepingNewest(stored) },
           selectors: { phase: selectRecord },
           allowQueryWithZeroPeers: true,
+          // kad-dht's defaults (10 disjoint paths of 10 queries in flight
+          // each) make every walk open dozens of new connections; three by
+          // three converges on the same closest peers with far fewer.
+          alpha: DHT_ALPHA,
+          disjointPaths: DHT_ALPHA,
           initialQuerySelfInterval: 0,
           // Provider entries of nodes that left expire within 6 min; a node
           // re-announces its own entries every minute (libp2p's defaults are
@@ -402,20 +413,35 @@ export class PhaseNode {
     return this.libp2p.getMultiaddrs().map((a) => a.toString());
   }
 
-  /** Dials peers and runs a self lookup so the routing table fills. */
+  /**
+   * Dials peers and runs a self lookup so the routing table fills. When no
+   * bootstrap peer could be reached (a peer busy for a moment refuses or
+   * drops the dial), it tries them all again after 0.25, 0.5, 1, 2… s, as
+   * long as `timeoutMs` allows.
+   */
   async join(bootstrap: string[], timeoutMs = 5000): Promise<void> {
-    const results = await Promise.allSettled(
-      bootstrap.map((address) =>
-        this.libp2p.dial(multiaddr(address), {
-          signal: AbortSignal.timeout(timeoutMs),
-        })
-      ),
-    );
-    if (bootstrap.length > 0 && results.every((r) => r.status === "rejected")) {
-      const reason = (results[0] as PromiseRejectedResult).reason;
-      throw new Error(
-        `cannot reach any bootstrap peer: ${(reason as Error).message}`,
+    const deadline = performance.now() + timeoutMs;
+    for (let pause = JOIN_RETRY_FIRST_MS;; pause *= 2) {
+      const left = deadline - performance.now();
+      const results = await Promise.allSettled(
+        bootstrap.map((address) =>
+          this.libp2p.dial(multiaddr(address), {
+            signal: AbortSignal.timeout(Math.max(1, left)),
+          })
+        ),
       );
+      if (
+        bootstrap.length === 0 || results.some((r) => r.status === "fulfilled")
+      ) {
+        break;
+      }
+      if (deadline - performance.now() <= pause) {
+        const reason = (results[0] as PromiseRejectedResult).reason;
+        throw new Error(
+          `cannot reach any bootstrap peer: ${(reason as Error).message}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, pause * (0.5 + Math.random())));
     }
     if (bootstrap.length > 0) {
       await this.waitForPeers(timeoutMs);
@@ -616,7 +642,11 @@ export class PhaseNode {
     const asked = new Set<string>([this.peerId, ...filter.exclude ?? []]);
     const found: FoundNode[] = [];
     const probeMs = filter.probeTimeoutMs ?? PROBE_TIMEOUT_MS;
-    const ask = async (peerId: string, addresses: string[]) => {
+    /** Reads a candidate's capability; false when it did not answer one. */
+    const ask = async (
+      peerId: string,
+      addresses: string[],
+    ): Promise<boolean> => {
       const signal = AbortSignal.any([
         lookup.signal,
         AbortSignal.timeout(probeMs),
@@ -624,15 +654,16 @@ export class PhaseNode {
       try {
         const record = await readCapability(this, peerId, addresses, signal);
         const capability = record.payload;
-        if (filter.accept && !filter.accept(capability)) return;
-        if (filter.arch && capability.arch !== filter.arch) return;
-        if (found.length >= limit) return;
+        if (filter.accept && !filter.accept(capability)) return true;
+        if (filter.arch && capability.arch !== filter.arch) return true;
+        if (found.length >= limit) return true;
         const node = { peerId, capability, addresses };
         found.push(node);
         filter.onFound?.(node);
         if (found.length >= limit) lookup.abort();
+        return true;
       } catch (error) {
-        if (lookup.signal.aborted) return;
+        if (lookup.signal.aborted) return false;
         filter.onWarning?.(
           `skipped ${peerId}: ${
             error instanceof RecordError
@@ -642,23 +673,29 @@ export class PhaseNode {
               : `unreachable (${firstLineOf(error)})`
           }`,
         );
+        return false;
       }
     };
     // Reads run at most PROBES_IN_FLIGHT at a time, and no more than the
     // limit needs (with a margin for nodes that fail): a client that wants 8
     // nodes does not open 60 connections.
     const inFlightCap = Math.min(PROBES_IN_FLIGHT, limit + 4);
-    const queue: { peerId: string; addresses: string[] }[] = [];
+    const queue: { peerId: string; addresses: string[]; referred: boolean }[] =
+      [];
     const reads: Promise<void>[] = [];
     let inFlight = 0;
     const pump = () => {
       while (
         inFlight < inFlightCap && queue.length > 0 && !lookup.signal.aborted
       ) {
-        const { peerId, addresses } = queue.shift()!;
+        const { peerId, addresses, referred } = queue.shift()!;
         inFlight++;
         reads.push(
-          ask(peerId, addresses).finally(() => {
+          ask(peerId, addresses).then((answered) => {
+            // A referrer may have named a real node at a wrong address:
+            // the walk (or another referrer) may name it again.
+            if (!answered && referred) asked.delete(peerId);
+          }).finally(() => {
             inFlight--;
             pump();
           }),
@@ -668,14 +705,14 @@ export class PhaseNode {
     // Each source may name a bounded number of peers, so that no source
     // (a hostile referrer) can use up another's share.
     const consider = (
-      source: { named: number; most: number },
+      source: { named: number; most: number; referrer: boolean },
       peerId: string,
       addresses: string[],
     ) => {
       if (asked.has(peerId) || source.named >= source.most) return;
       source.named++;
       asked.add(peerId);
-      queue.push({ peerId, addresses });
+      queue.push({ peerId, addresses, referred: source.referrer });
       pump();
     };
     /** Waits until every read started so far (and those they led to) ended. */
@@ -700,7 +737,7 @@ export class PhaseNode {
           AbortSignal.timeout(probeMs),
         ]);
         try {
-          const source = { named: 0, most: MAX_REFERRALS };
+          const source = { named: 0, most: MAX_REFERRALS, referrer: true };
           for (const p of await askReferrals(this, referrer, signal)) {
             consider(source, p.peer_id, p.addresses);
           }
@@ -721,7 +758,7 @@ export class PhaseNode {
       }));
       await settle();
     };
-    const walked = { named: 0, most: MAX_PROBES_PER_LOOKUP };
+    const walked = { named: 0, most: MAX_PROBES_PER_LOOKUP, referrer: false };
     const walk = async (arch: string) => {
       const topic = await cidFor(capabilityTopic(arch, WASM_RUNTIME));
       for await (

@@ -9,6 +9,7 @@ import {
   JOB_PROTOCOL,
   PhaseNode,
   PROBE_TIMEOUT_MS,
+  REFERRAL_PROTOCOL,
   signRecord,
   submitAuto,
 } from "../discovery/mod.ts";
@@ -323,6 +324,166 @@ Deno.test({
         [seed, good.node, staleAnswerer, replayer].map((n) => n.stop()),
       );
       await good.jobs.close();
+    }
+  },
+});
+
+/** Replaces a node's answer to capable-peers requests. */
+async function referWith(
+  node: PhaseNode,
+  answer: (stream: Stream) => Promise<void>,
+): Promise<void> {
+  await node.libp2p.unhandle(REFERRAL_PROTOCOL);
+  await node.libp2p.handle(REFERRAL_PROTOCOL, (stream: Stream) => {
+    answer(stream).catch(() => {});
+  });
+}
+
+/** Waits until `node` knows (from identify) that each of `peers` runs jobs. */
+async function knowsCapable(node: PhaseNode, peers: PhaseNode[]) {
+  for (let i = 0; i < 100; i++) {
+    const known = await node.libp2p.peerStore.all();
+    if (
+      peers.every((p) =>
+        known.some((k) =>
+          k.id.toString() === p.peerId &&
+          k.protocols.includes(CAPABILITY_PROTOCOL)
+        )
+      )
+    ) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the referrer never learned of the capable nodes");
+}
+
+Deno.test({
+  name:
+    "a fresh client lists capable nodes named by its bootstrap peer, connecting only to them: no DHT walk",
+  ...LIBP2P,
+  async fn() {
+    const seed = await start(null);
+    const a = await jobNode(seed);
+    const b = await jobNode(seed);
+    const referrer = await start(seed);
+    await referrer.libp2p.dial(a.node.libp2p.peerId);
+    await referrer.libp2p.dial(b.node.libp2p.peerId);
+    await knowsCapable(referrer, [a.node, b.node]);
+    const user = await PhaseNode.start({
+      key: await generateKey(),
+      listen: ["/ip4/127.0.0.1/tcp/0"],
+      bootstrap: [referrer.multiaddrs()[0]],
+      clientMode: true,
+    });
+    try {
+      const heard: string[] = [];
+      const found = await user.findCapable({
+        arch: "x86_64",
+        limit: 2,
+        onFound: (n) => heard.push(n.peerId),
+      });
+      const both = [a.node.peerId, b.node.peerId].sort();
+      assert.deepEqual(found.map((n) => n.peerId).sort(), both);
+      assert.deepEqual([...heard].sort(), both);
+      // The referrer and the two nodes: a walk would have asked the seed.
+      assert.deepEqual(
+        [
+          ...new Set(
+            user.libp2p.getConnections().map((c) => String(c.remotePeer)),
+          ),
+        ]
+          .sort(),
+        [referrer.peerId, ...both].sort(),
+      );
+    } finally {
+      await user.stop();
+      await Promise.all([seed, a.node, b.node, referrer].map((n) => n.stop()));
+      await Promise.all([a.jobs.close(), b.jobs.close()]);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "hostile referrers (a flood past 32 KiB, a malformed answer, 64 invented or misaddressed peers) cost warnings, never a listing: every named peer is re-validated and the real nodes are still found",
+  ...LIBP2P,
+  async fn() {
+    const seed = await start(null);
+    const a = await jobNode(seed);
+    const b = await jobNode(seed);
+    const flooder = await start(seed);
+    const malformed = await start(seed);
+    const liar = await start(seed);
+    const invented = await Promise.all(
+      Array.from({ length: 61 }, async () => (await generateKey()).peerId),
+    );
+    await referWith(flooder, async (stream) => {
+      await new FrameStream(stream, 0).send({
+        peers: [{ peer_id: a.node.peerId, addresses: ["x".repeat(40_000)] }],
+      });
+      await stream.close();
+    });
+    await referWith(malformed, async (stream) => {
+      await new FrameStream(stream, 0).send({
+        peers: [{ peer_id: "not a peer", addresses: [] }],
+        extra: true,
+      });
+      await stream.close();
+    });
+    const liarAddress = liar.multiaddrs()[0].split("/p2p/")[0];
+    await referWith(liar, async (stream) => {
+      await new FrameStream(stream, 0).send({
+        peers: [
+          // Invented peers at the liar's own address (Noise refuses them).
+          ...invented.map((id) => ({ peer_id: id, addresses: [liarAddress] })),
+          // Real nodes at wrong addresses: the liar's and a closed port.
+          { peer_id: a.node.peerId, addresses: [liarAddress] },
+          { peer_id: b.node.peerId, addresses: ["/ip4/127.0.0.1/tcp/1"] },
+          // The liar itself, which runs no jobs.
+          { peer_id: liar.peerId, addresses: [liarAddress] },
+        ],
+      });
+      await stream.close();
+    });
+    const user = await PhaseNode.start({
+      key: await generateKey(),
+      listen: ["/ip4/127.0.0.1/tcp/0"],
+      bootstrap: [flooder, malformed, liar].map((n) => n.multiaddrs()[0]),
+      clientMode: true,
+    });
+    try {
+      const warnings: string[] = [];
+      const started = performance.now();
+      const found = await user.findCapable({
+        arch: "x86_64",
+        onWarning: (line) => warnings.push(line),
+      });
+      const elapsed = performance.now() - started;
+      assert.deepEqual(
+        found.map((n) => n.peerId).sort(),
+        [a.node.peerId, b.node.peerId].sort(),
+        warnings.join("\n"),
+      );
+      const said = (start: string) =>
+        assert.ok(
+          warnings.some((w) => w.startsWith(start)),
+          `${start}\n${warnings.join("\n")}`,
+        );
+      said(`ignored ${flooder.peerId}'s capable peers: `);
+      said(`ignored ${malformed.peerId}'s capable peers: bad capable-peers`);
+      for (const id of invented) said(`skipped ${id}: unreachable`);
+      said(`skipped ${liar.peerId}: `);
+      assert.ok(elapsed < 5000, `the lookup took ${elapsed} ms`);
+      const result = await submitAuto(user, {
+        module: example("hello"),
+        args: ["abc"],
+      }, { arch: "x86_64" });
+      assert.equal(result.stdout, "cba\n");
+    } finally {
+      await user.stop();
+      await Promise.all(
+        [seed, a.node, b.node, flooder, malformed, liar].map((n) => n.stop()),
+      );
+      await Promise.all([a.jobs.close(), b.jobs.close()]);
     }
   },
 });
