@@ -383,20 +383,30 @@ export async function submitAutoCli(
   return { ok, ms, signer, retries, detail: ok ? "" : stderr.slice(-2000) };
 }
 
-/** Runs `count` jobs, `concurrency` at a time; `bootstrap` picks each client's first peer. */
+/**
+ * Runs `count` jobs, `concurrency` at a time, job i starting no earlier than
+ * i × `spacingMs` after the first (so that they span a given time however
+ * fast the machine is); `bootstrap` picks each client's bootstrap peers.
+ */
 export async function runJobs(
   count: number,
   concurrency: number,
   bootstrap: () => string[],
-  onJob?: (done: number, outcome: JobOutcome) => void,
+  options: {
+    spacingMs?: number;
+    onJob?: (done: number, outcome: JobOutcome) => void;
+  } = {},
 ): Promise<JobOutcome[]> {
   const results: JobOutcome[] = [];
+  const started = performance.now();
   let next = 0, done = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < count) {
       const i = next++;
+      const wait = started + i * (options.spacingMs ?? 0) - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       results[i] = await submitAutoCli(bootstrap(), `job ${i}`);
-      onJob?.(++done, results[i]);
+      options.onJob?.(++done, results[i]);
     }
   }));
   return results;
@@ -410,6 +420,11 @@ export interface ChurnOptions {
   concurrency: number;
   /** Time between waves. */
   waveMs: number;
+  /**
+   * Waves the jobs span at least: they are spread over this many waves, and
+   * the churn goes on until they have all run.
+   */
+  minWaves: number;
   /** Nodes that leave gracefully (and as many that join) per wave. */
   leavePerWave: number;
   /**
@@ -499,17 +514,24 @@ export async function churn(
       options.jobs,
       options.concurrency,
       () => swarm.bootstrapList(),
-      (done, outcome) => {
-        if (!outcome.ok) failures++;
-        if (done % 10 === 0 || !outcome.ok) {
-          options.log?.(
-            `${done}/${options.jobs} jobs done, ${failures} failed${
-              outcome.ok ? "" : `: ${outcome.detail.split("\n").at(-1)}`
-            }`,
-          );
-        }
+      {
+        spacingMs: options.minWaves * options.waveMs / options.jobs,
+        onJob: (done, outcome) => {
+          if (!outcome.ok) failures++;
+          if (done % 10 === 0 || !outcome.ok) {
+            options.log?.(
+              `${done}/${options.jobs} jobs done, ${failures} failed${
+                outcome.ok ? "" : `: ${outcome.detail.split("\n").at(-1)}`
+              }`,
+            );
+          }
+        },
       },
     );
+    // However fast the jobs ran, the swarm churns as much as asked.
+    while (waves < options.minWaves) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } finally {
     running = false;
     await waving;
