@@ -11,7 +11,6 @@
  * listed or used, exactly like a peer the DHT names.
  * @module
  */
-import { peerIdFromString } from "@libp2p/peer-id";
 import type { Stream } from "@libp2p/interface";
 import {
   type CapablePeers,
@@ -19,7 +18,7 @@ import {
   validateDocument,
 } from "../schemas/mod.ts";
 import { FrameStream } from "./framing.ts";
-import { CAPABILITY_PROTOCOL } from "./capability_protocol.ts";
+import { CAPABILITY_PROTOCOL, readAnswer } from "./capability_protocol.ts";
 import type { PhaseNode } from "./node.ts";
 
 /** The protocol id. */
@@ -103,23 +102,18 @@ export async function askReferrals(
   peerId: string,
   signal: AbortSignal,
 ): Promise<CapablePeers["peers"]> {
-  const stream = await node.libp2p.dialProtocol(
-    peerIdFromString(peerId),
+  const message = await readAnswer(
+    node,
+    peerId,
     REFERRAL_PROTOCOL,
-    { signal },
+    MAX_REFERRAL_BYTES,
+    signal,
   );
   try {
-    const message = await new FrameStream(stream, MAX_REFERRAL_BYTES).receive(
-      signal,
+    return validateDocument<CapablePeers>("capable peers", message).peers;
+  } catch (error) {
+    throw new Error(
+      `bad capable-peers answer: ${(error as SchemaError).message}`,
     );
-    try {
-      return validateDocument<CapablePeers>("capable peers", message).peers;
-    } catch (error) {
-      throw new Error(
-        `bad capable-peers answer: ${(error as SchemaError).message}`,
-      );
-    }
-  } finally {
-    await stream.close().catch(() => stream.abort(new Error("closing")));
   }
 }

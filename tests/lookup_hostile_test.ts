@@ -72,6 +72,17 @@ async function client(seed: PhaseNode, count: number) {
   return node;
 }
 
+/** One lookup of x86_64 nodes: what it found, its warnings, how long it took. */
+async function timedLookup(user: PhaseNode) {
+  const warnings: string[] = [];
+  const started = performance.now();
+  const found = await user.findCapable({
+    arch: "x86_64",
+    onWarning: (line) => warnings.push(line),
+  });
+  return { found, warnings, elapsed: performance.now() - started };
+}
+
 /** Replaces a node's answer to capability reads. */
 async function answerWith(
   node: PhaseNode,
@@ -132,13 +143,7 @@ Deno.test({
         assert.ok(announced.some((p) => p.peerId === id), "entry vanished");
       }
       // ...but a lookup asks each node and lists only those that answer.
-      const warnings: string[] = [];
-      const started = performance.now();
-      const found = await fresh.findCapable({
-        arch: "x86_64",
-        onWarning: (line) => warnings.push(line),
-      });
-      const elapsed = performance.now() - started;
+      const { found, warnings, elapsed } = await timedLookup(fresh);
       assert.deepEqual(
         found.filter((n) => gone.includes(n.peerId)),
         [],
@@ -189,13 +194,7 @@ Deno.test({
     });
     const user = await client(seed, 2);
     try {
-      const warnings: string[] = [];
-      const started = performance.now();
-      const found = await user.findCapable({
-        arch: "x86_64",
-        onWarning: (line) => warnings.push(line),
-      });
-      const elapsed = performance.now() - started;
+      const { found, warnings, elapsed } = await timedLookup(user);
       assert.deepEqual(
         found.map((n) => n.peerId).sort(),
         [good.node.peerId, offerStaller.peerId].sort(),
@@ -293,13 +292,7 @@ Deno.test({
           })
         ) { /* drain */ }
       }
-      const warnings: string[] = [];
-      const started = performance.now();
-      const found = await user.findCapable({
-        arch: "x86_64",
-        onWarning: (line) => warnings.push(line),
-      });
-      const elapsed = performance.now() - started;
+      const { found, warnings, elapsed } = await timedLookup(user);
       assert.deepEqual(found.map((n) => n.peerId), [good.node.peerId]);
       const said = (peer: string, what: RegExp) =>
         assert.ok(
@@ -451,13 +444,7 @@ Deno.test({
       clientMode: true,
     });
     try {
-      const warnings: string[] = [];
-      const started = performance.now();
-      const found = await user.findCapable({
-        arch: "x86_64",
-        onWarning: (line) => warnings.push(line),
-      });
-      const elapsed = performance.now() - started;
+      const { found, warnings, elapsed } = await timedLookup(user);
       assert.deepEqual(
         found.map((n) => n.peerId).sort(),
         [a.node.peerId, b.node.peerId].sort(),
