@@ -467,7 +467,8 @@ Deno.test({
         );
       said(`ignored ${flooder.peerId}'s capable peers: `);
       said(`ignored ${malformed.peerId}'s capable peers: bad capable-peers`);
-      for (const id of invented) said(`skipped ${id}: unreachable`);
+      // Refused by Noise (or, on a busy machine, not answered in time).
+      for (const id of invented) said(`skipped ${id}: `);
       said(`skipped ${liar.peerId}: `);
       assert.ok(elapsed < UNDELAYED_MS, `the lookup took ${elapsed} ms`);
       const result = await submitAuto(user, {
