@@ -161,13 +161,26 @@ export class Swarm {
       "started",
     );
     const seed = [...swarm.alive.values()][0].address;
-    await Promise.all(swarm.processes.map((p, i) =>
-      p.ask({
-        op: "start",
-        capable: swarm.#flags(options.perProcess - (i === 0 ? 1 : 0)),
-        bootstrap: [seed],
-      }, "started")
-    ));
+    const started = performance.now();
+    const target = options.processes * options.perProcess;
+    const progress = setInterval(() => {
+      options.log?.(
+        `  ${swarm.alive.size}/${target} nodes after ${
+          ((performance.now() - started) / 1000).toFixed(0)
+        } s, load average ${Deno.loadavg()[0].toFixed(1)}`,
+      );
+    }, 60_000);
+    try {
+      await Promise.all(swarm.processes.map((p, i) =>
+        p.ask({
+          op: "start",
+          capable: swarm.#flags(options.perProcess - (i === 0 ? 1 : 0)),
+          bootstrap: [seed],
+        }, "started")
+      ));
+    } finally {
+      clearInterval(progress);
+    }
     const errors = swarm.processes.flatMap((p) => p.errors);
     options.log?.(
       `grew to ${swarm.alive.size} nodes in ${swarm.processes.length} processes${

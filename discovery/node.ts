@@ -127,8 +127,11 @@ export const DHT_ALPHA = 3;
  */
 export const CONNECTION_PING_INTERVAL_MS = 60_000;
 
-/** Most connected peers one lookup asks for capable peers. */
-export const MAX_REFERRERS = 8;
+/**
+ * Most peers one lookup asks for capable peers: those it is connected to,
+ * then nodes it found.
+ */
+export const MAX_REFERRERS = 16;
 
 /** Most capability reads one lookup runs at once. */
 export const PROBES_IN_FLIGHT = 64;
@@ -661,6 +664,7 @@ export class PhaseNode {
         found.push(node);
         filter.onFound?.(node);
         if (found.length >= limit) lookup.abort();
+        else refer(peerId);
         return true;
       } catch (error) {
         if (lookup.signal.aborted) return false;
@@ -715,7 +719,10 @@ export class PhaseNode {
       queue.push({ peerId, addresses, referred: source.referrer });
       pump();
     };
-    /** Waits until every read started so far (and those they led to) ended. */
+    /**
+     * Waits until every read and referral started so far (and those they led
+     * to) ended.
+     */
     const settle = async () => {
       for (let settled = 0; settled < reads.length || queue.length > 0;) {
         if (lookup.signal.aborted) return;
@@ -725,37 +732,47 @@ export class PhaseNode {
         if (batch.length === 0) break;
       }
     };
-    const referrals = async () => {
-      const referrers = [
-        ...new Set(
-          this.libp2p.getConnections().map((c) => c.remotePeer.toString()),
-        ),
-      ].slice(0, MAX_REFERRERS);
-      await Promise.allSettled(referrers.map(async (referrer) => {
-        const signal = AbortSignal.any([
-          lookup.signal,
-          AbortSignal.timeout(probeMs),
-        ]);
-        try {
-          const source = { named: 0, most: MAX_REFERRALS, referrer: true };
-          for (const p of await askReferrals(this, referrer, signal)) {
-            consider(source, p.peer_id, p.addresses);
-          }
-        } catch (error) {
-          // Peers from before the protocol simply do not speak it.
-          if (
-            lookup.signal.aborted ||
-            (error as Error)?.name === "UnsupportedProtocolError"
-          ) return;
-          filter.onWarning?.(
-            `ignored ${referrer}'s capable peers: ${
-              signal.aborted
-                ? `no answer within ${probeMs} ms`
-                : firstLineOf(error)
-            }`,
-          );
+    // Referrers: the peers this node is connected to, then each node found
+    // (it is connected now, and knows capable peers of its own), at most
+    // MAX_REFERRERS in all, each asked once, on a connection already open.
+    const referrers = new Set<string>();
+    const refer = (referrer: string) => {
+      if (
+        referrers.has(referrer) || referrers.size >= MAX_REFERRERS ||
+        lookup.signal.aborted
+      ) return;
+      referrers.add(referrer);
+      reads.push(askReferrer(referrer));
+    };
+    const askReferrer = async (referrer: string) => {
+      const signal = AbortSignal.any([
+        lookup.signal,
+        AbortSignal.timeout(probeMs),
+      ]);
+      try {
+        const source = { named: 0, most: MAX_REFERRALS, referrer: true };
+        for (const p of await askReferrals(this, referrer, signal)) {
+          consider(source, p.peer_id, p.addresses);
         }
-      }));
+      } catch (error) {
+        // Peers from before the protocol simply do not speak it.
+        if (
+          lookup.signal.aborted ||
+          (error as Error)?.name === "UnsupportedProtocolError"
+        ) return;
+        filter.onWarning?.(
+          `ignored ${referrer}'s capable peers: ${
+            signal.aborted
+              ? `no answer within ${probeMs} ms`
+              : firstLineOf(error)
+          }`,
+        );
+      }
+    };
+    const referrals = async () => {
+      for (const c of this.libp2p.getConnections()) {
+        refer(c.remotePeer.toString());
+      }
       await settle();
     };
     const walked = { named: 0, most: MAX_PROBES_PER_LOOKUP, referrer: false };
