@@ -407,6 +407,50 @@ Deno.test({
 
 Deno.test({
   name:
+    "a node found through a referral names the capable nodes it knows: the client reaches one its bootstrap peer never named, still without a walk",
+  ...LIBP2P,
+  async fn() {
+    const seed = await start(null);
+    const a = await jobNode(seed);
+    const b = await jobNode(seed);
+    await a.node.libp2p.dial(b.node.libp2p.peerId);
+    await knowsCapable(a.node, [b.node]);
+    // A bootstrap peer that knows only a.
+    const referrer = await start(seed);
+    await referWith(referrer, async (stream) => {
+      await new FrameStream(stream, 0).send({
+        peers: [{ peer_id: a.node.peerId, addresses: a.node.multiaddrs() }],
+      });
+      await stream.close();
+    });
+    const user = await PhaseNode.start({
+      key: await generateKey(),
+      listen: ["/ip4/127.0.0.1/tcp/0"],
+      bootstrap: [referrer.multiaddrs()[0]],
+      clientMode: true,
+    });
+    try {
+      const found = await user.findCapable({ arch: "x86_64", limit: 2 });
+      const both = [a.node.peerId, b.node.peerId].sort();
+      assert.deepEqual(found.map((n) => n.peerId).sort(), both);
+      assert.deepEqual(
+        [
+          ...new Set(
+            user.libp2p.getConnections().map((c) => String(c.remotePeer)),
+          ),
+        ].sort(),
+        [referrer.peerId, ...both].sort(),
+      );
+    } finally {
+      await user.stop();
+      await Promise.all([seed, a.node, b.node, referrer].map((n) => n.stop()));
+      await Promise.all([a.jobs.close(), b.jobs.close()]);
+    }
+  },
+});
+
+Deno.test({
+  name:
     "hostile referrers (a flood past 32 KiB, a malformed answer, 64 invented or misaddressed peers) cost warnings, never a listing: every named peer is re-validated and the real nodes are still found",
   ...LIBP2P,
   async fn() {
