@@ -122,12 +122,6 @@ const JOIN_RETRY_FIRST_MS = 250;
 export const DHT_ALPHA = 3;
 
 /**
- * How often a node checks each open connection with a ping (libp2p's
- * default is 10 s). A peer that vanished without closing is noticed by then.
- */
-export const CONNECTION_PING_INTERVAL_MS = 60_000;
-
-/**
  * Most peers one lookup asks for capable peers: those it is connected to,
  * then nodes it found.
  */
@@ -295,9 +289,13 @@ export class PhaseNode {
         }),
       ],
       peerDiscovery: options.mdns ? [mdns({ interval: 1000 })] : [],
-      // libp2p pings every open connection every 10 s by default: with a
-      // hundred connections per node that is most of an idle swarm's CPU.
-      connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
+      // libp2p's connection monitor opens a ping stream on every connection
+      // every 10 s: with dozens of connections per node that was most of an
+      // idle swarm's CPU (60 nodes: 14% of a core even at one ping a minute,
+      // 6% without), and past what a busy machine gives it at 300 nodes.
+      // Yamux's own keep-alive frames (every 30 s, no stream) keep
+      // connections open and notice dead ones.
+      connectionMonitor: { enabled: false },
       connectionManager: {
         // Many nodes behind one address (a LAN gateway, tests on loopback)
         // must not trip the per-address inbound rate limit.
