@@ -368,10 +368,17 @@ export class PhaseNode {
       throw error;
     }
     if (options.capability) {
-      await node.publishCapability();
+      // A first publication that fails (a walk timing out on a busy network)
+      // does not fail the start: the node is up and answers reads, and it
+      // publishes again as peers arrive, then every third of the record's
+      // life. (It used to throw here with the node left running.)
+      const published = await node.publishCapability().then(
+        () => true,
+        () => false,
+      );
       // A node that joined through peers has published where it should;
       // one that knew none yet (mDNS finds peers later) publishes again.
-      if (options.mdns || !(await node.waitForPeers(0))) {
+      if (!published || options.mdns || !(await node.waitForPeers(0))) {
         node.#republishWhenConnected();
       }
       const ttl = options.recordTtlMs ?? CAPABILITY_TTL_MS;
