@@ -5,6 +5,7 @@ import {
   CAPABILITY_PROTOCOL,
   capabilityKey,
   encodeRecord,
+  type FoundNode,
   FrameStream,
   JOB_PROTOCOL,
   PhaseNode,
@@ -359,24 +360,58 @@ async function knowsCapable(node: PhaseNode, peers: PhaseNode[]) {
   throw new Error("the referrer never learned of the capable nodes");
 }
 
+/** A seed, two capable nodes joined through it, and how to stop them all. */
+async function twoCapable() {
+  const seed = await start(null);
+  const a = await jobNode(seed);
+  const b = await jobNode(seed);
+  const stop = async (...others: PhaseNode[]) => {
+    await Promise.all([seed, a.node, b.node, ...others].map((n) => n.stop()));
+    await Promise.all([a.jobs.close(), b.jobs.close()]);
+  };
+  return { seed, a, b, stop };
+}
+
+/** A fresh client whose bootstrap peers are `peers`. */
+async function freshClient(peers: PhaseNode[]): Promise<PhaseNode> {
+  return await PhaseNode.start({
+    key: await generateKey(),
+    listen: ["/ip4/127.0.0.1/tcp/0"],
+    bootstrap: peers.map((n) => n.multiaddrs()[0]),
+    clientMode: true,
+  });
+}
+
+/**
+ * Asserts that `user`'s lookup listed exactly `nodes` and that it connected
+ * to them and its referrer only: a walk would have asked other peers.
+ */
+function listedWithoutWalk(
+  user: PhaseNode,
+  found: FoundNode[],
+  referrer: PhaseNode,
+  nodes: PhaseNode[],
+): void {
+  const ids = nodes.map((n) => n.peerId).sort();
+  assert.deepEqual(found.map((n) => n.peerId).sort(), ids);
+  assert.deepEqual(
+    [...new Set(user.libp2p.getConnections().map((c) => String(c.remotePeer)))]
+      .sort(),
+    [referrer.peerId, ...ids].sort(),
+  );
+}
+
 Deno.test({
   name:
     "a fresh client lists capable nodes named by its bootstrap peer, connecting only to them: no DHT walk",
   ...LIBP2P,
   async fn() {
-    const seed = await start(null);
-    const a = await jobNode(seed);
-    const b = await jobNode(seed);
+    const { seed, a, b, stop } = await twoCapable();
     const referrer = await start(seed);
     await referrer.libp2p.dial(a.node.libp2p.peerId);
     await referrer.libp2p.dial(b.node.libp2p.peerId);
     await knowsCapable(referrer, [a.node, b.node]);
-    const user = await PhaseNode.start({
-      key: await generateKey(),
-      listen: ["/ip4/127.0.0.1/tcp/0"],
-      bootstrap: [referrer.multiaddrs()[0]],
-      clientMode: true,
-    });
+    const user = await freshClient([referrer]);
     try {
       const heard: string[] = [];
       const found = await user.findCapable({
@@ -384,23 +419,14 @@ Deno.test({
         limit: 2,
         onFound: (n) => heard.push(n.peerId),
       });
-      const both = [a.node.peerId, b.node.peerId].sort();
-      assert.deepEqual(found.map((n) => n.peerId).sort(), both);
-      assert.deepEqual([...heard].sort(), both);
-      // The referrer and the two nodes: a walk would have asked the seed.
+      listedWithoutWalk(user, found, referrer, [a.node, b.node]);
       assert.deepEqual(
-        [
-          ...new Set(
-            user.libp2p.getConnections().map((c) => String(c.remotePeer)),
-          ),
-        ]
-          .sort(),
-        [referrer.peerId, ...both].sort(),
+        [...heard].sort(),
+        [a.node.peerId, b.node.peerId].sort(),
       );
     } finally {
       await user.stop();
-      await Promise.all([seed, a.node, b.node, referrer].map((n) => n.stop()));
-      await Promise.all([a.jobs.close(), b.jobs.close()]);
+      await stop(referrer);
     }
   },
 });
@@ -410,9 +436,7 @@ Deno.test({
     "a node found through a referral names the capable nodes it knows: the client reaches one its bootstrap peer never named, still without a walk",
   ...LIBP2P,
   async fn() {
-    const seed = await start(null);
-    const a = await jobNode(seed);
-    const b = await jobNode(seed);
+    const { seed, a, b, stop } = await twoCapable();
     await a.node.libp2p.dial(b.node.libp2p.peerId);
     await knowsCapable(a.node, [b.node]);
     // A bootstrap peer that knows only a.
@@ -423,28 +447,13 @@ Deno.test({
       });
       await stream.close();
     });
-    const user = await PhaseNode.start({
-      key: await generateKey(),
-      listen: ["/ip4/127.0.0.1/tcp/0"],
-      bootstrap: [referrer.multiaddrs()[0]],
-      clientMode: true,
-    });
+    const user = await freshClient([referrer]);
     try {
       const found = await user.findCapable({ arch: "x86_64", limit: 2 });
-      const both = [a.node.peerId, b.node.peerId].sort();
-      assert.deepEqual(found.map((n) => n.peerId).sort(), both);
-      assert.deepEqual(
-        [
-          ...new Set(
-            user.libp2p.getConnections().map((c) => String(c.remotePeer)),
-          ),
-        ].sort(),
-        [referrer.peerId, ...both].sort(),
-      );
+      listedWithoutWalk(user, found, referrer, [a.node, b.node]);
     } finally {
       await user.stop();
-      await Promise.all([seed, a.node, b.node, referrer].map((n) => n.stop()));
-      await Promise.all([a.jobs.close(), b.jobs.close()]);
+      await stop(referrer);
     }
   },
 });
@@ -454,9 +463,7 @@ Deno.test({
     "hostile referrers (a flood past 32 KiB, a malformed answer, 64 invented or misaddressed peers) cost warnings, never a listing: every named peer is re-validated and the real nodes are still found",
   ...LIBP2P,
   async fn() {
-    const seed = await start(null);
-    const a = await jobNode(seed);
-    const b = await jobNode(seed);
+    const { seed, a, b, stop } = await twoCapable();
     const flooder = await start(seed);
     const malformed = await start(seed);
     const liar = await start(seed);
@@ -491,12 +498,7 @@ Deno.test({
       });
       await stream.close();
     });
-    const user = await PhaseNode.start({
-      key: await generateKey(),
-      listen: ["/ip4/127.0.0.1/tcp/0"],
-      bootstrap: [flooder, malformed, liar].map((n) => n.multiaddrs()[0]),
-      clientMode: true,
-    });
+    const user = await freshClient([flooder, malformed, liar]);
     try {
       const { found, warnings, elapsed } = await timedLookup(user);
       assert.deepEqual(
@@ -522,10 +524,7 @@ Deno.test({
       assert.equal(result.stdout, "cba\n");
     } finally {
       await user.stop();
-      await Promise.all(
-        [seed, a.node, b.node, flooder, malformed, liar].map((n) => n.stop()),
-      );
-      await Promise.all([a.jobs.close(), b.jobs.close()]);
+      await stop(flooder, malformed, liar);
     }
   },
 });
