@@ -161,13 +161,26 @@ export class Swarm {
       "started",
     );
     const seed = [...swarm.alive.values()][0].address;
-    await Promise.all(swarm.processes.map((p, i) =>
-      p.ask({
-        op: "start",
-        capable: swarm.#flags(options.perProcess - (i === 0 ? 1 : 0)),
-        bootstrap: [seed],
-      }, "started")
-    ));
+    const started = performance.now();
+    const target = options.processes * options.perProcess;
+    const progress = setInterval(() => {
+      options.log?.(
+        `  ${swarm.alive.size}/${target} nodes after ${
+          ((performance.now() - started) / 1000).toFixed(0)
+        } s, load average ${Deno.loadavg()[0].toFixed(1)}`,
+      );
+    }, 60_000);
+    try {
+      await Promise.all(swarm.processes.map((p, i) =>
+        p.ask({
+          op: "start",
+          capable: swarm.#flags(options.perProcess - (i === 0 ? 1 : 0)),
+          bootstrap: [seed],
+        }, "started")
+      ));
+    } finally {
+      clearInterval(progress);
+    }
     const errors = swarm.processes.flatMap((p) => p.errors);
     options.log?.(
       `grew to ${swarm.alive.size} nodes in ${swarm.processes.length} processes${
@@ -179,15 +192,10 @@ export class Swarm {
     return swarm;
   }
 
-  /** A random live node's address. */
-  randomAddress(): string {
-    const nodes = [...this.alive.values()];
-    return nodes[Math.floor(Math.random() * nodes.length)].address;
-  }
-
-  /** Three random live nodes' addresses: a client's bootstrap list. */
-  bootstrapList(): string[] {
-    return [this.randomAddress(), this.randomAddress(), this.randomAddress()];
+  /** `count` distinct random live nodes' addresses: a bootstrap list. */
+  bootstrapList(count = 3): string[] {
+    return [...this.alive.values()].sort(() => Math.random() - 0.5)
+      .slice(0, count).map((n) => n.address);
   }
 
   /** Live capable nodes. */
@@ -203,7 +211,7 @@ export class Swarm {
     await process.ask({
       op: "start",
       capable: this.#flags(count),
-      bootstrap: [this.randomAddress()],
+      bootstrap: this.bootstrapList(),
     }, "started");
   }
 
@@ -244,7 +252,7 @@ export class Swarm {
     await fresh.ask({
       op: "start",
       capable: this.#flags(count),
-      bootstrap: [this.randomAddress(), this.randomAddress()],
+      bootstrap: this.bootstrapList(),
     }, "started");
     return count;
   }
@@ -273,9 +281,11 @@ export class Swarm {
   }
 
   /**
-   * A lookup by a fresh client: the capable nodes it lists, how long finding
-   * the first and all took, and the listed nodes that had already left when
-   * the lookup started (which must be none).
+   * A lookup by a fresh client, timed from the client's start (its join
+   * included): when it listed its first capable node, when it had listed
+   * every capable node alive when it started (Infinity if it never did
+   * before its timeout), what it listed, and the listed nodes that had
+   * already left when the lookup started (which must be none).
    */
   async lookup(): Promise<{
     firstMs: number;
@@ -284,6 +294,7 @@ export class Swarm {
     stale: { peerId: string; goneMs: number }[];
   }> {
     const started = performance.now();
+    const wanted = new Set(this.capable().map((n) => n.peerId));
     let client: PhaseNode | undefined;
     // On a loaded machine a join can time out: the time counts from the first
     // attempt.
@@ -301,21 +312,32 @@ export class Swarm {
       }
     }
     try {
-      const first = await client.findCapable({ arch: "x86_64", limit: 1 });
-      const firstMs = performance.now() - started;
-      if (first.length === 0) {
-        return { firstMs: Infinity, allMs: Infinity, listed: [], stale: [] };
-      }
-      const all = await client.findCapable({ arch: "x86_64", limit: 1000 });
-      const allMs = performance.now() - started;
-      const listed = [...first, ...all].map((n) => n.peerId);
-      const stale = listed.flatMap((peerId) => {
+      let firstMs = Infinity, allMs = Infinity;
+      const listed = new Set<string>();
+      // Ends once every wanted node is listed: the rest of the lookup (the
+      // walk for nodes the referrals did not name) would find nothing new.
+      const complete = new AbortController();
+      await client.findCapable({
+        arch: "x86_64",
+        limit: 1000,
+        signal: complete.signal,
+        onFound: ({ peerId }) => {
+          const at = performance.now() - started;
+          listed.add(peerId);
+          firstMs = Math.min(firstMs, at);
+          if ([...wanted].every((id) => listed.has(id))) {
+            allMs = at;
+            complete.abort();
+          }
+        },
+      });
+      const stale = [...listed].flatMap((peerId) => {
         const gone = this.departed.get(peerId);
         return gone && gone.at < started
           ? [{ peerId, goneMs: started - gone.at }]
           : [];
       });
-      return { firstMs, allMs, listed: [...new Set(listed)], stale };
+      return { firstMs, allMs, listed: [...listed], stale };
     } finally {
       await client.stop();
     }
@@ -374,20 +396,30 @@ export async function submitAutoCli(
   return { ok, ms, signer, retries, detail: ok ? "" : stderr.slice(-2000) };
 }
 
-/** Runs `count` jobs, `concurrency` at a time; `bootstrap` picks each client's first peer. */
+/**
+ * Runs `count` jobs, `concurrency` at a time, job i starting no earlier than
+ * i × `spacingMs` after the first (so that they span a given time however
+ * fast the machine is); `bootstrap` picks each client's bootstrap peers.
+ */
 export async function runJobs(
   count: number,
   concurrency: number,
   bootstrap: () => string[],
-  onJob?: (done: number, outcome: JobOutcome) => void,
+  options: {
+    spacingMs?: number;
+    onJob?: (done: number, outcome: JobOutcome) => void;
+  } = {},
 ): Promise<JobOutcome[]> {
   const results: JobOutcome[] = [];
+  const started = performance.now();
   let next = 0, done = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < count) {
       const i = next++;
+      const wait = started + i * (options.spacingMs ?? 0) - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       results[i] = await submitAutoCli(bootstrap(), `job ${i}`);
-      onJob?.(++done, results[i]);
+      options.onJob?.(++done, results[i]);
     }
   }));
   return results;
@@ -401,6 +433,11 @@ export interface ChurnOptions {
   concurrency: number;
   /** Time between waves. */
   waveMs: number;
+  /**
+   * Waves the jobs span at least: they are spread over this many waves, and
+   * the churn goes on until they have all run.
+   */
+  minWaves: number;
   /** Nodes that leave gracefully (and as many that join) per wave. */
   leavePerWave: number;
   /**
@@ -490,17 +527,24 @@ export async function churn(
       options.jobs,
       options.concurrency,
       () => swarm.bootstrapList(),
-      (done, outcome) => {
-        if (!outcome.ok) failures++;
-        if (done % 10 === 0 || !outcome.ok) {
-          options.log?.(
-            `${done}/${options.jobs} jobs done, ${failures} failed${
-              outcome.ok ? "" : `: ${outcome.detail.split("\n").at(-1)}`
-            }`,
-          );
-        }
+      {
+        spacingMs: options.minWaves * options.waveMs / options.jobs,
+        onJob: (done, outcome) => {
+          if (!outcome.ok) failures++;
+          if (done % 10 === 0 || !outcome.ok) {
+            options.log?.(
+              `${done}/${options.jobs} jobs done, ${failures} failed${
+                outcome.ok ? "" : `: ${outcome.detail.split("\n").at(-1)}`
+              }`,
+            );
+          }
+        },
       },
     );
+    // However fast the jobs ran, the swarm churns as much as asked.
+    while (waves < options.minWaves) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } finally {
     running = false;
     await waving;

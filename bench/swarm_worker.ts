@@ -4,8 +4,8 @@
  * lines on stdout.
  *
  * - `{"op":"start","capable":[true,false,…],"bootstrap":[multiaddr…]}`
- *   starts one node per entry (capable ones run jobs), each dialling a
- *   random address among `bootstrap` and the nodes this process started
+ *   starts one node per entry (capable ones run jobs), each dialling three
+ *   random addresses among `bootstrap` and the nodes this process started
  *   before; answers `{"event":"node",…}` per node, then `{"event":"started"}`.
  * - `{"op":"leave","peers":[peer id…]}` stops those nodes (a graceful
  *   leave); answers `{"event":"left","peers":[…]}`.
@@ -36,10 +36,9 @@ const say = (message: unknown) =>
 async function startOne(capable: boolean, bootstrap: string[]): Promise<void> {
   const key = await generateKey();
   const own = [...hosted.values()].map((h) => h.node.multiaddrs()[0]);
-  const pool = [...bootstrap, ...own];
-  const seeds = pool.length
-    ? [pool[Math.floor(Math.random() * pool.length)]]
-    : [];
+  // A few peers, so that one busy peer does not fail the join.
+  const seeds = [...new Set([...bootstrap, ...own])]
+    .sort(() => Math.random() - 0.5).slice(0, 3);
   const node = await PhaseNode.start({
     key,
     listen: ["/ip4/127.0.0.1/tcp/0"],
@@ -76,7 +75,8 @@ const START_CONCURRENCY = 2;
 
 /**
  * Starts a node; a join that times out (a loaded machine) is tried again
- * through another peer, as an operator would, four times at most.
+ * through other peers after a pause that doubles (1, 2, 4, 8 s), as an
+ * operator would, four times at most.
  */
 async function startWithRetries(
   capable: boolean,
@@ -94,6 +94,7 @@ async function startWithRetries(
         say({ event: "error", message: (error as Error).message });
         return;
       }
+      await new Promise((r) => setTimeout(r, 1000 * 2 ** (attempt - 1)));
     }
   }
 }

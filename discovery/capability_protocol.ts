@@ -76,24 +76,43 @@ export async function readCapability(
   signal: AbortSignal,
 ): Promise<SignedRecord<Capability>> {
   await node.remember(peerId, addresses);
+  const message = await readAnswer(
+    node,
+    peerId,
+    CAPABILITY_PROTOCOL,
+    MAX_RECORD_BYTES,
+    signal,
+  );
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeRecord(message as SignedRecord);
+  } catch {
+    throw new RecordError("the node's answer is not a record");
+  }
+  return await decodeRecord(capabilityKey(peerId), bytes) as SignedRecord<
+    Capability
+  >;
+}
+
+/**
+ * Opens `protocol` to `peerId`, sends nothing, and reads the one framed
+ * message the peer answers (at most `limit` bytes); the stream is closed
+ * after. The message is unchecked: the caller judges it.
+ */
+export async function readAnswer(
+  node: PhaseNode,
+  peerId: string,
+  protocol: string,
+  limit: number,
+  signal: AbortSignal,
+): Promise<unknown> {
   const stream = await node.libp2p.dialProtocol(
     peerIdFromString(peerId),
-    CAPABILITY_PROTOCOL,
+    protocol,
     { signal },
   );
   try {
-    const message = await new FrameStream(stream, MAX_RECORD_BYTES).receive(
-      signal,
-    );
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeRecord(message as SignedRecord);
-    } catch {
-      throw new RecordError("the node's answer is not a record");
-    }
-    return await decodeRecord(capabilityKey(peerId), bytes) as SignedRecord<
-      Capability
-    >;
+    return await new FrameStream(stream, limit).receive(signal);
   } finally {
     await stream.close().catch(() => stream.abort(new Error("closing")));
   }

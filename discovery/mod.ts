@@ -11,8 +11,10 @@ export {
   DHT_STORE_LIMITS,
   type FoundNode,
   MAX_PROBES_PER_LOOKUP,
+  MAX_REFERRERS,
   PhaseNode,
   type PhaseNodeOptions,
+  PROBES_IN_FLIGHT,
   PROVIDER_TTL_MS,
   REPROVIDE_INTERVAL_MS,
   WASM_RUNTIME,
@@ -23,6 +25,13 @@ export {
   PROBE_TIMEOUT_MS,
   readCapability,
 } from "./capability_protocol.ts";
+export {
+  answerReferrals,
+  askReferrals,
+  MAX_REFERRAL_BYTES,
+  MAX_REFERRALS,
+  REFERRAL_PROTOCOL,
+} from "./referral_protocol.ts";
 export {
   bootProviderKey,
   capabilityKey,

@@ -42,6 +42,11 @@ import {
   PROBE_TIMEOUT_MS,
   readCapability,
 } from "./capability_protocol.ts";
+import {
+  answerReferrals,
+  askReferrals,
+  MAX_REFERRALS,
+} from "./referral_protocol.ts";
 
 export type { Capability };
 
@@ -103,8 +108,35 @@ export const PROVIDER_TTL_MS = 5 * 60_000;
 /** How often a node re-announces its provider entries and drops stale ones. */
 export const REPROVIDE_INTERVAL_MS = 60_000;
 
-/** Most nodes one lookup asks directly (a flood of announcers costs no more). */
+/**
+ * Most nodes one lookup's DHT walk may name for re-validation (a flood of
+ * announcers costs no more). Each peer asked for referrals may name up to
+ * MAX_REFERRALS more, from its own share.
+ */
 export const MAX_PROBES_PER_LOOKUP = 128;
+
+/** The first pause before a join dials its bootstrap peers again. */
+const JOIN_RETRY_FIRST_MS = 250;
+
+/** Queries in flight per path of a DHT walk, and paths per walk. */
+export const DHT_ALPHA = 3;
+
+/**
+ * Most peers one lookup asks for capable peers: those it is connected to,
+ * then nodes it found.
+ */
+export const MAX_REFERRERS = 16;
+
+/** Most capability reads one lookup runs at once. */
+export const PROBES_IN_FLIGHT = 64;
+
+/** The first line of an error's message, at most 200 characters. */
+function firstLineOf(error: unknown): string {
+  return String((error as Error)?.message ?? error).split("\n")[0].slice(
+    0,
+    200,
+  );
+}
 
 /** Limits of what a node stores for the DHT (records and provider entries). */
 export const DHT_STORE_LIMITS = { maxKeys: 20_000, maxBytes: 32 * 1024 * 1024 };
@@ -257,6 +289,13 @@ export class PhaseNode {
         }),
       ],
       peerDiscovery: options.mdns ? [mdns({ interval: 1000 })] : [],
+      // libp2p's connection monitor opens a ping stream on every connection
+      // every 10 s: with dozens of connections per node that was most of an
+      // idle swarm's CPU (60 nodes: 14% of a core even at one ping a minute,
+      // 6% without), and past what a busy machine gives it at 300 nodes.
+      // Yamux's own keep-alive frames (every 30 s, no stream) keep
+      // connections open and notice dead ones.
+      connectionMonitor: { enabled: false },
       connectionManager: {
         // Many nodes behind one address (a LAN gateway, tests on loopback)
         // must not trip the per-address inbound rate limit.
@@ -280,6 +319,11 @@ export class PhaseNode {
           validators: { phase: validatorKeepingNewest(stored) },
           selectors: { phase: selectRecord },
           allowQueryWithZeroPeers: true,
+          // kad-dht's defaults (10 disjoint paths of 10 queries in flight
+          // each) make every walk open dozens of new connections; three by
+          // three converges on the same closest peers with far fewer.
+          alpha: DHT_ALPHA,
+          disjointPaths: DHT_ALPHA,
           initialQuerySelfInterval: 0,
           // Provider entries of nodes that left expire within 6 min; a node
           // re-announces its own entries every minute (libp2p's defaults are
@@ -316,6 +360,7 @@ export class PhaseNode {
     if (options.capability) {
       await answerCapability(node, () => node.#signCapability());
     }
+    if (!options.clientMode) await answerReferrals(node);
     try {
       await node.join(options.bootstrap ?? [], options.joinTimeoutMs);
     } catch (error) {
@@ -323,8 +368,19 @@ export class PhaseNode {
       throw error;
     }
     if (options.capability) {
-      await node.publishCapability();
-      node.#republishWhenConnected();
+      // A first publication that fails (a walk timing out on a busy network)
+      // does not fail the start: the node is up and answers reads, and it
+      // publishes again as peers arrive, then every third of the record's
+      // life. (It used to throw here with the node left running.)
+      const published = await node.publishCapability().then(
+        () => true,
+        () => false,
+      );
+      // A node that joined through peers has published where it should;
+      // one that knew none yet (mDNS finds peers later) publishes again.
+      if (!published || options.mdns || !(await node.waitForPeers(0))) {
+        node.#republishWhenConnected();
+      }
       const ttl = options.recordTtlMs ?? CAPABILITY_TTL_MS;
       // kad-dht re-announces the provider entry itself (reprovide above).
       node.#timer = setInterval(() => {
@@ -365,20 +421,35 @@ export class PhaseNode {
     return this.libp2p.getMultiaddrs().map((a) => a.toString());
   }
 
-  /** Dials peers and runs a self lookup so the routing table fills. */
+  /**
+   * Dials peers and runs a self lookup so the routing table fills. When no
+   * bootstrap peer could be reached (a peer busy for a moment refuses or
+   * drops the dial), it tries them all again after 0.25, 0.5, 1, 2… s, as
+   * long as `timeoutMs` allows.
+   */
   async join(bootstrap: string[], timeoutMs = 5000): Promise<void> {
-    const results = await Promise.allSettled(
-      bootstrap.map((address) =>
-        this.libp2p.dial(multiaddr(address), {
-          signal: AbortSignal.timeout(timeoutMs),
-        })
-      ),
-    );
-    if (bootstrap.length > 0 && results.every((r) => r.status === "rejected")) {
-      const reason = (results[0] as PromiseRejectedResult).reason;
-      throw new Error(
-        `cannot reach any bootstrap peer: ${(reason as Error).message}`,
+    const deadline = performance.now() + timeoutMs;
+    for (let pause = JOIN_RETRY_FIRST_MS;; pause *= 2) {
+      const left = deadline - performance.now();
+      const results = await Promise.allSettled(
+        bootstrap.map((address) =>
+          this.libp2p.dial(multiaddr(address), {
+            signal: AbortSignal.timeout(Math.max(1, left)),
+          })
+        ),
       );
+      if (
+        bootstrap.length === 0 || results.some((r) => r.status === "fulfilled")
+      ) {
+        break;
+      }
+      if (deadline - performance.now() <= pause) {
+        const reason = (results[0] as PromiseRejectedResult).reason;
+        throw new Error(
+          `cannot reach any bootstrap peer: ${(reason as Error).message}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, pause * (0.5 + Math.random())));
     }
     if (bootstrap.length > 0) {
       await this.waitForPeers(timeoutMs);
@@ -530,14 +601,22 @@ export class PhaseNode {
 
   /**
    * Finds nodes whose capability satisfies `accept`, best (least queued)
-   * first. The DHT names the nodes that announced the capability; each is
-   * then asked for its current capability record directly (re-validation,
-   * capability_protocol.ts), in parallel as the DHT walk finds them, so only
-   * nodes that answered during this lookup are listed. A node that is gone,
-   * does not answer within {@link PROBE_TIMEOUT_MS} or answers an invalid
-   * record is skipped and `onWarning` hears one line for it. The lookup ends
-   * when `limit` nodes have answered, when the walk and its reads end, or
-   * at `timeoutMs`.
+   * first. Candidates come from two sources, cheapest first:
+   *
+   * 1. The peers this node is connected to (a fresh client's bootstrap
+   *    peers) are asked which peers run jobs (`/phase/capable-peers/1.0.0`,
+   *    referral_protocol.ts): one stream on an open connection each.
+   * 2. Only if that did not give `limit` nodes, the DHT walk names the nodes
+   *    that announced the capability (each hop may open a new connection).
+   *
+   * Every candidate, whoever named it, is then asked for its current
+   * capability record directly (re-validation, capability_protocol.ts), as
+   * soon as it is named, so only nodes that answered during this lookup are
+   * listed; `onFound` hears each one as it answers. A node that is gone, does
+   * not answer within {@link PROBE_TIMEOUT_MS} or answers an invalid record
+   * is skipped and `onWarning` hears one line for it. The lookup ends when
+   * `limit` nodes have answered, when the walk and its reads end, at
+   * `timeoutMs`, or when `signal` aborts.
    */
   async findCapable(
     filter: {
@@ -547,10 +626,14 @@ export class PhaseNode {
       limit?: number;
       /** Hears one line per skipped node. */
       onWarning?: (line: string) => void;
+      /** Hears each node as it is found (before the lookup ends). */
+      onFound?: (node: FoundNode) => void;
       /** Peers not to list (for instance, ones already tried). */
       exclude?: Set<string>;
       /** How long each node has to answer (default {@link PROBE_TIMEOUT_MS}). */
       probeTimeoutMs?: number;
+      /** Ends the lookup early (it returns what was found). */
+      signal?: AbortSignal;
     } = {},
     timeoutMs = 5000,
   ): Promise<FoundNode[]> {
@@ -561,11 +644,17 @@ export class PhaseNode {
       () => lookup.abort(new DOMException("lookup timed out", "TimeoutError")),
       timeoutMs,
     );
+    const onAbort = () => lookup.abort();
+    filter.signal?.addEventListener("abort", onAbort);
+    if (filter.signal?.aborted) lookup.abort();
     const asked = new Set<string>([this.peerId, ...filter.exclude ?? []]);
     const found: FoundNode[] = [];
-    const reads: Promise<void>[] = [];
     const probeMs = filter.probeTimeoutMs ?? PROBE_TIMEOUT_MS;
-    const ask = async (peerId: string, addresses: string[]) => {
+    /** Reads a candidate's capability; false when it did not answer one. */
+    const ask = async (
+      peerId: string,
+      addresses: string[],
+    ): Promise<boolean> => {
       const signal = AbortSignal.any([
         lookup.signal,
         AbortSignal.timeout(probeMs),
@@ -573,27 +662,125 @@ export class PhaseNode {
       try {
         const record = await readCapability(this, peerId, addresses, signal);
         const capability = record.payload;
-        if (filter.accept && !filter.accept(capability)) return;
-        if (filter.arch && capability.arch !== filter.arch) return;
-        if (found.length >= limit) return;
-        found.push({ peerId, capability, addresses });
+        if (filter.accept && !filter.accept(capability)) return true;
+        if (filter.arch && capability.arch !== filter.arch) return true;
+        if (found.length >= limit) return true;
+        const node = { peerId, capability, addresses };
+        found.push(node);
+        filter.onFound?.(node);
         if (found.length >= limit) lookup.abort();
+        else refer(peerId);
+        return true;
       } catch (error) {
-        if (lookup.signal.aborted) return;
+        if (lookup.signal.aborted) return false;
         filter.onWarning?.(
           `skipped ${peerId}: ${
             error instanceof RecordError
               ? error.message
               : signal.aborted
               ? `no answer within ${probeMs} ms`
-              : `unreachable (${
-                String((error as Error)?.message ?? error).split("\n")[0]
-                  .slice(0, 200)
-              })`
+              : `unreachable (${firstLineOf(error)})`
+          }`,
+        );
+        return false;
+      }
+    };
+    // Reads run at most PROBES_IN_FLIGHT at a time, and no more than the
+    // limit needs (with a margin for nodes that fail): a client that wants 8
+    // nodes does not open 60 connections.
+    const inFlightCap = Math.min(PROBES_IN_FLIGHT, limit + 4);
+    const queue: { peerId: string; addresses: string[]; referred: boolean }[] =
+      [];
+    const reads: Promise<void>[] = [];
+    let inFlight = 0;
+    const pump = () => {
+      while (
+        inFlight < inFlightCap && queue.length > 0 && !lookup.signal.aborted
+      ) {
+        const { peerId, addresses, referred } = queue.shift()!;
+        inFlight++;
+        reads.push(
+          ask(peerId, addresses).then((answered) => {
+            // A referrer may have named a real node at a wrong address:
+            // the walk (or another referrer) may name it again.
+            if (!answered && referred) asked.delete(peerId);
+          }).finally(() => {
+            inFlight--;
+            pump();
+          }),
+        );
+      }
+    };
+    // Each source may name a bounded number of peers, so that no source
+    // (a hostile referrer) can use up another's share.
+    const consider = (
+      source: { named: number; most: number; referrer: boolean },
+      peerId: string,
+      addresses: string[],
+    ) => {
+      if (asked.has(peerId) || source.named >= source.most) return;
+      source.named++;
+      asked.add(peerId);
+      queue.push({ peerId, addresses, referred: source.referrer });
+      pump();
+    };
+    /**
+     * Waits until every read and referral started so far (and those they led
+     * to) ended.
+     */
+    const settle = async () => {
+      for (let settled = 0; settled < reads.length || queue.length > 0;) {
+        if (lookup.signal.aborted) return;
+        const batch = reads.slice(settled);
+        await Promise.allSettled(batch);
+        settled += batch.length;
+        if (batch.length === 0) break;
+      }
+    };
+    // Referrers: the peers this node is connected to, then each node found
+    // (it is connected now, and knows capable peers of its own), at most
+    // MAX_REFERRERS in all, each asked once, on a connection already open.
+    const referrers = new Set<string>();
+    const refer = (referrer: string) => {
+      if (
+        referrers.has(referrer) || referrers.size >= MAX_REFERRERS ||
+        lookup.signal.aborted
+      ) return;
+      referrers.add(referrer);
+      reads.push(askReferrer(referrer));
+    };
+    const askReferrer = async (referrer: string) => {
+      const signal = AbortSignal.any([
+        lookup.signal,
+        AbortSignal.timeout(probeMs),
+      ]);
+      try {
+        const source = { named: 0, most: MAX_REFERRALS, referrer: true };
+        for (const p of await askReferrals(this, referrer, signal)) {
+          consider(source, p.peer_id, p.addresses);
+        }
+      } catch (error) {
+        // Peers from before the protocol simply do not speak it.
+        if (
+          lookup.signal.aborted ||
+          (error as Error)?.name === "UnsupportedProtocolError"
+        ) return;
+        filter.onWarning?.(
+          `ignored ${referrer}'s capable peers: ${
+            signal.aborted
+              ? `no answer within ${probeMs} ms`
+              : firstLineOf(error)
           }`,
         );
       }
     };
+    const referrals = async () => {
+      for (const c of this.libp2p.getConnections()) {
+        refer(c.remotePeer.toString());
+      }
+      await settle();
+    };
+    const walked = { named: 0, most: MAX_PROBES_PER_LOOKUP, referrer: false };
     const walk = async (arch: string) => {
       const topic = await cidFor(capabilityTopic(arch, WASM_RUNTIME));
       for await (
@@ -603,24 +790,25 @@ export class PhaseNode {
       ) {
         if (event.name !== "PROVIDER") continue;
         for (const p of event.providers) {
-          const peerId = p.id.toString();
-          if (asked.has(peerId)) continue;
-          if (asked.size >= MAX_PROBES_PER_LOOKUP + 1) return;
-          asked.add(peerId);
-          reads.push(ask(peerId, p.multiaddrs.map((a) => a.toString())));
+          consider(
+            walked,
+            p.id.toString(),
+            p.multiaddrs.map((a) => a.toString()),
+          );
+          if (walked.named >= walked.most) return;
         }
       }
     };
     try {
-      await Promise.allSettled(arches.map(walk));
-      // Reads started late in the walk are bounded by PROBE_TIMEOUT_MS.
-      for (let settled = 0; settled < reads.length;) {
-        const batch = reads.slice(settled);
-        await Promise.allSettled(batch);
-        settled += batch.length;
+      await referrals();
+      if (!lookup.signal.aborted && found.length < limit) {
+        await Promise.allSettled(arches.map(walk));
+        // Reads started late in the walk are bounded by the probe timeout.
+        await settle();
       }
     } finally {
       clearTimeout(timer);
+      filter.signal?.removeEventListener("abort", onAbort);
     }
     return found.sort((a, b) =>
       a.capability.load.queued - b.capability.load.queued

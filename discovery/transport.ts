@@ -10,6 +10,9 @@ import { publishBootProvider } from "./boot_providers.ts";
 import { acceptJobs } from "./job_protocol.ts";
 import { PhaseNode } from "./node.ts";
 
+/** How long a node's start may wait to join through its bootstrap peers. */
+const NODE_JOIN_TIMEOUT_MS = 30_000;
+
 /** How a node joins libp2p. */
 export interface P2pTransportOptions {
   /** Listen multiaddrs (default `/ip4/0.0.0.0/tcp/4001`). */
@@ -42,6 +45,9 @@ export function p2pTransport(options: P2pTransportOptions): NodeTransport {
         listen: options.listen ?? ["/ip4/0.0.0.0/tcp/4001"],
         bootstrap: options.bootstrap,
         mdns: options.mode === "local",
+        // A node being started waits for its bootstrap peers longer than a
+        // short-lived client does (a busy peer or machine).
+        joinTimeoutMs: NODE_JOIN_TIMEOUT_MS,
         capability: node.jobs ? () => node.capability() : undefined,
       });
       if (node.jobs) await acceptJobs(libp2p, node);

@@ -19,6 +19,7 @@ export type DocumentKind =
   | "record"
   | "capability record"
   | "boot-provider record"
+  | "capable peers"
   | "boot cache header"
   | "disagreement report"
   | "release signature";

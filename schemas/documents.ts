@@ -30,6 +30,9 @@ import capabilitySchema from "./capability.schema.json" with {
 import bootProviderSchema from "./boot_provider.schema.json" with {
   type: "json",
 };
+import capablePeersSchema from "./capable_peers.schema.json" with {
+  type: "json",
+};
 import bootCacheSchema from "./boot_cache.schema.json" with { type: "json" };
 import disagreementReportSchema from "./disagreement_report.schema.json" with {
   type: "json",
@@ -55,6 +58,7 @@ const SCHEMAS: Record<DocumentKind, object> = {
   record: recordSchema,
   "capability record": capabilitySchema,
   "boot-provider record": bootProviderSchema,
+  "capable peers": capablePeersSchema,
   "boot cache header": bootCacheSchema,
   "disagreement report": disagreementReportSchema,
   "release signature": releaseSignatureSchema,

@@ -280,6 +280,16 @@ export interface JobRequestMessage {
   scratch?: ScratchSeed;
 }
 
+/**
+ * The answer of `/phase/capable-peers/1.0.0`
+ * (schemas/capable_peers.schema.json): peers the answering node believes
+ * run jobs. A hint: clients re-validate each peer before using it.
+ */
+export interface CapablePeers {
+  /** At most 64 peers. */
+  peers: { peer_id: string; addresses: string[] }[];
+}
+
 /** What a node offers for jobs (schemas/capability.schema.json). */
 export interface Capability extends Record<string, unknown> {
   /** Canonical architecture. */

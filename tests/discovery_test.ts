@@ -58,10 +58,19 @@ async function start(
  * connect, so a lookup right after start-up can see fewer. Returns the last
  * lookup and how long it took.
  */
+/**
+ * The lookups' own timeout here, long: a lookup that ends well before it
+ * ended by itself, however busy the machine (speed is the bench's to judge).
+ */
+const LOOKUP_TIMEOUT_MS = 60_000;
+
 async function findConverged(client: PhaseNode, count: number) {
   for (let attempt = 1;; attempt++) {
     const started = performance.now();
-    const found = await client.findCapable({ arch: "x86_64" }, 5000);
+    const found = await client.findCapable(
+      { arch: "x86_64" },
+      LOOKUP_TIMEOUT_MS,
+    );
     const elapsed = performance.now() - started;
     if (found.length >= count || attempt === 30) return { found, elapsed };
     await new Promise((r) => setTimeout(r, 100));
@@ -197,7 +206,10 @@ Deno.test({
         found.map((f) => f.peerId).sort(),
         [nodes[0], nodes[3], nodes[6], nodes[9]].map((n) => n.peerId).sort(),
       );
-      assert.ok(elapsed < 5000);
+      assert.ok(
+        elapsed < LOOKUP_TIMEOUT_MS / 2,
+        `the lookup took ${elapsed} ms`,
+      );
       // A forged capability record put straight into the DHT is refused.
       const victim = nodes[3];
       const forger = await generateKey();

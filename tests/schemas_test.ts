@@ -274,6 +274,7 @@ Deno.test("every schema compiles, refuses a wrong document with one line, and is
     "record",
     "capability record",
     "boot-provider record",
+    "capable peers",
     "disagreement report",
   ];
   for (const kind of kinds) {

@@ -24,11 +24,15 @@ Deno.test({
         jobs: 12,
         concurrency: 3,
         waveMs: 2000,
+        minWaves: 6,
         leavePerWave: 1,
         crashEveryWaves: 3,
       });
       const failed = result.results.filter((r) => !r.ok);
       assert.deepEqual(failed.map((r) => r.detail), []);
+      // Six waves at least: two processes killed (waves 2 and 5), four
+      // graceful leaves.
+      assert.ok(result.waves >= 6, `only ${result.waves} waves`);
       assert.ok(
         result.killed >= 10 && result.left + result.killed >= size / 4,
         `only ${result.left} left and ${result.killed} were killed`,
