@@ -75,7 +75,7 @@ const MAX_PAGES = 65536;
  * Version of the instrumentation; part of every cache key so that a change
  * here never meets modules instrumented by an older build.
  */
-export const METERING_VERSION = 4;
+export const METERING_VERSION = 5;
 /** Bytes of a bulk memory instruction that cost one fuel. */
 export const BULK_BYTES_PER_FUEL = 64;
 /**
@@ -298,6 +298,17 @@ function immediates(r: Reader, op: number): void {
 }
 
 /**
+ * Where the `if` of each piece of instrumentation code that checks the fuel
+ * sits in it: every such `if` is hinted as not taken (the branch-hinting
+ * section), which keeps the call to the host out of the guest's hot code
+ * (measured on cpu_heavy: 21% over unmetered without the hints).
+ */
+const CHECK_IF_AT = new WeakMap<Uint8Array, number>();
+
+/** The branch-hinting custom section's name. */
+const BRANCH_HINT_SECTION = "metadata.code.branch_hint";
+
+/**
  * The code that takes `cost` fuel, and with `check` calls the host once the
  * fuel global is spent.
  */
@@ -305,11 +316,15 @@ function chargeCode(g: MeterGlobals, cost: number, check: boolean): Uint8Array {
   const fuel = uleb(g.fuel);
   const code = [OP.globalGet, ...fuel, OP.i64Const, ...sleb(cost)];
   pushAll(code, [OP.i64Sub, OP.globalSet, ...fuel]);
+  let ifAt = -1;
   if (check) {
     pushAll(code, [OP.globalGet, ...fuel, OP.i64Const, 0, OP.i64LtS]);
+    ifAt = code.length;
     pushAll(code, [OP.if, OP.emptyBlock, OP.call, ...uleb(g.refuel), OP.end]);
   }
-  return Uint8Array.from(code);
+  const bytes = Uint8Array.from(code);
+  if (ifAt >= 0) CHECK_IF_AT.set(bytes, ifAt);
+  return bytes;
 }
 
 /** Charge code by cost and check, built once per module. */
@@ -365,7 +380,7 @@ function growCode(g: MeterGlobals): Uint8Array {
 function bulkChargeCode(g: MeterGlobals, shift: number): Uint8Array {
   const count = uleb(g.scratchI32);
   const fuel = uleb(g.fuel);
-  return Uint8Array.of(
+  const bytes = Uint8Array.of(
     OP.globalSet,
     ...count,
     OP.globalGet,
@@ -392,6 +407,9 @@ function bulkChargeCode(g: MeterGlobals, shift: number): Uint8Array {
     OP.globalGet,
     ...count,
   );
+  const refuelCall = 1 + uleb(g.refuel).length;
+  CHECK_IF_AT.set(bytes, bytes.length - (1 + count.length) - refuelCall - 3);
+  return bytes;
 }
 
 /** Instruments one function body (locals and code, without its size). */
@@ -408,7 +426,16 @@ function meterBody(
     growth: { added: number; limit: number };
   },
   out: Uint8Array[],
+  /** Offsets, in the instrumented body, of the `if`s that check fuel. */
+  hints: number[],
 ): number {
+  let written = 0;
+  const emit = (piece: Uint8Array) => {
+    const ifAt = CHECK_IF_AT.get(piece);
+    if (ifAt !== undefined) hints.push(written + ifAt);
+    written += piece.length;
+    out.push(piece);
+  };
   const grow = (code: Uint8Array) => {
     extra.growth.added += code.length;
     if (extra.growth.added > extra.growth.limit) {
@@ -425,7 +452,7 @@ function meterBody(
     locals += r.u32();
     readValueType(r);
   }
-  out.push(body.subarray(0, r.offset));
+  emit(body.subarray(0, r.offset));
   let pending: Uint8Array[] = [];
   let segmentStart = r.offset;
   // Zeroing the declared locals is work each call does before any
@@ -436,11 +463,11 @@ function meterBody(
   let inserted = 0;
   const endSegment = (nextCheck: boolean) => {
     if (cost > 0) {
-      out.push(grow(charges.get(cost, check)));
+      emit(grow(charges.get(cost, check)));
       inserted++;
     }
-    pushAll(out, pending);
-    out.push(body.subarray(segmentStart, r.offset));
+    for (const piece of pending) emit(piece);
+    emit(body.subarray(segmentStart, r.offset));
     pending = [];
     segmentStart = r.offset;
     cost = 0;
@@ -879,28 +906,52 @@ export function instrumentFuel(module: Uint8Array): MeteredModule {
         const r = new Reader(section.body);
         const count = r.u32();
         const body: Uint8Array[] = [Uint8Array.from(uleb(count))];
+        // Branch hints: function index, then (offset, size 1, not taken)
+        // for every fuel check, functions in order (the proposal's format).
+        const hinted: number[] = [];
+        let hintedFunctions = 0;
         for (let i = 0; i < count; i++) {
           const size = r.u32();
           const begin = r.offset;
           r.skip(size);
           const pieces: Uint8Array[] = [];
+          const hints: number[] = [];
           chargePoints += meterBody(
             section.body.subarray(begin, r.offset),
             charges,
             extra,
             pieces,
+            hints,
           );
           const length = pieces.reduce((n, p) => n + p.length, 0);
           body.push(Uint8Array.from(uleb(length)));
           pushAll(body, pieces);
+          if (hints.length > 0) {
+            hintedFunctions++;
+            pushAll(hinted, uleb(imported.functions + 1 + i));
+            pushAll(hinted, uleb(hints.length));
+            for (const at of hints) pushAll(hinted, [...uleb(at), 1, 0]);
+          }
         }
         functions = count;
+        const name = new TextEncoder().encode(BRANCH_HINT_SECTION);
+        pushAll(
+          parts,
+          encodeSection(SECTION.custom, [
+            Uint8Array.from([...uleb(name.length), ...name]),
+            Uint8Array.from(uleb(hintedFunctions)),
+            Uint8Array.from(hinted),
+          ]),
+        );
         pushAll(parts, encodeSection(SECTION.code, body));
         break;
       }
       case SECTION.custom:
-        // The name section names functions by index, now moved.
-        if (customName(section.body) !== "name") parts.push(section.raw);
+        // The name section names functions by index, and branch hints point
+        // at offsets in their bodies: both moved.
+        if (
+          !["name", BRANCH_HINT_SECTION].includes(customName(section.body))
+        ) parts.push(section.raw);
         break;
       default:
         parts.push(section.raw);

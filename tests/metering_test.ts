@@ -12,6 +12,7 @@ import {
   SandboxPool,
 } from "../runner/mod.ts";
 import { generateKey, sha256Ref } from "../schemas/mod.ts";
+import { Reader, readSections, SECTION } from "../runner/wasm_binary.ts";
 import { cli, example, examplePath, tempDir } from "./helpers.ts";
 
 const EXAMPLES = [
@@ -342,3 +343,64 @@ Deno.test("modules that cannot be metered are refused with one line", () => {
       error instanceof ModuleError && !error.message.includes("\n"),
   );
 });
+
+Deno.test("every fuel check is hinted as not taken, and every hint points at one", () => {
+  for (const name of ["hello", "cpu_heavy", "bulk_memory", "costly_steps"]) {
+    const metered = instrumentFuel(example(name)).bytes;
+    const sections = readSections(metered);
+    const custom = sections.find((s) =>
+      s.id === SECTION.custom &&
+      new Reader(s.body).string() === "metadata.code.branch_hint"
+    );
+    assert.ok(custom, `${name}: no branch hint section`);
+    const code = sections.find((s) => s.id === SECTION.code)!;
+    const codeAt = sections.indexOf(code);
+    assert.ok(sections.indexOf(custom) < codeAt, "hints after the code");
+    // Bodies by function index (imports first, the refuel import last).
+    const bodies: Uint8Array[] = [];
+    const reader = new Reader(code.body);
+    for (let n = reader.u32(); n > 0; n--) {
+      const size = reader.u32();
+      bodies.push(code.body.subarray(reader.offset, reader.offset + size));
+      reader.skip(size);
+    }
+    const hints = new Reader(custom.body);
+    hints.string();
+    let checks = 0;
+    const firstDefined = importedFunctions(metered);
+    for (let f = hints.u32(); f > 0; f--) {
+      const body = bodies[hints.u32() - firstDefined];
+      for (let n = hints.u32(); n > 0; n--) {
+        const at = hints.u32();
+        assert.equal(hints.u32(), 1);
+        assert.equal(hints.byte(), 0, "hinted as taken");
+        // if (empty) call refuel
+        assert.deepEqual([body[at], body[at + 1], body[at + 2]], [
+          0x04,
+          0x40,
+          0x10,
+        ], `${name}: a hint that is not at a fuel check`);
+        checks++;
+      }
+    }
+    const metering = instrumentFuel(example(name));
+    assert.ok(checks >= metering.functions, `${name}: ${checks} hints`);
+  }
+});
+
+/** Functions a module imports (the index of its first own function). */
+function importedFunctions(module: Uint8Array): number {
+  const imports = readSections(module).find((s) => s.id === SECTION.import);
+  if (!imports) return 0;
+  const r = new Reader(imports.body);
+  let functions = 0;
+  for (let n = r.u32(); n > 0; n--) {
+    r.string();
+    r.string();
+    const kind = r.byte();
+    if (kind !== 0) throw new Error("the examples import only functions");
+    r.u32();
+    functions++;
+  }
+  return functions;
+}
