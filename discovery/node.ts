@@ -434,7 +434,8 @@ export class PhaseNode {
       const results = await Promise.allSettled(
         bootstrap.map((address) =>
           this.libp2p.dial(multiaddr(address), {
-            signal: AbortSignal.timeout(Math.max(1, left)),
+            // Whole milliseconds: Node's AbortSignal.timeout refuses others.
+            signal: AbortSignal.timeout(Math.max(1, Math.ceil(left))),
           })
         ),
       );
