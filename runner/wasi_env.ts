@@ -103,18 +103,18 @@ class StdinFd extends StreamFd {
  */
 export class OutputCapture extends StreamFd {
   /** Where kept bytes go. */
-  readonly shared: OutputBuffer;
+  readonly kept: OutputBuffer;
 
   constructor(
     limit: number,
     readonly budget: HostBudget = UNLIMITED_BUDGET,
   ) {
     super(wasi.RIGHTS_FD_WRITE);
-    this.shared = createOutputBuffer(limit);
+    this.kept = createOutputBuffer(limit);
   }
 
   override fd_write(data: Uint8Array) {
-    appendOutput(this.shared, data, this.budget);
+    appendOutput(this.kept, data, this.budget);
     return { ret: wasi.ERRNO_SUCCESS, nwritten: data.length };
   }
 
@@ -132,12 +132,12 @@ export class OutputCapture extends StreamFd {
 
   /** True once a write went past the cap or the budget. */
   get truncated(): boolean {
-    return readOutput(this.shared).truncated;
+    return readOutput(this.kept).truncated;
   }
 
   /** All kept bytes. */
   bytes(): Uint8Array {
-    return readOutput(this.shared).bytes;
+    return readOutput(this.kept).bytes;
   }
 }
 
